@@ -1,0 +1,112 @@
+/**
+ * Process identity and prctl(2) settings the daemon needs: its pid and thread id, becoming a
+ * child subreaper (so orphaned conmon processes are reparented to the daemon rather than to
+ * init), and a parent-death signal.
+ *
+ * @module
+ */
+
+import { libc } from "./libc.ts";
+import { lastError } from "./errno.ts";
+
+/** prctl: set the parent-death signal of the calling thread's process. */
+export const PR_SET_PDEATHSIG = 1;
+/** prctl: read the parent-death signal. */
+export const PR_GET_PDEATHSIG = 2;
+/** prctl: set the calling thread's name (16 bytes with NUL). */
+export const PR_SET_NAME = 15;
+/** prctl: make the process a child subreaper. */
+export const PR_SET_CHILD_SUBREAPER = 36;
+/** prctl: read the child subreaper flag. */
+export const PR_GET_CHILD_SUBREAPER = 37;
+/** prctl: forbid gaining privileges through execve (setuid, file capabilities). */
+export const PR_SET_NO_NEW_PRIVS = 38;
+
+/**
+ * The process ID (getpid(2)); same as `Deno.pid`.
+ *
+ * @example
+ * ```ts
+ * import { getpid } from "./process.ts";
+ * getpid() === Deno.pid; // true
+ * ```
+ */
+export function getpid(): number {
+  return libc().getpid();
+}
+
+/**
+ * The calling thread's ID (gettid(2), glibc >= 2.30). For FFI calls that is the JS thread; it
+ * equals the pid only on the process's main thread.
+ *
+ * @example
+ * ```ts
+ * import { gettid } from "./process.ts";
+ * Deno.readLinkSync("/proc/thread-self"); // `${Deno.pid}/task/${gettid()}`
+ * ```
+ */
+export function gettid(): number {
+  return libc().gettid();
+}
+
+/**
+ * Calls prctl(2) with integer arguments; returns its non-negative result.
+ *
+ * @example
+ * ```ts
+ * import { prctl, PR_SET_NO_NEW_PRIVS } from "./process.ts";
+ * prctl(PR_SET_NO_NEW_PRIVS, 1);
+ * ```
+ */
+export function prctl(
+  option: number,
+  arg2: number | bigint = 0,
+  arg3: number | bigint = 0,
+): number {
+  const rc = libc().prctl(option, BigInt(arg2), BigInt(arg3), 0n, 0n);
+  if (rc < 0) throw lastError("prctl", undefined, `option ${option}`);
+  return rc;
+}
+
+/**
+ * Makes this process a child subreaper (or stops it being one): orphaned descendants — conmon
+ * after its parent exits — are reparented to it instead of to PID 1, so it can reap them.
+ *
+ * @example
+ * ```ts
+ * import { setChildSubreaper } from "./process.ts";
+ * setChildSubreaper(true);
+ * ```
+ */
+export function setChildSubreaper(on = true): void {
+  prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0);
+}
+
+/**
+ * Whether this process is a child subreaper.
+ *
+ * @example
+ * ```ts
+ * import { isChildSubreaper } from "./process.ts";
+ * isChildSubreaper(); // false by default
+ * ```
+ */
+export function isChildSubreaper(): boolean {
+  const out = new Int32Array(1);
+  prctl(PR_GET_CHILD_SUBREAPER, Deno.UnsafePointer.value(Deno.UnsafePointer.of(out)));
+  return out[0] !== 0;
+}
+
+/**
+ * Sets the signal this process gets when its parent dies (0 clears it). Note the kernel ties
+ * it to the parent *thread*: it fires when the thread that forked us exits.
+ *
+ * @example
+ * ```ts
+ * import { setPdeathsig } from "./process.ts";
+ * setPdeathsig(15); // SIGTERM when the parent goes away
+ * ```
+ */
+export function setPdeathsig(signal: number): void {
+  prctl(PR_SET_PDEATHSIG, signal);
+}

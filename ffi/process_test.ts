@@ -1,0 +1,50 @@
+import { describe, expect, it } from "../src/testing/bdd.ts";
+import {
+  getpid,
+  gettid,
+  isChildSubreaper,
+  PR_GET_PDEATHSIG,
+  prctl,
+  setChildSubreaper,
+  setPdeathsig,
+} from "./process.ts";
+
+describe("process", () => {
+  it("getpid is Deno.pid", () => {
+    expect(getpid()).toBe(Deno.pid);
+  });
+
+  it("gettid is the JS thread, the one /proc/thread-self names", () => {
+    expect(Deno.readLinkSync("/proc/thread-self")).toBe(`${Deno.pid}/task/${gettid()}`);
+  });
+
+  it("turns the child subreaper flag on and off", () => {
+    const before = isChildSubreaper();
+    try {
+      setChildSubreaper(true);
+      expect(isChildSubreaper()).toBe(true);
+      setChildSubreaper(false);
+      expect(isChildSubreaper()).toBe(false);
+    } finally {
+      setChildSubreaper(before);
+    }
+  });
+
+  it("sets the parent-death signal", () => {
+    const sig = new Int32Array(1);
+    const ptr = () => Deno.UnsafePointer.value(Deno.UnsafePointer.of(sig));
+    prctl(PR_GET_PDEATHSIG, ptr());
+    const before = sig[0];
+    try {
+      setPdeathsig(10);
+      prctl(PR_GET_PDEATHSIG, ptr());
+      expect(sig[0]).toBe(10);
+    } finally {
+      setPdeathsig(before);
+    }
+  });
+
+  it("reports prctl failures as SyscallError EINVAL", () => {
+    expect(() => prctl(-1)).toThrow(/prctl: EINVAL/);
+  });
+});
