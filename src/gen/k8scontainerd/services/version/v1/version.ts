@@ -74,15 +74,6 @@ export const VersionRequest: MessageFns<VersionRequest> = {
     }
   },
 
-  fromJSON(_: any): VersionRequest {
-    return {};
-  },
-
-  toJSON(_: VersionRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<VersionRequest>, I>>(base?: I): VersionRequest {
     return VersionRequest.fromPartial(base ?? ({} as any));
   },
@@ -159,28 +150,6 @@ export const VersionResponse: MessageFns<VersionResponse> = {
     }
   },
 
-  fromJSON(object: any): VersionResponse {
-    return {
-      version: isSet(object.version) ? globalThis.String(object.version) : "",
-      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
-      runtime: isSet(object.runtime) ? globalThis.String(object.runtime) : "",
-    };
-  },
-
-  toJSON(message: VersionResponse): unknown {
-    const obj: any = {};
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    if (message.revision !== "") {
-      obj.revision = message.revision;
-    }
-    if (message.runtime !== "") {
-      obj.runtime = message.runtime;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<VersionResponse>, I>>(base?: I): VersionResponse {
     return VersionResponse.fromPartial(base ?? ({} as any));
   },
@@ -253,15 +222,9 @@ type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

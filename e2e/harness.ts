@@ -1,0 +1,124 @@
+/**
+ * Black-box harness: runs the real k8scontainerd executable (from source, as
+ * scripts/k8scontainerd does, or a compiled binary via K8SCONTAINERD_BIN) in its own temp root,
+ * state dir and socket, so many daemons can run side by side.
+ *
+ * @example
+ * ```ts
+ * const d = await startTestDaemon();
+ * const out = await runCli(["--address", d.socket, "version"]);
+ * await d.stop();
+ * ```
+ */
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("..", import.meta.url));
+
+/** The command that runs k8scontainerd: the compiled binary when K8SCONTAINERD_BIN is set. */
+export function command(): string[] {
+  const bin = Deno.env.get("K8SCONTAINERD_BIN");
+  if (bin) return [bin];
+  return [`${REPO}scripts/k8scontainerd`];
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion. */
+export async function runCli(args: string[], opts: { bin?: string[] } = {}): Promise<CliResult> {
+  const [cmd, ...pre] = opts.bin ?? command();
+  const res = await new Deno.Command(cmd, { args: [...pre, ...args], stdout: "piped", stderr: "piped", stdin: "null" })
+    .output();
+  const dec = new TextDecoder();
+  return { code: res.code, stdout: dec.decode(res.stdout), stderr: dec.decode(res.stderr) };
+}
+
+export interface TestDaemon {
+  dir: string;
+  root: string;
+  state: string;
+  socket: string;
+  process: Deno.ChildProcess;
+  /** Everything the daemon wrote to stderr so far (its JSON log). */
+  log(): string;
+  /** SIGTERM and wait; returns the exit code. */
+  stop(): Promise<number>;
+  /** SIGKILL and wait, like a crash. */
+  kill(): Promise<void>;
+  /** Removes the temp dir (after stop/kill). */
+  cleanup(): Promise<void>;
+}
+
+export interface StartOptions {
+  dir?: string;
+  args?: string[];
+  /** How long to wait for the socket to answer. */
+  timeoutMs?: number;
+}
+
+/** Starts a daemon and waits until its socket accepts connections. */
+export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "k8sc-e2e-" });
+  const root = `${dir}/root`, state = `${dir}/state`, socket = `${dir}/k8scontainerd.sock`;
+  const [cmd, ...pre] = command();
+  const process = new Deno.Command(cmd, {
+    args: [...pre, "daemon", "--root", root, "--state", state, "--address", socket, "--log-level", "debug", ...(opts.args ?? [])],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let log = "";
+  const dec = new TextDecoder();
+  const pump = (async () => {
+    for await (const chunk of process.stderr) log += dec.decode(chunk, { stream: true });
+  })();
+  let exited: number | undefined;
+  const status = process.status.then((s) => (exited = s.code));
+  const d: TestDaemon = {
+    dir,
+    root,
+    state,
+    socket,
+    process,
+    log: () => log,
+    async stop() {
+      if (exited === undefined) {
+        try {
+          process.kill("SIGTERM");
+        } catch { /* already gone */ }
+      }
+      await status;
+      await pump;
+      return exited!;
+    },
+    async kill() {
+      if (exited === undefined) {
+        try {
+          process.kill("SIGKILL");
+        } catch { /* already gone */ }
+      }
+      await status;
+      await pump;
+    },
+    cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      await pump;
+      throw new Error(`daemon exited with ${exited} before serving:\n${log}`);
+    }
+    if (log.includes('"msg":"serving"')) {
+      try {
+        (await Deno.connect({ transport: "unix", path: socket })).close();
+        return d;
+      } catch { /* not yet */ }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await d.kill();
+  throw new Error(`daemon did not serve on ${socket} within ${opts.timeoutMs ?? 30_000} ms:\n${log}`);
+}

@@ -1,0 +1,111 @@
+/**
+ * The daemon's lifecycle: load config, take the root lock, open the API socket, register the
+ * CRI and management services, serve until SIGTERM/SIGINT, then stop cleanly (in-flight calls
+ * finish, the socket is removed, the lock released).
+ *
+ * @example
+ * ```ts
+ * import { startDaemon } from "./daemon.ts";
+ * const d = await startDaemon(cfg, log);
+ * await d.stopped; // resolves after stop()
+ * ```
+ */
+import type { Config } from "../config/config.ts";
+import { parseHostPort } from "../config/config.ts";
+import type { Logger } from "../log/logger.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
+import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
+import { GrpcServer } from "../api/server.ts";
+import { versionService } from "../api/version.ts";
+import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
+import { registerCri } from "../cri/service.ts";
+import { acquireRootLock } from "./root_lock.ts";
+import { prepareSocketPath, secureSocket } from "./socket.ts";
+import { REVISION, VERSION } from "../version.ts";
+
+export interface Daemon {
+  config: Config;
+  metrics: MetricsRegistry;
+  metricsServer?: MetricsServer;
+  /** Stops serving; idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves once the daemon has fully stopped. */
+  stopped: Promise<void>;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  await Deno.mkdir(config.root, { recursive: true, mode: 0o711 });
+  await Deno.mkdir(config.state, { recursive: true, mode: 0o711 });
+  const lock = await acquireRootLock(config.root);
+  const cleanup: (() => Promise<void> | void)[] = [() => lock.release()];
+  const runCleanup = async () => {
+    for (const fn of cleanup.reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        log.warn("cleanup step failed", { err: e });
+      }
+    }
+  };
+  try {
+    const metrics = new MetricsRegistry();
+    const grpc = new GrpcServer({
+      log,
+      metrics,
+      maxRecvMessageSize: config.grpc.max_recv_message_size,
+      maxSendMessageSize: config.grpc.max_send_message_size,
+    });
+    grpc.add(VersionService, versionService);
+    registerCri(grpc);
+
+    const socket = config.grpc.address;
+    await prepareSocketPath(socket);
+    await grpc.listen(socket);
+    cleanup.push(() => Deno.remove(socket).catch(() => {}));
+    cleanup.push(() => grpc.shutdown());
+    await secureSocket(socket, config.grpc.uid, config.grpc.gid);
+
+    let metricsServer: MetricsServer | undefined;
+    if (config.metrics.address) {
+      const addr = parseHostPort(config.metrics.address)!;
+      metricsServer = serveMetrics(metrics, addr);
+      cleanup.push(() => metricsServer!.close());
+      log.info("metrics endpoint listening", { address: `${metricsServer.hostname}:${metricsServer.port}` });
+    }
+
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((r) => (resolveStopped = r));
+    let stopping: Promise<void> | undefined;
+    const stop = (reason = "requested") => {
+      stopping ??= (async () => {
+        log.info("stopping", { reason });
+        await runCleanup();
+        log.info("stopped");
+        resolveStopped();
+      })();
+      return stopping;
+    };
+    log.info("serving", {
+      version: VERSION,
+      revision: REVISION,
+      address: socket,
+      root: config.root,
+      state: config.state,
+      pid: Deno.pid,
+    });
+    return { config, metrics, metricsServer, stop, stopped };
+  } catch (e) {
+    await runCleanup();
+    throw e;
+  }
+}
+
+/** Runs the daemon in the foreground until SIGTERM or SIGINT. */
+export async function runDaemon(config: Config, log: Logger): Promise<void> {
+  const daemon = await startDaemon(config, log);
+  const onSignal = (sig: Deno.Signal) => () => void daemon.stop(sig);
+  const handlers: [Deno.Signal, () => void][] = [["SIGTERM", onSignal("SIGTERM")], ["SIGINT", onSignal("SIGINT")]];
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  await daemon.stopped;
+  for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+}
