@@ -1,0 +1,102 @@
+/**
+ * `deno task compile`: builds the single executable for each target into dist/.
+ *
+ * `deno compile` needs a runtime binary ("denort") per target, which it downloads from
+ * dl.deno.land. Offline, set DENORT_BIN to a denort for the host's architecture: only the host
+ * target is built then (a denort serves one target). Without either, this stops and says so.
+ *
+ * @example
+ * ```sh
+ * deno task compile                                   # both targets, with internet
+ * DENORT_BIN=/opt/denort deno task compile            # host target only, offline
+ * deno task compile --target x86_64-unknown-linux-gnu # one target
+ * ```
+ */
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+export const TARGETS = {
+  "x86_64-unknown-linux-gnu": "dist/k8scontainerd-x86_64-linux",
+  "aarch64-unknown-linux-gnu": "dist/k8scontainerd-aarch64-linux",
+} as const;
+type Target = keyof typeof TARGETS;
+
+/** The target triple of the machine running this. */
+export function hostTarget(): Target {
+  return Deno.build.arch === "aarch64" ? "aarch64-unknown-linux-gnu" : "x86_64-unknown-linux-gnu";
+}
+
+async function revision(): Promise<string> {
+  try {
+    const out = await new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"], cwd: root, stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Builds one target; returns the output path. Throws with deno compile's own message on failure. */
+export async function compile(target: Target): Promise<string> {
+  const output = `${root}${TARGETS[target]}`;
+  const rev = await revision();
+  // The revision is baked in through an env file that deno compile embeds.
+  const envFile = await Deno.makeTempFile({ suffix: ".env" });
+  await Deno.writeTextFile(envFile, `K8SCONTAINERD_REVISION=${rev}\n`);
+  try {
+    const res = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "compile",
+        "--allow-all",
+        "--no-prompt",
+        `--config=${root}deno.json`,
+        `--env-file=${envFile}`,
+        "--target",
+        target,
+        "--output",
+        output,
+        `${root}src/main.ts`,
+      ],
+      cwd: root,
+      stdout: "inherit",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(res.stderr);
+    if (!res.success) {
+      const hint = Deno.env.get("DENORT_BIN")
+        ? `DENORT_BIN=${Deno.env.get("DENORT_BIN")} did not work for ${target}`
+        : `no denort runtime for ${target} could be had (deno compile downloads it from dl.deno.land); ` +
+          `set DENORT_BIN to a denort binary for this host's architecture to build offline`;
+      throw new Error(`compile ${target} failed: ${hint}\n${err.trim()}`);
+    }
+    return output;
+  } finally {
+    await Deno.remove(envFile);
+  }
+}
+
+if (import.meta.main) {
+  const i = Deno.args.indexOf("--target");
+  let targets: Target[];
+  if (i >= 0) {
+    const t = Deno.args[i + 1];
+    if (!(t in TARGETS)) {
+      console.error(`unknown target "${t}": expected one of ${Object.keys(TARGETS).join(", ")}`);
+      Deno.exit(2);
+    }
+    targets = [t as Target];
+  } else if (Deno.env.get("DENORT_BIN")) {
+    targets = [hostTarget()];
+    console.error(`DENORT_BIN is set: building the host target ${hostTarget()} only (a denort serves one target)`);
+  } else {
+    targets = Object.keys(TARGETS) as Target[];
+  }
+  for (const t of targets) {
+    try {
+      console.log(`built ${await compile(t)}`);
+    } catch (e) {
+      console.error((e as Error).message);
+      Deno.exit(1);
+    }
+  }
+}
