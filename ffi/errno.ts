@@ -213,6 +213,7 @@ export class SyscallError extends Error {
   /** The errno name, e.g. "EPERM" (the canonical one: EAGAIN, never EWOULDBLOCK). */
   readonly code: string;
 
+  /** `detail` is appended in brackets, e.g. the xattr name or the fd. */
   constructor(syscall: string, errnum: number, path?: string, detail?: string) {
     const code = errnoName(errnum);
     const what = path === undefined ? syscall : `${syscall} ${path}`;
@@ -248,7 +249,12 @@ export function lastError(syscall: string, path?: string, detail?: string): Sysc
  * @example
  * ```ts
  * import { isErrno } from "./errno.ts";
- * try { unlinkSomething(); } catch (e) { if (!isErrno(e, "ENOENT")) throw e; }
+ * import { umount2 } from "./mount.ts";
+ * try {
+ *   umount2("/mnt/maybe-mounted");
+ * } catch (e) {
+ *   if (!isErrno(e, "EINVAL") && !isErrno(e, "ENOENT")) throw e; // not mounted / not there
+ * }
  * ```
  */
 export function isErrno(e: unknown, code: ErrnoName | number): e is SyscallError {

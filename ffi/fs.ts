@@ -76,7 +76,7 @@ export const S_IFLNK = 0o120000;
 export const S_IFSOCK = 0o140000;
 
 /** `dirfd` meaning "relative to the current directory". */
-export const AT_FDCWD = -100;
+export const AT_FDCWD: number = -100;
 /** Act on a symlink itself rather than its target. */
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 
@@ -265,12 +265,16 @@ export interface StatFs {
 }
 
 /**
- * The size of glibc's struct statfs on 64-bit Linux. x86_64 and aarch64 share
- * sysdeps/unix/sysv/linux/bits/statfs.h with 64-bit __fsword_t, __fsblkcnt_t and __fsfilcnt_t,
- * and the kernel's struct statfs is the asm-generic one with a 64-bit __statfs_word on both:
- *   f_type@0 f_bsize@8 f_blocks@16 f_bfree@24 f_bavail@32 f_files@40 f_ffree@48
- *   f_fsid@56 (two ints) f_namelen@64 f_frsize@72 f_flags@80 f_spare[4]@88 = 120 bytes.
- * Both machines are little-endian.
+ * The size of glibc's struct statfs on 64-bit Linux, the same on x86_64 and aarch64:
+ * - glibc: both use the generic sysdeps/unix/sysv/linux/bits/statfs.h (here
+ *   /usr/include/x86_64-linux-gnu/bits/statfs.h), whose __fsword_t, __fsblkcnt_t and
+ *   __fsfilcnt_t are all 64-bit on LP64;
+ * - kernel: both use asm-generic/statfs.h, where __statfs_word is __kernel_long_t on 64-bit;
+ *   arm64's asm/statfs.h only adds ARCH_PACK_COMPAT_STATFS64, which packs the 32-bit compat
+ *   struct, not the native one.
+ * Layout: f_type@0 f_bsize@8 f_blocks@16 f_bfree@24 f_bavail@32 f_files@40 f_ffree@48
+ * f_fsid@56 (two ints) f_namelen@64 f_frsize@72 f_flags@80 f_spare[4]@88, 120 bytes, all
+ * little-endian. fs_test.ts cross-checks the fields against `stat -f`.
  */
 const STATFS_SIZE = 120;
 

@@ -17,8 +17,8 @@
  * @module
  */
 
-/** The symbol table handed to `Deno.dlopen`. C prototypes are in the comments. */
-const SYMBOLS = {
+/** The symbol table handed to `Deno.dlopen`; the C prototypes are in the source comments. */
+export const LIBC_SYMBOLS = {
   // int *__errno_location(void): address of the calling thread's errno.
   __errno_location: { parameters: [], result: "pointer", nonblocking: false },
   // char *strerror(int errnum)
@@ -86,9 +86,9 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The typed symbols of libc this layer uses. */
-export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export type LibcSymbols = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 
 /**
  * Returns libc's symbols, opening `libc.so.6` on the first call (needs `--allow-ffi`).
@@ -100,7 +100,7 @@ let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
  * ```
  */
 export function libc(): LibcSymbols {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  lib ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
   return lib.symbols;
 }
 
@@ -155,7 +155,15 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** `cstr` that passes `null`/`undefined` through as a NULL pointer. */
+/**
+ * {@link cstr} that passes `null`/`undefined` through as a NULL pointer.
+ *
+ * @example
+ * ```ts
+ * import { cstrOrNull } from "./libc.ts";
+ * cstrOrNull(undefined); // null: mount(2) gets a NULL data pointer
+ * ```
+ */
 export function cstrOrNull(s: string | null | undefined): Uint8Array<ArrayBuffer> | null {
   return s === null || s === undefined ? null : cstr(s);
 }

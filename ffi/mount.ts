@@ -119,6 +119,7 @@ export class MountDataTooLongError extends Error {
   /** The limit: {@link MOUNT_DATA_MAX}. */
   readonly limit: number = MOUNT_DATA_MAX;
 
+  /** `length` counts the options' bytes plus the terminating NUL. */
   constructor(target: string, length: number) {
     super(
       `mount ${target}: options are ${length} bytes (with NUL), over the ${MOUNT_DATA_MAX}-byte ` +
