@@ -9,7 +9,8 @@ import { compile, hostTarget } from "../scripts/compile.ts";
 import { runCli, startTestDaemon } from "./harness.ts";
 
 // DENORT_BIN offline, or K8SCONTAINERD_TEST_COMPILE=1 where deno compile can download denort.
-const canCompile = !!Deno.env.get("DENORT_BIN") || Deno.env.get("K8SCONTAINERD_TEST_COMPILE") === "1";
+const canCompile = !!Deno.env.get("DENORT_BIN") ||
+  Deno.env.get("K8SCONTAINERD_TEST_COMPILE") === "1";
 
 describe.skipIf(
   !canCompile,
@@ -28,7 +29,7 @@ describe.skipIf(
 
   it("runs doctor", async () => {
     const r = await runCli(["doctor"], { bin: [bin] });
-    expect(r.stdout).toMatch(/\[ok  \] runc/);
+    expect(r.stdout).toMatch(/\[ ok \] runc/);
   });
 
   it("serves as a daemon and answers its own CLI", async () => {

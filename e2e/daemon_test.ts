@@ -13,7 +13,7 @@ function criClient(socket: string) {
   return new RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -25,7 +25,7 @@ describe("daemon", () => {
   let metricsPort: number;
 
   beforeAll(async () => {
-    metricsPort = await freePort();
+    metricsPort = freePort();
     d = await startTestDaemon({ args: ["--metrics-address", `127.0.0.1:${metricsPort}`] });
   });
   afterAll(async () => {
@@ -37,7 +37,12 @@ describe("daemon", () => {
     const c = criClient(d.socket);
     try {
       const v = await call(d.socket, "k8s.io", c.version.bind(c), { version: "v1" });
-      expect(v).toEqual({ version: "0.1.0", runtimeName: "k8scontainerd", runtimeVersion: "0.1.0", runtimeApiVersion: "v1" });
+      expect(v).toEqual({
+        version: "0.1.0",
+        runtimeName: "k8scontainerd",
+        runtimeVersion: "0.1.0",
+        runtimeApiVersion: "v1",
+      });
     } finally {
       c.close();
     }
@@ -46,9 +51,10 @@ describe("daemon", () => {
   it("answers UNIMPLEMENTED for CRI RPCs that have not landed yet", async () => {
     const c = criClient(d.socket);
     try {
-      await expect(call(d.socket, "k8s.io", c.listPodSandbox.bind(c), { filter: undefined })).rejects.toMatchObject({
-        code: grpc.status.UNIMPLEMENTED,
-      });
+      await expect(call(d.socket, "k8s.io", c.listPodSandbox.bind(c), { filter: undefined }))
+        .rejects.toMatchObject({
+          code: grpc.status.UNIMPLEMENTED,
+        });
     } finally {
       c.close();
     }
@@ -59,7 +65,9 @@ describe("daemon", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Client:\n\s+Version:\s+0\.1\.0/);
-    expect(r.stdout).toMatch(/Server:\n\s+Version:\s+0\.1\.0\n\s+Revision:\s+\S+\n\s+Runtime:\s+deno 2\./);
+    expect(r.stdout).toMatch(
+      /Server:\n\s+Version:\s+0\.1\.0\n\s+Revision:\s+\S+\n\s+Runtime:\s+deno 2\./,
+    );
   });
 
   it("serves the socket with mode 0660", async () => {
@@ -70,9 +78,15 @@ describe("daemon", () => {
 
   it("counts and times requests per method on /v1/metrics", async () => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/v1/metrics`)).text();
-    expect(text).toMatch(/k8scontainerd_grpc_requests_total\{method="\/runtime\.v1\.RuntimeService\/Version",code="OK"\} [1-9]/);
-    expect(text).toMatch(/k8scontainerd_grpc_request_duration_seconds_count\{method="\/runtime\.v1\.RuntimeService\/Version"\} [1-9]/);
-    expect(text).toMatch(/k8scontainerd_grpc_requests_total\{method="\/k8scontainerd\.services\.version\.v1\.Version\/Version",code="OK"\} [1-9]/);
+    expect(text).toMatch(
+      /k8scontainerd_grpc_requests_total\{method="\/runtime\.v1\.RuntimeService\/Version",code="OK"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /k8scontainerd_grpc_request_duration_seconds_count\{method="\/runtime\.v1\.RuntimeService\/Version"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /k8scontainerd_grpc_requests_total\{method="\/k8scontainerd\.services\.version\.v1\.Version\/Version",code="OK"\} [1-9]/,
+    );
   });
 
   it("writes structured JSON logs", () => {
@@ -83,7 +97,15 @@ describe("daemon", () => {
   });
 
   it("refuses a second daemon on the same root, naming the lock holder", async () => {
-    const r = await runCli(["daemon", "--root", d.root, "--state", `${d.dir}/state2`, "--address", `${d.dir}/other.sock`]);
+    const r = await runCli([
+      "daemon",
+      "--root",
+      d.root,
+      "--state",
+      `${d.dir}/state2`,
+      "--address",
+      `${d.dir}/other.sock`,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`another k8scontainerd daemon is using root ${d.root}`);
     expect(r.stderr).toContain(`held by pid`);
@@ -92,7 +114,15 @@ describe("daemon", () => {
   });
 
   it("refuses to take over a socket another daemon serves", async () => {
-    const r = await runCli(["daemon", "--root", `${d.dir}/root2`, "--state", `${d.dir}/state2`, "--address", d.socket]);
+    const r = await runCli([
+      "daemon",
+      "--root",
+      `${d.dir}/root2`,
+      "--state",
+      `${d.dir}/state2`,
+      "--address",
+      d.socket,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`another daemon is already serving on ${d.socket}`);
     expect((await runCli(["--address", d.socket, "version"])).code).toBe(0);
@@ -130,7 +160,15 @@ describe("daemon lifecycle", () => {
     const dir = await Deno.makeTempDir();
     try {
       await Deno.writeTextFile(`${dir}/c.toml`, '[grpc]\nadress = "/tmp/x.sock"\n');
-      const r = await runCli(["daemon", "--config", `${dir}/c.toml`, "--root", `${dir}/r`, "--address", `${dir}/s.sock`]);
+      const r = await runCli([
+        "daemon",
+        "--config",
+        `${dir}/c.toml`,
+        "--root",
+        `${dir}/r`,
+        "--address",
+        `${dir}/s.sock`,
+      ]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`config: ${dir}/c.toml: unknown key "grpc.adress"`);
     } finally {
@@ -162,17 +200,20 @@ describe("cli", () => {
   });
 
   it("rejects unknown commands and flags with exit code 2", async () => {
-    expect(await runCli(["frobnicate"])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });
+    expect(await runCli(["frobnicate"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('unknown command "frobnicate"'),
+    });
     expect((await runCli(["daemon", "--bogus"])).code).toBe(2);
   });
 
   it("doctor reports runc, conmon, CNI plugins and the cgroup mode", async () => {
     const r = await runCli(["doctor"]);
-    expect(r.stdout).toMatch(/\[ok  \] runc\s+runc version 1\./);
-    expect(r.stdout).toMatch(/\[ok  \] conmon\s+conmon version 2\./);
-    expect(r.stdout).toMatch(/\[ok  \] cni-plugins\s+bridge, host-local, loopback, portmap/);
-    expect(r.stdout).toMatch(/\[(ok  |WARN)\] cgroups\s+cgroup v(1|2)/);
-    expect(r.stdout).toMatch(/\[ok  \] overlayfs/);
+    expect(r.stdout).toMatch(/\[ ok \] runc\s+runc version 1\./);
+    expect(r.stdout).toMatch(/\[ ok \] conmon\s+conmon version 2\./);
+    expect(r.stdout).toMatch(/\[ ok \] cni-plugins\s+bridge, host-local, loopback, portmap/);
+    expect(r.stdout).toMatch(/\[( ok |WARN)\] cgroups\s+cgroup v(1|2)/);
+    expect(r.stdout).toMatch(/\[ ok \] overlayfs/);
     // Everything the daemon needs was installed by scripts/setup.sh, so nothing fails.
     expect(r.code).toBe(0);
   });

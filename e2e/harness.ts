@@ -30,7 +30,12 @@ export interface CliResult {
 /** Runs the CLI to completion. */
 export async function runCli(args: string[], opts: { bin?: string[] } = {}): Promise<CliResult> {
   const [cmd, ...pre] = opts.bin ?? command();
-  const res = await new Deno.Command(cmd, { args: [...pre, ...args], stdout: "piped", stderr: "piped", stdin: "null" })
+  const res = await new Deno.Command(cmd, {
+    args: [...pre, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  })
     .output();
   const dec = new TextDecoder();
   return { code: res.code, stdout: dec.decode(res.stdout), stderr: dec.decode(res.stderr) };
@@ -65,7 +70,19 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   const root = `${dir}/root`, state = `${dir}/state`, socket = `${dir}/k8scontainerd.sock`;
   const [cmd, ...pre] = command();
   const process = new Deno.Command(cmd, {
-    args: [...pre, "daemon", "--root", root, "--state", state, "--address", socket, "--log-level", "debug", ...(opts.args ?? [])],
+    args: [
+      ...pre,
+      "daemon",
+      "--root",
+      root,
+      "--state",
+      state,
+      "--address",
+      socket,
+      "--log-level",
+      "debug",
+      ...(opts.args ?? []),
+    ],
     stdout: "null",
     stderr: "piped",
     stdin: "null",
@@ -120,5 +137,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     await new Promise((r) => setTimeout(r, 50));
   }
   await d.kill();
-  throw new Error(`daemon did not serve on ${socket} within ${opts.timeoutMs ?? 30_000} ms:\n${log}`);
+  throw new Error(
+    `daemon did not serve on ${socket} within ${opts.timeoutMs ?? 30_000} ms:\n${log}`,
+  );
 }

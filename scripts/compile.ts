@@ -29,7 +29,11 @@ export function hostTarget(): Target {
 
 async function revision(): Promise<string> {
   try {
-    const out = await new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"], cwd: root, stderr: "null" }).output();
+    const out = await new Deno.Command("git", {
+      args: ["rev-parse", "--short=12", "HEAD"],
+      cwd: root,
+      stderr: "null",
+    }).output();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
   } catch {
     return "unknown";
@@ -87,7 +91,9 @@ if (import.meta.main) {
     targets = [t as Target];
   } else if (Deno.env.get("DENORT_BIN")) {
     targets = [hostTarget()];
-    console.error(`DENORT_BIN is set: building the host target ${hostTarget()} only (a denort serves one target)`);
+    console.error(
+      `DENORT_BIN is set: building the host target ${hostTarget()} only (a denort serves one target)`,
+    );
   } else {
     targets = Object.keys(TARGETS) as Target[];
   }

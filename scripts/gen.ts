@@ -44,7 +44,7 @@ function listTree(dir: string, base = dir): Map<string, string> {
   try {
     for (const e of Deno.readDirSync(dir)) {
       const p = join(dir, e.name);
-      if (e.isDirectory) for (const [k, v] of listTree(p, base)) out.set(k, v);
+      if (e.isDirectory) { for (const [k, v] of listTree(p, base)) out.set(k, v); }
       else out.set(relative(base, p), Deno.readTextFileSync(p));
     }
   } catch (e) {
@@ -57,7 +57,9 @@ async function generate(into: string): Promise<void> {
   try {
     await Deno.stat(plugin);
   } catch {
-    throw new Error(`ts-proto plugin missing at ${plugin}: run scripts/setup.sh (it runs npm install)`);
+    throw new Error(
+      `ts-proto plugin missing at ${plugin}: run scripts/setup.sh (it runs npm install)`,
+    );
   }
   await Deno.mkdir(into, { recursive: true });
   const files = protoFiles(protoDir);
@@ -73,7 +75,9 @@ async function generate(into: string): Promise<void> {
   });
   const res = await cmd.output();
   if (!res.success) {
-    throw new Error(`protoc failed on ${files.join(" ")}:\n${new TextDecoder().decode(res.stderr)}`);
+    throw new Error(
+      `protoc failed on ${files.join(" ")}:\n${new TextDecoder().decode(res.stderr)}`,
+    );
   }
 }
 

@@ -17,7 +17,10 @@ import type { MetricsRegistry } from "../metrics/registry.ts";
 import { statusName, toServiceError } from "./status.ts";
 
 /** An implementation: one async function per unary method, by its camelCase name. */
-export type UnaryImpl = Record<string, (req: never, call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>>;
+export type UnaryImpl = Record<
+  string,
+  (req: never, call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>
+>;
 
 export interface GrpcServerOptions {
   log: Logger;
@@ -98,10 +101,14 @@ export class GrpcServer {
   /** Binds the unix socket; the caller sets its mode and owner. */
   listen(socketPath: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        if (err) reject(new Error(`cannot listen on ${socketPath}: ${err.message}`));
-        else resolve();
-      });
+      this.#server.bindAsync(
+        `unix://${socketPath}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err) => {
+          if (err) reject(new Error(`cannot listen on ${socketPath}: ${err.message}`));
+          else resolve();
+        },
+      );
     });
   }
 

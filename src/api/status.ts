@@ -10,7 +10,7 @@
  * ```
  */
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { errorKind, type ErrorKind } from "../errdefs/errors.ts";
+import { type ErrorKind, errorKind } from "../errdefs/errors.ts";
 
 const CODES: Record<ErrorKind, status> = {
   "not-found": status.NOT_FOUND,

@@ -11,7 +11,10 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js";
-import { VersionClient, type VersionResponse } from "../gen/k8scontainerd/services/version/v1/version.ts";
+import {
+  VersionClient,
+  type VersionResponse,
+} from "../gen/k8scontainerd/services/version/v1/version.ts";
 
 /** Header that carries the namespace on every management call, as containerd does. */
 export const NAMESPACE_HEADER = "k8scontainerd-namespace";
@@ -34,7 +37,9 @@ function describe(address: string, e: grpc.ServiceError): CallError {
   if (e.code === grpc.status.UNAVAILABLE) {
     return new CallError(
       e.code,
-      `cannot reach the daemon at ${address}: ${e.details || e.message} (is 'k8scontainerd daemon' running? use --address to point elsewhere)`,
+      `cannot reach the daemon at ${address}: ${
+        e.details || e.message
+      } (is 'k8scontainerd daemon' running? use --address to point elsewhere)`,
     );
   }
   return new CallError(e.code, e.details || e.message);
@@ -44,14 +49,24 @@ function describe(address: string, e: grpc.ServiceError): CallError {
 export function call<Req, Res>(
   address: string,
   namespace: string,
-  fn: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => unknown,
+  fn: (
+    req: Req,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r: Res) => void,
+  ) => unknown,
   req: Req,
   timeoutMs = 10_000,
 ): Promise<Res> {
   const md = new grpc.Metadata();
   md.set(NAMESPACE_HEADER, namespace);
   return new Promise((resolve, reject) => {
-    fn(req, md, { deadline: Date.now() + timeoutMs }, (e, r) => e ? reject(describe(address, e)) : resolve(r));
+    fn(
+      req,
+      md,
+      { deadline: Date.now() + timeoutMs },
+      (e, r) => e ? reject(describe(address, e)) : resolve(r),
+    );
   });
 }
 

@@ -1,7 +1,7 @@
 /** `k8scontainerd doctor`: prints every host check and what to fix; exit 1 when any failed. */
 import { runChecks } from "../doctor/checks.ts";
 
-const MARK = { ok: "ok  ", warn: "WARN", fail: "FAIL" } as const;
+const MARK = { ok: " ok ", warn: "WARN", fail: "FAIL" } as const;
 
 export async function runDoctor(): Promise<number> {
   const results = await runChecks();
@@ -12,6 +12,10 @@ export async function runDoctor(): Promise<number> {
   }
   const failed = results.filter((r) => r.status === "fail").length;
   const warned = results.filter((r) => r.status === "warn").length;
-  console.log(failed ? `\n${failed} problem(s) to fix before running pods.` : `\nready${warned ? ` (${warned} warning(s))` : ""}.`);
+  console.log(
+    failed
+      ? `\n${failed} problem(s) to fix before running pods.`
+      : `\nready${warned ? ` (${warned} warning(s))` : ""}.`,
+  );
   return failed ? 1 : 0;
 }

@@ -5,7 +5,12 @@
  * which look at the host and the config file.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfig, renderDefaultConfig } from "../config/config.ts";
+import {
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  loadConfig,
+  renderDefaultConfig,
+} from "../config/config.ts";
 import { createLogger, parseLevel } from "../log/logger.ts";
 import { runDaemon } from "../daemon/daemon.ts";
 import { RuntimeError } from "../errdefs/errors.ts";
@@ -13,7 +18,8 @@ import { REVISION, VERSION } from "../version.ts";
 import { CallError, connect } from "./client.ts";
 import { runDoctor } from "./doctor.ts";
 
-export const USAGE = `k8scontainerd ${VERSION}: a Kubernetes container runtime (CRI v1) with a ctr-like CLI
+export const USAGE =
+  `k8scontainerd ${VERSION}: a Kubernetes container runtime (CRI v1) with a ctr-like CLI
 
 Usage: k8scontainerd [--address SOCK] [-n NAMESPACE] COMMAND [ARGS…]
 
@@ -44,8 +50,9 @@ export async function main(argv: string[]): Promise<number> {
     else if (a === "-n" || a === "--namespace") namespace = need(argv, ++i, a);
     else if (a.startsWith("--namespace=")) namespace = a.slice("--namespace=".length);
     else if (a === "-h" || a === "--help") return print(USAGE);
-    else if (a === "-v" || a === "--version") return print(`k8scontainerd ${VERSION} (${REVISION})\n`);
-    else if (a.startsWith("-")) throw new UsageError(`unknown global flag ${a}`);
+    else if (a === "-v" || a === "--version") {
+      return print(`k8scontainerd ${VERSION} (${REVISION})\n`);
+    } else if (a.startsWith("-")) throw new UsageError(`unknown global flag ${a}`);
     else break;
   }
   const [cmd, ...rest] = argv.slice(i);
@@ -54,7 +61,10 @@ export async function main(argv: string[]): Promise<number> {
     case "help":
       return print(USAGE);
     case "daemon":
-      return await daemonCommand(rest, argv.slice(0, i).some((a) => a.startsWith("--address")) ? address : undefined);
+      return await daemonCommand(
+        rest,
+        argv.slice(0, i).some((a) => a.startsWith("--address")) ? address : undefined,
+      );
     case "version":
       return await versionCommand(address, namespace);
     case "doctor":
@@ -115,11 +125,15 @@ async function daemonCommand(args: string[], globalAddress?: string): Promise<nu
 }
 
 async function versionCommand(address: string, namespace: string): Promise<number> {
-  console.log(`Client:\n  Version:  ${VERSION}\n  Revision: ${REVISION}\n  Deno:     ${Deno.version.deno}\n`);
+  console.log(
+    `Client:\n  Version:  ${VERSION}\n  Revision: ${REVISION}\n  Deno:     ${Deno.version.deno}\n`,
+  );
   const client = connect(address, namespace);
   try {
     const v = await client.version();
-    console.log(`Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n  Runtime:  ${v.runtime}`);
+    console.log(
+      `Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n  Runtime:  ${v.runtime}`,
+    );
     return 0;
   } finally {
     client.close();
@@ -142,7 +156,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await main(argv);
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+    if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
+    ) {
       console.error(`k8scontainerd: ${(e as Error).message}`);
       return 2;
     }

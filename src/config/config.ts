@@ -12,7 +12,7 @@
  */
 import { parse, stringify } from "smol-toml";
 import { InvalidArgumentError } from "../errdefs/errors.ts";
-import { LEVELS, type Level } from "../log/logger.ts";
+import { type Level, LEVELS } from "../log/logger.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/k8scontainerd/config.toml";
 

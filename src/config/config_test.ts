@@ -1,5 +1,11 @@
 import { describe, expect, it } from "../testing/bdd.ts";
-import { defaultConfig, loadConfig, parseConfig, parseHostPort, renderDefaultConfig } from "./config.ts";
+import {
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+  parseHostPort,
+  renderDefaultConfig,
+} from "./config.ts";
 
 describe("config", () => {
   it("prints every default and parses its own output back to the defaults", () => {
@@ -18,7 +24,7 @@ describe("config", () => {
   });
 
   it("rejects unknown keys naming the dotted key and the file", () => {
-    expect(() => parseConfig("[grpc]\nadress = \"/x\"\n", "/etc/k.toml"))
+    expect(() => parseConfig('[grpc]\nadress = "/x"\n', "/etc/k.toml"))
       .toThrow('config: /etc/k.toml: unknown key "grpc.adress"');
     expect(() => parseConfig("[nope]\na = 1\n")).toThrow('unknown key "nope"');
   });
@@ -43,7 +49,10 @@ describe("config", () => {
     try {
       const path = `${dir}/config.toml`;
       await Deno.writeTextFile(path, 'root = "/from/file"\nstate = "/state/file"\n');
-      const cfg = await loadConfig({ path, overrides: { root: "/from/flag", address: "/tmp/x.sock" } });
+      const cfg = await loadConfig({
+        path,
+        overrides: { root: "/from/flag", address: "/tmp/x.sock" },
+      });
       expect(cfg.root).toBe("/from/flag");
       expect(cfg.state).toBe("/state/file");
       expect(cfg.grpc.address).toBe("/tmp/x.sock");

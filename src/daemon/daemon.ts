@@ -70,7 +70,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const addr = parseHostPort(config.metrics.address)!;
       metricsServer = serveMetrics(metrics, addr);
       cleanup.push(() => metricsServer!.close());
-      log.info("metrics endpoint listening", { address: `${metricsServer.hostname}:${metricsServer.port}` });
+      log.info("metrics endpoint listening", {
+        address: `${metricsServer.hostname}:${metricsServer.port}`,
+      });
     }
 
     let resolveStopped!: () => void;
@@ -104,7 +106,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 export async function runDaemon(config: Config, log: Logger): Promise<void> {
   const daemon = await startDaemon(config, log);
   const onSignal = (sig: Deno.Signal) => () => void daemon.stop(sig);
-  const handlers: [Deno.Signal, () => void][] = [["SIGTERM", onSignal("SIGTERM")], ["SIGINT", onSignal("SIGINT")]];
+  const handlers: [Deno.Signal, () => void][] = [["SIGTERM", onSignal("SIGTERM")], [
+    "SIGINT",
+    onSignal("SIGINT"),
+  ]];
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   await daemon.stopped;
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);

@@ -12,7 +12,17 @@
  * lock.release();
  * ```
  */
-import { close, flock, LOCK_EX, LOCK_NB, O_CLOEXEC, O_CREAT, O_RDWR, open, SyscallError } from "../../ffi/mod.ts";
+import {
+  close,
+  flock,
+  LOCK_EX,
+  LOCK_NB,
+  O_CLOEXEC,
+  O_CREAT,
+  O_RDWR,
+  open,
+  SyscallError,
+} from "../../ffi/mod.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
 
 export interface RootLock {

@@ -16,7 +16,9 @@ export async function prepareSocketPath(path: string): Promise<void> {
     throw e;
   }
   if (!info.isSocket) {
-    throw new FailedPreconditionError(`socket path ${path} exists and is not a socket; remove it or choose another --address`);
+    throw new FailedPreconditionError(
+      `socket path ${path} exists and is not a socket; remove it or choose another --address`,
+    );
   }
   try {
     const conn = await Deno.connect({ transport: "unix", path });

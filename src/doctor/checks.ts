@@ -27,7 +27,12 @@ const CNI_PLUGINS = ["bridge", "host-local", "loopback", "portmap"];
 
 async function output(cmd: string, args: string[], stdin?: string): Promise<string | null> {
   try {
-    const child = new Deno.Command(cmd, { args, stdin: stdin === undefined ? "null" : "piped", stdout: "piped", stderr: "piped" })
+    const child = new Deno.Command(cmd, {
+      args,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    })
       .spawn();
     if (stdin !== undefined) {
       const w = child.stdin.getWriter();
@@ -51,13 +56,20 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function kernel(): Promise<CheckResult[]> {
-  const out: CheckResult[] = [{ name: "kernel", status: "ok", detail: `Linux ${Deno.osRelease()} ${Deno.build.arch}` }];
+  const out: CheckResult[] = [{
+    name: "kernel",
+    status: "ok",
+    detail: `Linux ${Deno.osRelease()} ${Deno.build.arch}`,
+  }];
   const fs = await Deno.readTextFile("/proc/filesystems").catch(() => "");
   const hasOverlay = /\toverlay$/m.test(fs) || await exists("/sys/module/overlay");
   out.push(
-    hasOverlay
-      ? { name: "overlayfs", status: "ok", detail: "overlay filesystem available" }
-      : { name: "overlayfs", status: "fail", detail: "overlay filesystem not available", fix: "modprobe overlay (and add it to /etc/modules)" },
+    hasOverlay ? { name: "overlayfs", status: "ok", detail: "overlay filesystem available" } : {
+      name: "overlayfs",
+      status: "fail",
+      detail: "overlay filesystem not available",
+      fix: "modprobe overlay (and add it to /etc/modules)",
+    },
   );
   const missing = [];
   for (const ns of ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup"]) {
@@ -65,7 +77,12 @@ async function kernel(): Promise<CheckResult[]> {
   }
   out.push(
     missing.length
-      ? { name: "namespaces", status: "fail", detail: `missing: ${missing.join(", ")}`, fix: "use a kernel built with CONFIG_NAMESPACES and the missing ones" }
+      ? {
+        name: "namespaces",
+        status: "fail",
+        detail: `missing: ${missing.join(", ")}`,
+        fix: "use a kernel built with CONFIG_NAMESPACES and the missing ones",
+      }
       : { name: "namespaces", status: "ok", detail: "mnt uts ipc pid net user cgroup" },
   );
   try {
@@ -73,21 +90,39 @@ async function kernel(): Promise<CheckResult[]> {
     if (mode === "none") throw new Error("no cgroup filesystem mounted");
     const controllers = mode === "v2"
       ? (await Deno.readTextFile("/sys/fs/cgroup/cgroup.controllers")).trim()
-      : [...Deno.readDirSync("/sys/fs/cgroup")].map((e) => e.name).filter((n) => n !== "unified" && n !== "systemd").sort().join(" ");
+      : [...Deno.readDirSync("/sys/fs/cgroup")].map((e) => e.name).filter((n) =>
+        n !== "unified" && n !== "systemd"
+      ).sort().join(" ");
     const need = ["cpu", "memory", "pids"].filter((c) => !controllers.split(/\s+/).includes(c));
     out.push({
       name: "cgroups",
       status: need.length ? "warn" : "ok",
-      detail: `${mode === "v2" ? "cgroup v2 (unified)" : mode === "hybrid" ? "cgroup v1 (hybrid, cgroup2 at /sys/fs/cgroup/unified)" : "cgroup v1"}; controllers: ${controllers}`,
+      detail: `${
+        mode === "v2"
+          ? "cgroup v2 (unified)"
+          : mode === "hybrid"
+          ? "cgroup v1 (hybrid, cgroup2 at /sys/fs/cgroup/unified)"
+          : "cgroup v1"
+      }; controllers: ${controllers}`,
       fix: need.length ? `enable the ${need.join(", ")} controller(s)` : undefined,
     });
   } catch (e) {
-    out.push({ name: "cgroups", status: "fail", detail: `cannot read /sys/fs/cgroup: ${(e as Error).message}`, fix: "mount cgroupfs (v2 at /sys/fs/cgroup)" });
+    out.push({
+      name: "cgroups",
+      status: "fail",
+      detail: `cannot read /sys/fs/cgroup: ${(e as Error).message}`,
+      fix: "mount cgroupfs (v2 at /sys/fs/cgroup)",
+    });
   }
   return out;
 }
 
-async function binary(name: string, args: string[], required: boolean, pkg: string): Promise<CheckResult> {
+async function binary(
+  name: string,
+  args: string[],
+  required: boolean,
+  pkg: string,
+): Promise<CheckResult> {
   const out = await output(name, args);
   if (out === null) {
     return {
@@ -122,7 +157,8 @@ async function cni(): Promise<CheckResult[]> {
     const proto = await output("env", ["CNI_COMMAND=VERSION", bridge], "{}");
     let versions = "";
     try {
-      versions = (JSON.parse(proto ?? "") as { supportedVersions: string[] }).supportedVersions.join(", ");
+      versions = (JSON.parse(proto ?? "") as { supportedVersions: string[] }).supportedVersions
+        .join(", ");
     } catch { /* older plugins print nothing useful */ }
     results.push({
       name: "cni-plugins",
@@ -133,7 +169,9 @@ async function cni(): Promise<CheckResult[]> {
   }
   let confs: string[] = [];
   try {
-    confs = [...Deno.readDirSync(CNI_CONF_DIR)].map((e) => e.name).filter((n) => /\.(conflist|conf|json)$/.test(n)).sort();
+    confs = [...Deno.readDirSync(CNI_CONF_DIR)].map((e) => e.name).filter((n) =>
+      /\.(conflist|conf|json)$/.test(n)
+    ).sort();
   } catch { /* absent */ }
   results.push(
     confs.length
@@ -141,8 +179,10 @@ async function cni(): Promise<CheckResult[]> {
       : {
         name: "cni-config",
         status: "warn",
-        detail: `no network config in ${CNI_CONF_DIR}: pods report NetworkReady=false until one exists`,
-        fix: `install your cluster's CNI (it writes ${CNI_CONF_DIR}), or write a bridge .conflist there`,
+        detail:
+          `no network config in ${CNI_CONF_DIR}: pods report NetworkReady=false until one exists`,
+        fix:
+          `install your cluster's CNI (it writes ${CNI_CONF_DIR}), or write a bridge .conflist there`,
       },
   );
   return results;
@@ -151,9 +191,12 @@ async function cni(): Promise<CheckResult[]> {
 async function privileges(): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
   out.push(
-    Deno.uid() === 0
-      ? { name: "root", status: "ok", detail: "running as root" }
-      : { name: "root", status: "fail", detail: `running as uid ${Deno.uid()}`, fix: "run the daemon as root" },
+    Deno.uid() === 0 ? { name: "root", status: "ok", detail: "running as root" } : {
+      name: "root",
+      status: "fail",
+      detail: `running as uid ${Deno.uid()}`,
+      fix: "run the daemon as root",
+    },
   );
   const adj = (await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0")).trim();
   if (adj !== "0" && Number(adj) > -1000) {

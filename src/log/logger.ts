@@ -59,7 +59,7 @@ export function createLogger(opts: { level?: Level; sink?: Sink; fields?: Fields
     const emit = (level: Level, msg: string, fields?: Fields) => {
       if (LEVELS.indexOf(level) < LEVELS.indexOf(state.level)) return;
       const rec: Fields = { time: new Date().toISOString(), level, msg, ...base };
-      if (fields) for (const [k, v] of Object.entries(fields)) rec[k] = serialise(v);
+      if (fields) { for (const [k, v] of Object.entries(fields)) rec[k] = serialise(v); }
       sink(JSON.stringify(rec, (_k, v) => typeof v === "bigint" ? v.toString() : v));
     };
     return {

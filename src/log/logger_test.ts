@@ -4,10 +4,18 @@ import { createLogger, parseLevel } from "./logger.ts";
 describe("logger", () => {
   it("writes one JSON object per line with level, msg and fields", () => {
     const lines: string[] = [];
-    const log = createLogger({ level: "info", sink: (l) => lines.push(l) }).child({ component: "cri" });
+    const log = createLogger({ level: "info", sink: (l) => lines.push(l) }).child({
+      component: "cri",
+    });
     log.info("pod started", { pod: "p1", size: 5n });
     const rec = JSON.parse(lines[0]);
-    expect(rec).toMatchObject({ level: "info", msg: "pod started", component: "cri", pod: "p1", size: "5" });
+    expect(rec).toMatchObject({
+      level: "info",
+      msg: "pod started",
+      component: "cri",
+      pod: "p1",
+      size: "5",
+    });
     expect(Date.parse(rec.time)).not.toBeNaN();
   });
   it("drops lines below the level and serialises errors", () => {

@@ -16,7 +16,22 @@
 type Labels = Record<string, string>;
 
 /** Default latency buckets in seconds, from 0.5 ms to 10 s. */
-export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
@@ -45,7 +60,11 @@ interface Metric {
 /** A monotonically increasing count per label set. */
 export class Counter implements Metric {
   #values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string, readonly labelNames: readonly string[]) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {}
 
   inc(labels: Labels = {}, by = 1): void {
     checkLabels(this.name, this.labelNames, labels);
@@ -100,9 +119,15 @@ export class Histogram implements Metric {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const s of this.#series.values()) {
       this.buckets.forEach((b, i) =>
-        lines.push(`${this.name}_bucket${labelText(this.labelNames, s.labels, ["le", String(b)])} ${s.counts[i]}`)
+        lines.push(
+          `${this.name}_bucket${labelText(this.labelNames, s.labels, ["le", String(b)])} ${
+            s.counts[i]
+          }`,
+        )
       );
-      lines.push(`${this.name}_bucket${labelText(this.labelNames, s.labels, ["le", "+Inf"])} ${s.count}`);
+      lines.push(
+        `${this.name}_bucket${labelText(this.labelNames, s.labels, ["le", "+Inf"])} ${s.count}`,
+      );
       lines.push(`${this.name}_sum${labelText(this.labelNames, s.labels)} ${s.sum}`);
       lines.push(`${this.name}_count${labelText(this.labelNames, s.labels)} ${s.count}`);
     }
@@ -118,7 +143,12 @@ export class MetricsRegistry {
     return this.#add(name, new Counter(name, help, labelNames));
   }
 
-  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets?: readonly number[]): Histogram {
+  histogram(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    buckets?: readonly number[],
+  ): Histogram {
     return this.#add(name, new Histogram(name, help, labelNames, buckets));
   }
 

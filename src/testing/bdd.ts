@@ -39,7 +39,16 @@ interface Suite {
 let current: Suite | undefined;
 
 function newSuite(name: string, skip?: string): Suite {
-  return { kind: "suite", name, children: [], beforeAll: [], afterAll: [], beforeEach: [], afterEach: [], skip };
+  return {
+    kind: "suite",
+    name,
+    children: [],
+    beforeAll: [],
+    afterAll: [],
+    beforeEach: [],
+    afterEach: [],
+    skip,
+  };
 }
 
 async function runSuite(t: Deno.TestContext, suite: Suite, each: { before: Fn[]; after: Fn[] }) {

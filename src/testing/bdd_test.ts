@@ -11,9 +11,14 @@ describe("bdd harness", () => {
     // Hooks ran in vitest order around both cases, nested ones included.
     expect(order).toEqual([
       "beforeAll",
-      "beforeEach", "first", "afterEach",
-      "beforeEach", "nested", "afterEach",
-      "beforeEach", "afterEach", // the async case
+      "beforeEach",
+      "first",
+      "afterEach",
+      "beforeEach",
+      "nested",
+      "afterEach",
+      "beforeEach",
+      "afterEach", // the async case
       "afterAll",
     ]);
   });
