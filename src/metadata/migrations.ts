@@ -1,0 +1,92 @@
+/**
+ * The metadata schema, as an ordered list of migrations. A migration is never edited once
+ * released: change the schema by appending one. `PRAGMA user_version` records how far a
+ * database has come; each migration runs in its own transaction, so a crash mid-migration
+ * leaves the previous version intact.
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "namespaces, images, content, snapshots, leases",
+    sql: `
+      -- Namespaces isolate images, content references, snapshots and leases (CRI uses k8s.io).
+      CREATE TABLE namespaces (
+        name       TEXT PRIMARY KEY,
+        labels     TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL
+      );
+
+      -- An image is a name pointing at a root descriptor (manifest or index) in the content store.
+      CREATE TABLE images (
+        namespace  TEXT NOT NULL REFERENCES namespaces(name),
+        name       TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        annotations TEXT NOT NULL DEFAULT '{}',
+        labels     TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+      );
+      CREATE INDEX images_by_digest ON images(namespace, digest);
+
+      -- Which namespaces hold a committed blob; the bytes live once in the content store.
+      CREATE TABLE content (
+        namespace  TEXT NOT NULL REFERENCES namespaces(name),
+        digest     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        labels     TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, digest)
+      );
+      CREATE INDEX content_by_digest ON content(digest);
+
+      -- Snapshots: key is the caller's name (a chain ID for committed layers); id names the
+      -- directory under the snapshotter's root, allocated from a counter so keys can be any text.
+      CREATE TABLE snapshots (
+        snapshotter TEXT NOT NULL,
+        namespace   TEXT NOT NULL REFERENCES namespaces(name),
+        key         TEXT NOT NULL,
+        id          INTEGER NOT NULL UNIQUE,
+        kind        TEXT NOT NULL CHECK (kind IN ('view', 'active', 'committed')),
+        parent      TEXT,
+        labels      TEXT NOT NULL DEFAULT '{}',
+        size        INTEGER,
+        inodes      INTEGER,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (snapshotter, namespace, key)
+      );
+      CREATE INDEX snapshots_by_parent ON snapshots(snapshotter, namespace, parent);
+      CREATE TABLE snapshot_ids (next INTEGER NOT NULL);
+      INSERT INTO snapshot_ids VALUES (1);
+
+      -- Leases protect what an operation is still building (a pull) from garbage collection.
+      CREATE TABLE leases (
+        namespace  TEXT NOT NULL REFERENCES namespaces(name),
+        id         TEXT NOT NULL,
+        labels     TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (namespace, id)
+      );
+      CREATE TABLE lease_resources (
+        namespace TEXT NOT NULL,
+        lease     TEXT NOT NULL,
+        type      TEXT NOT NULL, -- "content", "snapshots/<snapshotter>", "ingests"
+        ref       TEXT NOT NULL,
+        PRIMARY KEY (namespace, lease, type, ref),
+        FOREIGN KEY (namespace, lease) REFERENCES leases(namespace, id) ON DELETE CASCADE
+      );
+    `,
+  },
+];
