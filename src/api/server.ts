@@ -16,11 +16,22 @@ import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
 import { statusName, toServiceError } from "./status.ts";
 
-/** An implementation: one async function per unary method, by its camelCase name. */
-export type UnaryImpl = Record<
-  string,
-  (req: never, call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>
->;
+/** A unary method: request in, one response out. */
+export type UnaryFn = (req: never, call: CallContext) => Promise<unknown>;
+/** A server-streaming method: yields responses; `ctx.signal` aborts when the client goes away. */
+export type ServerStreamFn = (req: never, call: CallContext) => AsyncIterable<unknown>;
+/** A client-streaming method: reads requests, answers once. */
+export type ClientStreamFn = (reqs: AsyncIterable<never>, call: CallContext) => Promise<unknown>;
+
+/** What a handler knows about its call. */
+export interface CallContext {
+  metadata: grpc.Metadata;
+  /** Aborted when the client cancels or disconnects. */
+  signal: AbortSignal;
+}
+
+/** An implementation: one function per method, by its camelCase name. */
+export type UnaryImpl = Record<string, UnaryFn | ServerStreamFn | ClientStreamFn>;
 
 export interface GrpcServerOptions {
   log: Logger;
@@ -62,38 +73,95 @@ export class GrpcServer {
     for (const [name, method] of Object.entries(definition)) {
       const fn = impl[name];
       if (!fn) continue;
-      if (method.requestStream || method.responseStream) {
-        throw new Error(`${method.path}: streaming methods need their own handler`);
+      if (method.requestStream && method.responseStream) {
+        throw new Error(`${method.path}: bidirectional streaming is not supported by this glue`);
       }
-      handlers[name] = this.#unary(method.path, fn);
+      handlers[name] = method.responseStream
+        ? this.#serverStream(method.path, fn as ServerStreamFn)
+        : method.requestStream
+        ? this.#clientStream(method.path, fn as ClientStreamFn)
+        : this.#unary(method.path, fn as UnaryFn);
     }
     this.#server.addService(definition, handlers);
   }
 
-  #unary(path: string, fn: NonNullable<UnaryImpl[string]>): grpc.handleUnaryCall<unknown, unknown> {
+  /** Starts the clock for one call; the returned function records its outcome. */
+  #begin(path: string): (e: unknown) => grpc.ServiceError | null {
+    const start = performance.now();
+    return (e) => {
+      const err = e === null ? null : toServiceError(e);
+      const code = err ? err.code : grpc.status.OK;
+      const seconds = (performance.now() - start) / 1000;
+      this.#requests.inc({ method: path, code: statusName(code) });
+      this.#latency.observe({ method: path }, seconds);
+      if (err && (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN)) {
+        this.#log.error("request failed", { method: path, err: e });
+      } else if (this.#log.enabled("debug")) {
+        this.#log.debug("request", {
+          method: path,
+          code: statusName(code),
+          ms: seconds * 1000,
+          ...(err ? { error: err.details } : {}),
+        });
+      }
+      return err;
+    };
+  }
+
+  #context(
+    call: { metadata: grpc.Metadata; on(event: "cancelled", fn: () => void): unknown },
+  ): CallContext {
+    const ac = new AbortController();
+    call.on("cancelled", () => ac.abort(new Error("client cancelled the call")));
+    return { metadata: call.metadata, signal: ac.signal };
+  }
+
+  #unary(path: string, fn: UnaryFn): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
-      const start = performance.now();
-      const done = (code: grpc.status) => {
-        const seconds = (performance.now() - start) / 1000;
-        this.#requests.inc({ method: path, code: statusName(code) });
-        this.#latency.observe({ method: path }, seconds);
-        if (this.#log.enabled("debug")) {
-          this.#log.debug("request", { method: path, code: statusName(code), ms: seconds * 1000 });
-        }
-      };
-      fn(call.request as never, call).then(
+      const end = this.#begin(path);
+      fn(call.request as never, this.#context(call)).then(
         (res) => {
-          done(grpc.status.OK);
+          end(null);
           callback(null, res);
         },
-        (e) => {
-          const err = toServiceError(e);
-          done(err.code);
-          if (err.code === grpc.status.INTERNAL || err.code === grpc.status.UNKNOWN) {
-            this.#log.error("request failed", { method: path, err: e });
-          }
-          callback(err);
+        (e) => callback(end(e)),
+      );
+    };
+  }
+
+  #serverStream(
+    path: string,
+    fn: ServerStreamFn,
+  ): grpc.handleServerStreamingCall<unknown, unknown> {
+    return async (call) => {
+      const end = this.#begin(path);
+      const ctx = this.#context(call);
+      try {
+        for await (const msg of fn(call.request as never, ctx)) {
+          if (ctx.signal.aborted) break;
+          // Respect back-pressure: a slow client must not make the daemon buffer a whole blob.
+          if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
+        }
+        end(null);
+        call.end();
+      } catch (e) {
+        call.emit("error", end(e));
+      }
+    };
+  }
+
+  #clientStream(
+    path: string,
+    fn: ClientStreamFn,
+  ): grpc.handleClientStreamingCall<unknown, unknown> {
+    return (call, callback) => {
+      const end = this.#begin(path);
+      fn(call as unknown as AsyncIterable<never>, this.#context(call)).then(
+        (res) => {
+          end(null);
+          callback(null, res);
         },
+        (e) => callback(end(e)),
       );
     };
   }

@@ -17,7 +17,8 @@ import {
 } from "../gen/k8scontainerd/services/version/v1/version.ts";
 
 /** Header that carries the namespace on every management call, as containerd does. */
-export const NAMESPACE_HEADER = "k8scontainerd-namespace";
+export { NAMESPACE_HEADER } from "../api/namespace.ts";
+import { NAMESPACE_HEADER } from "../api/namespace.ts";
 
 export interface DaemonClient {
   address: string;

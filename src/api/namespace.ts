@@ -1,0 +1,21 @@
+/**
+ * The namespace a management call acts in: the "k8scontainerd-namespace" request header
+ * (containerd's "containerd-namespace" works too), "default" when absent.
+ */
+import type { Metadata } from "@grpc/grpc-js";
+import { InvalidArgumentError } from "../errdefs/errors.ts";
+
+export const NAMESPACE_HEADER = "k8scontainerd-namespace";
+const CONTAINERD_HEADER = "containerd-namespace";
+export const DEFAULT_NAMESPACE = "default";
+const VALID = /^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9])?$/;
+
+export function namespaceOf(md: Metadata): string {
+  const v = md.get(NAMESPACE_HEADER)[0] ?? md.get(CONTAINERD_HEADER)[0];
+  if (v === undefined) return DEFAULT_NAMESPACE;
+  const ns = String(v);
+  if (!VALID.test(ns) || ns.length > 76) {
+    throw new InvalidArgumentError(`invalid namespace "${ns}" in the ${NAMESPACE_HEADER} header`);
+  }
+  return ns;
+}
