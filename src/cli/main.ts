@@ -15,8 +15,12 @@ import { createLogger, parseLevel } from "../log/logger.ts";
 import { runDaemon } from "../daemon/daemon.ts";
 import { RuntimeError } from "../errdefs/errors.ts";
 import { REVISION, VERSION } from "../version.ts";
-import { CallError, connect } from "./client.ts";
+import { CallError, connect, type DaemonClient } from "./client.ts";
+import { imagesCommand } from "./images.ts";
+import { contentCommand, leasesCommand, namespacesCommand, snapshotsCommand } from "./stores.ts";
 import { runDoctor } from "./doctor.ts";
+import { UsageError } from "./usage_error.ts";
+export { UsageError };
 
 export const USAGE =
   `k8scontainerd ${VERSION}: a Kubernetes container runtime (CRI v1) with a ctr-like CLI
@@ -30,6 +34,11 @@ Commands:
   doctor             check the host (kernel features, cgroups, runc, conmon, CNI) and say what to fix
   config default     print the full default configuration
   config check [F]   validate a configuration file (default ${DEFAULT_CONFIG_PATH})
+  images             pull | ls | rm | tag | import | export | check   (images help)
+  content            ls | get | rm                      blobs by digest
+  snapshots          ls | mounts | rm                   unpacked layers and container roots
+  namespaces         ls | create | rm
+  leases             ls | rm
   help               this text
 
 Global flags:
@@ -71,13 +80,25 @@ export async function main(argv: string[]): Promise<number> {
       return await runDoctor();
     case "config":
       return await configCommand(rest);
+    case "images":
+    case "image":
+    case "i":
+      return await withClient(address, namespace, (c) => imagesCommand(rest, c));
+    case "content":
+      return await withClient(address, namespace, (c) => contentCommand(rest, c));
+    case "snapshots":
+    case "snapshot":
+      return await withClient(address, namespace, (c) => snapshotsCommand(rest, c));
+    case "namespaces":
+    case "namespace":
+    case "ns":
+      return await withClient(address, namespace, (c) => namespacesCommand(rest, c));
+    case "leases":
+      return await withClient(address, namespace, (c) => leasesCommand(rest, c));
     default:
       throw new UsageError(`unknown command "${cmd}" (see 'k8scontainerd help')`);
   }
 }
-
-/** A mistake in the command line; printed with a hint, exit code 2. */
-export class UsageError extends Error {}
 
 function need(argv: string[], i: number, flag: string): string {
   const v = argv[i];
@@ -124,13 +145,26 @@ async function daemonCommand(args: string[], globalAddress?: string): Promise<nu
   return 0;
 }
 
+async function withClient(
+  address: string,
+  namespace: string,
+  fn: (c: DaemonClient) => Promise<number>,
+): Promise<number> {
+  const c = connect(address, namespace);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
 async function versionCommand(address: string, namespace: string): Promise<number> {
   console.log(
     `Client:\n  Version:  ${VERSION}\n  Revision: ${REVISION}\n  Deno:     ${Deno.version.deno}\n`,
   );
   const client = connect(address, namespace);
   try {
-    const v = await client.version();
+    const v = await client.unary(client.version.version.bind(client.version), {});
     console.log(
       `Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n  Runtime:  ${v.runtime}`,
     );
