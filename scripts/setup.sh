@@ -21,6 +21,26 @@ if [ "$want_test" = 1 ]; then
   pkgs+=(docker-registry busybox-static skopeo umoci containerd procps psmisc)
 fi
 
+# The multi-arch fixture carries Debian's busybox for the other architecture too (fetched with
+# `apt-get download`, never installed), so dpkg must know that architecture.
+foreign_arch=
+if [ "$want_test" = 1 ]; then
+  case $(dpkg --print-architecture) in
+    amd64) foreign_arch=arm64 ;;
+    arm64) foreign_arch=amd64 ;;
+  esac
+fi
+need_update=0
+if [ -n "$foreign_arch" ] && ! dpkg --print-foreign-architectures | grep -qx "$foreign_arch"; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: adding dpkg architecture $foreign_arch (for the multi-arch test image)"
+    dpkg --add-architecture "$foreign_arch"
+    need_update=1
+  else
+    echo "setup: note: dpkg lacks $foreign_arch; the multi-arch fixture will use a placeholder" >&2
+  fi
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   # node may come from elsewhere (e.g. a nodesource install); only require Debian's if absent.
@@ -35,9 +55,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  need_update=0
   # Installing containerd must not leave a second runtime running on this node.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if [ "$need_update" = 1 ]; then apt-get update -qq; fi
 if [ "$want_test" = 1 ] && [ -x /etc/init.d/containerd ] && pgrep -x containerd >/dev/null 2>&1; then
   echo "setup: note: a containerd daemon is running on this machine (benchmarks start their own)"
 fi

@@ -1,0 +1,139 @@
+/**
+ * Benchmark plumbing shared by every side-by-side benchmark: a private containerd 1.6 (Debian)
+ * and a private k8scontainerd, each with its own root, state and socket; peak memory read from
+ * the kernel (VmHWM of the daemon process, so a short spike is not missed between samples);
+ * medians and ratios.
+ */
+import { REPO, startTestDaemon, type TestDaemon } from "../e2e/harness.ts";
+
+export interface Daemon {
+  name: string;
+  pid: number;
+  socket: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Peak resident set size of a live process, in bytes (VmHWM). */
+export async function peakRss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Proportional set size of a live process, in bytes (shared pages split between sharers). */
+export async function pss(pid: number): Promise<number> {
+  const text = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`);
+  const m = /^Pss:\s+(\d+) kB/m.exec(text);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Starts containerd 1.6 from Debian on a private root; its CRI plugin stays on, as on a node. */
+export async function startContainerd(opts: { hostsDir?: string } = {}): Promise<Daemon> {
+  const dir = await Deno.makeTempDir({ prefix: "bench-containerd-" });
+  const socket = `${dir}/containerd.sock`;
+  const config = [
+    "version = 2",
+    `root = "${dir}/root"`,
+    `state = "${dir}/state"`,
+    "[grpc]",
+    `  address = "${socket}"`,
+    "[debug]",
+    '  level = "warn"',
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    "  restrict_oom_score_adj = true",
+    ...(opts.hostsDir
+      ? ['[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${opts.hostsDir}"`]
+      : []),
+  ].join("\n");
+  await Deno.writeTextFile(`${dir}/config.toml`, config);
+  const child = new Deno.Command("containerd", {
+    args: ["--config", `${dir}/config.toml`],
+    stdout: "null",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const r = await new Deno.Command("ctr", {
+      args: ["-a", socket, "version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (r.success) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    name: "containerd",
+    pid: child.pid,
+    socket,
+    dir,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await umountUnder(dir);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Starts k8scontainerd from this tree on a private root. */
+export async function startOurs(args: string[] = []): Promise<Daemon & { daemon: TestDaemon }> {
+  const d = await startTestDaemon({ args: ["--log-level", "warn", ...args] });
+  return {
+    name: "k8scontainerd",
+    pid: d.process.pid,
+    socket: d.socket,
+    dir: d.dir,
+    daemon: d,
+    async stop() {
+      await d.stop();
+      await umountUnder(d.dir);
+      await d.cleanup();
+    },
+  };
+}
+
+/** Unmounts anything a daemon left mounted under its temp dir (deepest first). */
+export async function umountUnder(dir: string): Promise<void> {
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  const points = info.split("\n").map((l) => l.split(" ")[4]).filter((p) =>
+    p && p.startsWith(dir + "/")
+  );
+  for (const p of points.sort((a, b) => b.length - a.length)) {
+    await new Deno.Command("umount", { args: ["-l", p], stderr: "null" }).output();
+  }
+}
+
+/** Runs a command to completion, returning wall seconds; throws with its stderr on failure. */
+export async function timed(cmd: string[], env?: Record<string, string>): Promise<number> {
+  const start = performance.now();
+  const r = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "null",
+    stderr: "piped",
+    env,
+  }).output();
+  const secs = (performance.now() - start) / 1000;
+  if (!r.success) throw new Error(`${cmd.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`);
+  return secs;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+export const OUR_CLI = [`${REPO}scripts/k8scontainerd`];
+
+export function mib(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
+}
