@@ -25,10 +25,14 @@ export function parseDigest(digest: string): ParsedDigest {
   const algorithm = digest.slice(0, i) as Algorithm;
   const hex = digest.slice(i + 1);
   if (i < 0 || !(algorithm in HEX_LENGTH)) {
-    throw new InvalidArgumentError(`invalid digest "${digest}": algorithm must be sha256 or sha512`);
+    throw new InvalidArgumentError(
+      `invalid digest "${digest}": algorithm must be sha256 or sha512`,
+    );
   }
   if (hex.length !== HEX_LENGTH[algorithm] || !/^[0-9a-f]+$/.test(hex)) {
-    throw new InvalidArgumentError(`invalid digest "${digest}": expected ${HEX_LENGTH[algorithm]} lowercase hex characters`);
+    throw new InvalidArgumentError(
+      `invalid digest "${digest}": expected ${HEX_LENGTH[algorithm]} lowercase hex characters`,
+    );
   }
   return { algorithm, hex };
 }
