@@ -34,10 +34,32 @@ export interface Config {
     max_send_message_size: number;
   };
   log: { level: Level };
+  images: {
+    /** Where layers are unpacked: "overlayfs", or "native" (copies) where overlay is missing. */
+    snapshotter: string;
+    /** Layers downloaded at once per pull. */
+    max_concurrent_downloads: number;
+  };
+  registry: {
+    /** containerd-format hosts.toml directory: <config_path>/<host>/hosts.toml. */
+    config_path: string;
+    /** Registries reached over plain HTTP without a hosts.toml (loopback always is). */
+    plain_http_hosts: string[];
+    /** Credentials per registry host, e.g. [registry.auths."registry.example.com"]. */
+    auths: Record<string, RegistryAuth>;
+  };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
     address: string;
   };
+}
+
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  /** base64 of "username:password", as in a docker config.json. */
+  auth?: string;
+  identity_token?: string;
 }
 
 /** Every default, in the shape of the file. */
@@ -54,6 +76,8 @@ export function defaultConfig(): Config {
       max_send_message_size: 16 * 1024 * 1024,
     },
     log: { level: "info" },
+    images: { snapshotter: "overlayfs", max_concurrent_downloads: 3 },
+    registry: { config_path: "/etc/k8scontainerd/certs.d", plain_http_hosts: [], auths: {} },
     metrics: { address: "" },
   };
 }
@@ -85,6 +109,24 @@ const hostPort: Check = (key, v) => {
   isString(key, v);
   if (v !== "" && !parseHostPort(v as string)) throw bad(key, v, 'empty or "host:port"');
 };
+const snapshotterName: Check = (key, v) => {
+  if (v !== "overlayfs" && v !== "native") throw bad(key, v, '"overlayfs" or "native"');
+};
+const stringList: Check = (key, v) => {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw bad(key, v, "a list of strings");
+};
+const AUTH_KEYS = ["username", "password", "auth", "identity_token"];
+const registryAuths: Check = (key, v) => {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw bad(key, v, "a table of hosts");
+  for (const [host, auth] of Object.entries(v as Record<string, unknown>)) {
+    const k = `${key}."${host}"`;
+    if (auth === null || typeof auth !== "object" || Array.isArray(auth)) throw bad(k, auth, "a table");
+    for (const [field, value] of Object.entries(auth as Record<string, unknown>)) {
+      if (!AUTH_KEYS.includes(field)) throw new InvalidArgumentError(`config: unknown key "${k}.${field}"`);
+      if (typeof value !== "string") throw bad(`${k}.${field}`, value, "a string");
+    }
+  }
+};
 const schemaVersion: Check = (key, v) => {
   if (v !== 1) throw bad(key, v, "1 (the only config version)");
 };
@@ -100,6 +142,11 @@ const CHECKS: Record<string, Check> = {
   "grpc.max_recv_message_size": positiveInt,
   "grpc.max_send_message_size": positiveInt,
   "log.level": logLevel,
+  "images.snapshotter": snapshotterName,
+  "images.max_concurrent_downloads": positiveInt,
+  "registry.config_path": absolutePath,
+  "registry.plain_http_hosts": stringList,
+  "registry.auths": registryAuths,
   "metrics.address": hostPort,
 };
 
@@ -124,6 +171,13 @@ function merge(dst: Record<string, unknown>, src: Record<string, unknown>, prefi
     const key = prefix ? `${prefix}.${k}` : k;
     if (!(k in dst)) throw new InvalidArgumentError(`config: unknown key "${key}"`);
     const cur = dst[k];
+    const whole = CHECKS[key];
+    if (whole && cur !== null && typeof cur === "object" && !Array.isArray(cur)) {
+      // A table with free-form keys (e.g. registry.auths), checked as a whole.
+      whole(key, v);
+      dst[k] = v;
+      continue;
+    }
     if (cur !== null && typeof cur === "object" && !Array.isArray(cur)) {
       if (v === null || typeof v !== "object" || Array.isArray(v)) {
         throw bad(key, v, "a table");

@@ -65,6 +65,16 @@ describe("config", () => {
     }
   });
 
+  it("accepts registry credentials per host and rejects unknown fields in them", () => {
+    const cfg = parseConfig('[registry.auths."r.example.com"]\nusername = "u"\npassword = "p"\n');
+    expect(cfg.registry.auths["r.example.com"]).toEqual({ username: "u", password: "p" });
+    expect(() => parseConfig('[registry.auths."r.example.com"]\nuser = "u"\n')).toThrow(
+      'unknown key "registry.auths."r.example.com".user"',
+    );
+    expect(() => parseConfig('[images]\nsnapshotter = "zfs"')).toThrow('"images.snapshotter": expected "overlayfs" or "native"');
+    expect(() => parseConfig("[registry]\nplain_http_hosts = [1]")).toThrow("a list of strings");
+  });
+
   it("parses host:port including IPv6", () => {
     expect(parseHostPort("127.0.0.1:9100")).toEqual({ hostname: "127.0.0.1", port: 9100 });
     expect(parseHostPort("[::1]:80")).toEqual({ hostname: "::1", port: 80 });
