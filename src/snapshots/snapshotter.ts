@@ -28,6 +28,12 @@ export interface Mount {
   /** Where it goes, relative to the container rootfs; empty means the rootfs itself. */
   target?: string;
   options: string[];
+  /**
+   * Directory to chdir into while mounting, for relative paths in `options` (overlay lowerdir
+   * lists too long for the 4096-byte mount data limit are written relative to the
+   * snapshotter's `snapshots` directory). `mountAll` in mount.ts honours it.
+   */
+  cwd?: string;
 }
 
 export interface Usage {
@@ -44,9 +50,24 @@ export interface Snapshotter {
   update(namespace: string, key: string, labels: Record<string, string>): SnapshotInfo;
   usage(namespace: string, key: string): Promise<Usage>;
   mounts(namespace: string, key: string): Mount[];
-  prepare(namespace: string, key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
-  view(namespace: string, key: string, parent?: string, labels?: Record<string, string>): Promise<Mount[]>;
-  commit(namespace: string, name: string, key: string, labels?: Record<string, string>): Promise<void>;
+  prepare(
+    namespace: string,
+    key: string,
+    parent?: string,
+    labels?: Record<string, string>,
+  ): Promise<Mount[]>;
+  view(
+    namespace: string,
+    key: string,
+    parent?: string,
+    labels?: Record<string, string>,
+  ): Promise<Mount[]>;
+  commit(
+    namespace: string,
+    name: string,
+    key: string,
+    labels?: Record<string, string>,
+  ): Promise<void>;
   remove(namespace: string, key: string): Promise<void>;
   walk(namespace: string, filter?: (info: SnapshotInfo) => boolean): SnapshotInfo[];
   /**
