@@ -20,6 +20,14 @@ import { versionService } from "../api/version.ts";
 import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
+import { openStores } from "./stores.ts";
+import { imagesApi } from "../api/images.ts";
+import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
+import { ImagesService } from "../gen/k8scontainerd/services/images/v1/images.ts";
+import { NamespacesService } from "../gen/k8scontainerd/services/namespaces/v1/namespace.ts";
+import { ContentService } from "../gen/k8scontainerd/services/content/v1/content.ts";
+import { SnapshotsService } from "../gen/k8scontainerd/services/snapshots/v1/snapshots.ts";
+import { LeasesService } from "../gen/k8scontainerd/services/leases/v1/leases.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import { REVISION, VERSION } from "../version.ts";
 
@@ -55,7 +63,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       maxRecvMessageSize: config.grpc.max_recv_message_size,
       maxSendMessageSize: config.grpc.max_send_message_size,
     });
+    const stores = await openStores(config, log, metrics);
+    cleanup.push(() => stores.close());
+    // Finish what a killed daemon left half done before anyone can call in.
+    await stores.images.recover();
+
     grpc.add(VersionService, versionService);
+    grpc.add(NamespacesService, namespacesApi(stores.namespaces));
+    grpc.add(ImagesService, imagesApi(stores.images));
+    grpc.add(ContentService, contentApi(stores.content, stores.contentIndex, stores.images));
+    grpc.add(SnapshotsService, snapshotsApi(stores.snapshotters, stores.defaultSnapshotter));
+    grpc.add(LeasesService, leasesApi(stores.leases, stores.images));
     registerCri(grpc);
 
     const socket = config.grpc.address;
