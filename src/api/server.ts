@@ -119,7 +119,8 @@ export class GrpcServer {
   #unary(path: string, fn: UnaryFn): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
       const end = this.#begin(path);
-      fn(call.request as never, this.#context(call)).then(
+      // A handler that throws before its first await still answers with a status.
+      Promise.resolve().then(() => fn(call.request as never, this.#context(call))).then(
         (res) => {
           end(null);
           callback(null, res);
@@ -156,7 +157,7 @@ export class GrpcServer {
   ): grpc.handleClientStreamingCall<unknown, unknown> {
     return (call, callback) => {
       const end = this.#begin(path);
-      fn(call as unknown as AsyncIterable<never>, this.#context(call)).then(
+      Promise.resolve().then(() => fn(call as unknown as AsyncIterable<never>, this.#context(call))).then(
         (res) => {
           end(null);
           callback(null, res);

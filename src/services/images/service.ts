@@ -216,7 +216,7 @@ export class ImageService {
     img: { name: string; target: Descriptor; labels?: Record<string, string> },
   ): Promise<ImageView> {
     this.#d.contentIndex.get(namespace, img.target.digest);
-    return this.view(
+    return await this.view(
       namespace,
       this.#d.images.create(namespace, { ...img, name: normalizeName(img.name) }),
     );
@@ -228,7 +228,7 @@ export class ImageService {
     changes: { target?: Descriptor; labels?: Record<string, string> },
   ): Promise<ImageView> {
     if (changes.target) this.#d.contentIndex.get(namespace, changes.target.digest);
-    return this.view(namespace, this.#d.images.update(namespace, normalizeName(name), changes));
+    return await this.view(namespace, this.#d.images.update(namespace, normalizeName(name), changes));
   }
 
   /** Removes the name; with `sync`, collects garbage before returning, else soon after. */
