@@ -45,7 +45,9 @@ import {
 
 /** What the store knows about a committed blob. */
 export interface ContentInfo {
+  /** The blob's digest. */
   digest: string;
+  /** The blob's size in bytes. */
   size: number;
   /** When the blob was written (the file's modification time). */
   committedAt: Date;
@@ -53,6 +55,7 @@ export interface ContentInfo {
 
 /** The state of an ingest: how far a write has come. */
 export interface IngestStatus {
+  /** The ref the writer was opened with. */
   ref: string;
   /** Bytes written so far (the size of the data a resumed writer continues from). */
   offset: number;
@@ -60,7 +63,9 @@ export interface IngestStatus {
   total: number;
   /** Expected digest; "" when unknown. */
   expected: string;
+  /** When the ingest began. */
   startedAt: Date;
+  /** When it was last written to. */
   updatedAt: Date;
 }
 
@@ -79,7 +84,6 @@ const READ_CHUNK = 1 << 20;
 
 /** Refs locked by a live writer, per store root: one daemon owns a root, so this is enough. */
 const LOCKS = new Map<string, Set<string>>();
-
 
 function ingestDirName(ref: string): string {
   return hasher("sha256").update(ref).digest("hex");
@@ -131,8 +135,11 @@ export class ContentStore {
   /** Digests committed by this process, with when: GC spares very fresh unindexed blobs. */
   readonly #recentCommits = new Map<string, number>();
 
-  /** @param root the store's directory, e.g. `/var/lib/k8scontainerd/content` */
-  constructor(readonly root: string) {
+  /** A store rooted at `root`, e.g. `/var/lib/k8scontainerd/content` (created on first write). */
+  constructor(
+    /** The store's directory. */
+    readonly root: string,
+  ) {
     if (!LOCKS.has(root)) LOCKS.set(root, new Set());
   }
 
@@ -727,6 +734,7 @@ interface WriterInit {
  * ```
  */
 export class ContentWriter {
+  /** The ref this writer ingests under. */
   readonly ref: string;
   readonly #init: WriterInit;
   #file: Deno.FsFile | undefined;

@@ -23,10 +23,15 @@ import { NamespaceStore } from "./namespaces.ts";
 
 /** A namespace's record of a blob. */
 export interface ContentRecord {
+  /** The blob's digest. */
   digest: string;
+  /** The blob's size in bytes. */
   size: number;
+  /** Labels, including `containerd.io/gc.*` ones GC follows. */
   labels: Labels;
+  /** When the namespace first recorded the blob. */
   createdAt: Date;
+  /** When the record last changed. */
   updatedAt: Date;
 }
 
@@ -63,8 +68,11 @@ function toRecord(r: Row): ContentRecord {
 export class ContentIndex {
   readonly #namespaces: NamespaceStore;
 
-  /** @param db the open metadata database */
-  constructor(readonly db: MetadataDB) {
+  /** A store over the open metadata database. */
+  constructor(
+    /** The open metadata database. */
+    readonly db: MetadataDB,
+  ) {
     this.#namespaces = new NamespaceStore(db);
   }
 

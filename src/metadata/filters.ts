@@ -31,6 +31,7 @@ export type FieldCheck = (path: string[]) => boolean;
 
 /** A compiled filter list. */
 export interface Filter {
+  /** True when the object whose fields `get` looks up matches. */
   match(get: FieldGetter): boolean;
 }
 

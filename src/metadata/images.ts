@@ -25,10 +25,15 @@ import { NamespaceStore } from "./namespaces.ts";
 
 /** An image record. */
 export interface Image {
+  /** The full reference, e.g. `docker.io/library/busybox:latest`. */
   name: string;
+  /** The root descriptor: a manifest or an index. */
   target: Descriptor;
+  /** Free-form labels (CRI keeps its own here). */
   labels: Labels;
+  /** When the record was created. */
   createdAt: Date;
+  /** When the record last changed. */
   updatedAt: Date;
 }
 
@@ -109,8 +114,11 @@ const FIELDS = new Set(["name", "target.digest", "target.mediatype", "target.siz
 export class ImageStore {
   readonly #namespaces: NamespaceStore;
 
-  /** @param db the open metadata database */
-  constructor(readonly db: MetadataDB) {
+  /** A store over the open metadata database. */
+  constructor(
+    /** The open metadata database. */
+    readonly db: MetadataDB,
+  ) {
     this.#namespaces = new NamespaceStore(db);
   }
 

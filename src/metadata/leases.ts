@@ -25,8 +25,11 @@ import { NamespaceStore } from "./namespaces.ts";
 
 /** A lease. */
 export interface Lease {
+  /** Unique within the namespace. */
   id: string;
+  /** Free-form labels. */
   labels: Labels;
+  /** When the lease was taken. */
   createdAt: Date;
   /** When it stops protecting anything; absent for a lease that never expires. */
   expiresAt?: Date;
@@ -96,8 +99,11 @@ function randomId(): string {
 export class LeaseStore {
   readonly #namespaces: NamespaceStore;
 
-  /** @param db the open metadata database */
-  constructor(readonly db: MetadataDB) {
+  /** A store over the open metadata database. */
+  constructor(
+    /** The open metadata database. */
+    readonly db: MetadataDB,
+  ) {
     this.#namespaces = new NamespaceStore(db);
   }
 

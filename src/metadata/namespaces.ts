@@ -24,8 +24,11 @@ import { formatLabels, type Labels, mergeLabels, parseLabels, validateLabels } f
 
 /** A namespace and its labels. */
 export interface Namespace {
+  /** The namespace's name, e.g. `k8s.io`. */
   name: string;
+  /** Free-form labels. */
   labels: Labels;
+  /** When the namespace was created. */
   createdAt: Date;
 }
 
@@ -73,8 +76,11 @@ function toNamespace(r: Row): Namespace {
  * ```
  */
 export class NamespaceStore {
-  /** @param db the open metadata database */
-  constructor(readonly db: MetadataDB) {}
+  /** A store over the open metadata database. */
+  constructor(
+    /** The open metadata database. */
+    readonly db: MetadataDB,
+  ) {}
 
   /** Creates a namespace; AlreadyExistsError when it exists. */
   create(name: string, labels: Labels = {}): Namespace {
