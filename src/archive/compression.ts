@@ -230,7 +230,6 @@ export class ZstdFrameChecker {
   #need = 4;
   #state: "magic" | "fhd" | "frameHeader" | "block" | "skipSize" = "magic";
   #checksum = false;
-  #lastBlock = false;
   #frames = 0;
 
   /** Feeds compressed bytes; throws on a malformed frame. */
@@ -286,7 +285,6 @@ export class ZstdFrameChecker {
         const did = [0, 1, 2, 4][d & 3];
         const fcs = [single ? 1 : 0, 2, 4, 8][fcsFlag];
         const rest = (single ? 0 : 1) + did + fcs;
-        this.#lastBlock = false;
         if (rest === 0) {
           this.#state = "block";
           this.#need = 3;
