@@ -228,7 +228,10 @@ export class ImageService {
     changes: { target?: Descriptor; labels?: Record<string, string> },
   ): Promise<ImageView> {
     if (changes.target) this.#d.contentIndex.get(namespace, changes.target.digest);
-    return await this.view(namespace, this.#d.images.update(namespace, normalizeName(name), changes));
+    return await this.view(
+      namespace,
+      this.#d.images.update(namespace, normalizeName(name), changes),
+    );
   }
 
   /** Removes the name; with `sync`, collects garbage before returning, else soon after. */
@@ -400,7 +403,7 @@ export class ImageService {
 
   /**
    * At daemon start: leases of pulls the previous daemon did not finish are dropped (their
-   * operation is gone), stale ingests removed, and garbage collected — so a pull killed midway
+   * operation is gone), their partial downloads removed, and garbage collected — so a pull killed midway
    * leaves nothing behind.
    */
   async recover(): Promise<void> {
@@ -416,7 +419,8 @@ export class ImageService {
         }
       }
     }
-    const removed = await this.#d.content.cleanupIngests(new Date(Date.now() - 24 * 3600_000));
+    // The writers of any ingest left on disk died with the previous daemon.
+    const removed = await this.#d.content.cleanupIngests();
     if (removed.length) this.#log.info("removed stale ingests", { count: removed.length });
     for (const s of this.#d.snapshotters.values()) await s.cleanup();
     await this.gc();
