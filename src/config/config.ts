@@ -113,16 +113,24 @@ const snapshotterName: Check = (key, v) => {
   if (v !== "overlayfs" && v !== "native") throw bad(key, v, '"overlayfs" or "native"');
 };
 const stringList: Check = (key, v) => {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw bad(key, v, "a list of strings");
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+    throw bad(key, v, "a list of strings");
+  }
 };
 const AUTH_KEYS = ["username", "password", "auth", "identity_token"];
 const registryAuths: Check = (key, v) => {
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw bad(key, v, "a table of hosts");
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw bad(key, v, "a table of hosts");
+  }
   for (const [host, auth] of Object.entries(v as Record<string, unknown>)) {
     const k = `${key}."${host}"`;
-    if (auth === null || typeof auth !== "object" || Array.isArray(auth)) throw bad(k, auth, "a table");
+    if (auth === null || typeof auth !== "object" || Array.isArray(auth)) {
+      throw bad(k, auth, "a table");
+    }
     for (const [field, value] of Object.entries(auth as Record<string, unknown>)) {
-      if (!AUTH_KEYS.includes(field)) throw new InvalidArgumentError(`config: unknown key "${k}.${field}"`);
+      if (!AUTH_KEYS.includes(field)) {
+        throw new InvalidArgumentError(`config: unknown key "${k}.${field}"`);
+      }
       if (typeof value !== "string") throw bad(`${k}.${field}`, value, "a string");
     }
   }

@@ -71,7 +71,9 @@ describe("config", () => {
     expect(() => parseConfig('[registry.auths."r.example.com"]\nuser = "u"\n')).toThrow(
       'unknown key "registry.auths."r.example.com".user"',
     );
-    expect(() => parseConfig('[images]\nsnapshotter = "zfs"')).toThrow('"images.snapshotter": expected "overlayfs" or "native"');
+    expect(() => parseConfig('[images]\nsnapshotter = "zfs"')).toThrow(
+      '"images.snapshotter": expected "overlayfs" or "native"',
+    );
     expect(() => parseConfig("[registry]\nplain_http_hosts = [1]")).toThrow("a list of strings");
   });
 

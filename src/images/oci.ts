@@ -156,5 +156,6 @@ export function formatPlatform(p: Platform): string {
 /** True when `candidate` can run where `want` is asked for (same os, arch and variant). */
 export function platformMatches(want: Platform, candidate: Platform): boolean {
   const a = normalizePlatform(want), b = normalizePlatform(candidate);
-  return a.os === b.os && a.architecture === b.architecture && (a.variant ?? "") === (b.variant ?? "");
+  return a.os === b.os && a.architecture === b.architecture &&
+    (a.variant ?? "") === (b.variant ?? "");
 }

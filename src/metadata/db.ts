@@ -42,14 +42,18 @@ export class MetadataDB {
 
   /** The schema version this database is at. */
   get version(): number {
-    return Number((this.sql.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+    return Number(
+      (this.sql.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+    );
   }
 
   #migrate(migrations: readonly Migration[]): void {
     const have = this.version;
     const newest = migrations.at(-1)?.version ?? 0;
     if (have > newest) {
-      throw new Error(`schema version ${have} is newer than this build knows (${newest}): refusing to run an older k8scontainerd on it`);
+      throw new Error(
+        `schema version ${have} is newer than this build knows (${newest}): refusing to run an older k8scontainerd on it`,
+      );
     }
     for (const m of migrations) {
       if (m.version <= have) continue;
@@ -81,7 +85,9 @@ export class MetadataDB {
     this.sql.exec(depth === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${sp}`);
     try {
       const out = fn();
-      if (out instanceof Promise) throw new Error("transaction(): the function must be synchronous");
+      if (out instanceof Promise) {
+        throw new Error("transaction(): the function must be synchronous");
+      }
       this.sql.exec(depth === 0 ? "COMMIT" : `RELEASE ${sp}`);
       return out;
     } catch (e) {

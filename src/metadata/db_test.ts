@@ -15,8 +15,19 @@ describe("metadata db", () => {
     const db = MetadataDB.open(`${dir}/m.db`);
     expect(db.version).toBe(MIGRATIONS.at(-1)!.version);
     expect(db.sql.prepare("PRAGMA journal_mode").get()).toMatchObject({ journal_mode: "wal" });
-    const tables = db.sql.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(["namespaces", "images", "content", "snapshots", "leases", "lease_resources"]));
+    const tables = db.sql.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((
+      r,
+    ) => r.name);
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        "namespaces",
+        "images",
+        "content",
+        "snapshots",
+        "leases",
+        "lease_resources",
+      ]),
+    );
     db.close();
   });
 
@@ -25,13 +36,16 @@ describe("metadata db", () => {
     a.prepare("INSERT INTO namespaces (name, created_at) VALUES (?, ?)").run("default", 1);
     a.close();
     const b = MetadataDB.open(`${dir}/m.db`);
-    expect(b.prepare("SELECT name FROM namespaces").all()).toEqual([expect.objectContaining({ name: "default" })]);
+    expect(b.prepare("SELECT name FROM namespaces").all()).toEqual([
+      expect.objectContaining({ name: "default" }),
+    ]);
     b.close();
   });
 
   it("rolls back a failed transaction entirely, nested savepoints too", () => {
     const db = MetadataDB.open(`${dir}/m.db`);
-    const ins = (n: string) => db.prepare("INSERT INTO namespaces (name, created_at) VALUES (?, 1)").run(n);
+    const ins = (n: string) =>
+      db.prepare("INSERT INTO namespaces (name, created_at) VALUES (?, 1)").run(n);
     expect(() =>
       db.transaction(() => {
         ins("a");
@@ -43,7 +57,8 @@ describe("metadata db", () => {
       ins("c");
       expect(() => db.transaction(() => ins("c"))).toThrow(/UNIQUE/);
     });
-    expect(db.prepare("SELECT name FROM namespaces ORDER BY name").all().map((r) => r.name)).toEqual(["c"]);
+    expect(db.prepare("SELECT name FROM namespaces ORDER BY name").all().map((r) => r.name))
+      .toEqual(["c"]);
     db.close();
   });
 
@@ -55,7 +70,11 @@ describe("metadata db", () => {
   });
 
   it("keeps the previous version when a migration fails midway", () => {
-    const bad = [...MIGRATIONS, { version: 99, name: "broken", sql: "CREATE TABLE x (a); INSERT INTO nope VALUES (1);" }];
+    const bad = [...MIGRATIONS, {
+      version: 99,
+      name: "broken",
+      sql: "CREATE TABLE x (a); INSERT INTO nope VALUES (1);",
+    }];
     expect(() => MetadataDB.open(`${dir}/m.db`, bad)).toThrow(/no such table: nope/);
     const db = MetadataDB.open(`${dir}/m.db`);
     expect(db.version).toBe(MIGRATIONS.at(-1)!.version);
