@@ -157,13 +157,14 @@ export class GrpcServer {
   ): grpc.handleClientStreamingCall<unknown, unknown> {
     return (call, callback) => {
       const end = this.#begin(path);
-      Promise.resolve().then(() => fn(call as unknown as AsyncIterable<never>, this.#context(call))).then(
-        (res) => {
-          end(null);
-          callback(null, res);
-        },
-        (e) => callback(end(e)),
-      );
+      Promise.resolve().then(() => fn(call as unknown as AsyncIterable<never>, this.#context(call)))
+        .then(
+          (res) => {
+            end(null);
+            callback(null, res);
+          },
+          (e) => callback(end(e)),
+        );
     };
   }
 
