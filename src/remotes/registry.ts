@@ -485,6 +485,9 @@ export class RegistryClient {
     let position = offset; // absolute bytes delivered to the consumer
     let skip = 0; // bytes to drop from the current body (a server that ignored Range)
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    // Per stream, not per read: a server that drops every connection after a few bytes must
+    // not turn one blob into thousands of range requests.
+    let resumes = 0;
     const log = this.#opts.log;
     const retries = this.#opts.retries;
 
@@ -521,7 +524,6 @@ export class RegistryClient {
     return new ReadableStream<Uint8Array>({
       start: () => adopt(firstRes, offset),
       pull: async (controller) => {
-        let resumes = 0;
         let lastError: unknown;
         for (;;) {
           try {
