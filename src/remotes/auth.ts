@@ -54,15 +54,23 @@ export type CredentialsProvider = (
  * ```
  */
 export interface AuthConfigLike {
+  /** User name (Basic, or for the token server). */
   username?: string;
+  /** Password or personal access token. */
   password?: string;
   /** base64("user:password"), as in a docker config.json. */
   auth?: string;
+  /** The registry these credentials are for; other hosts do not get them. */
   server_address?: string;
+  /** camelCase spelling of `server_address`. */
   serverAddress?: string;
+  /** An OAuth2 refresh token, exchanged at the token server. */
   identity_token?: string;
+  /** camelCase spelling of `identity_token`. */
   identityToken?: string;
+  /** A ready Bearer token sent as is. */
   registry_token?: string;
+  /** camelCase spelling of `registry_token`. */
   registryToken?: string;
 }
 
@@ -76,12 +84,15 @@ export interface AuthConfigLike {
  * ```
  */
 export interface RegistryAuthConfig {
+  /** `username`/`password`, or `auth` (base64 user:password), or `identitytoken`. */
   auth?: { username?: string; password?: string; auth?: string; identitytoken?: string };
 }
 
 /** One parsed `WWW-Authenticate` challenge; `scheme` is lower-case, parameter names too. */
 export interface Challenge {
+  /** The scheme, lower-case: "basic", "bearer". */
   scheme: string;
+  /** Parameters by lower-case name: realm, service, scope, error … */
   params: Record<string, string>;
 }
 
@@ -96,6 +107,7 @@ export interface Challenge {
  * ```
  */
 export class UnauthorizedError extends FailedPreconditionError {
+  /** `host` and `repository` name where access was refused; `detail` says why. */
   constructor(
     readonly host: string,
     readonly repository: string,
@@ -278,8 +290,11 @@ type HostAuth =
 
 /** Options of {@linkcode Authorizer}. */
 export interface AuthorizerOptions {
+  /** Credentials per endpoint host; without it every request is anonymous. */
   credentials?: CredentialsProvider;
+  /** Sent to token servers as User-Agent. */
   userAgent?: string;
+  /** Debug lines about issued tokens. */
   log?: Logger;
   /** Injected clock for tests (ms since epoch). */
   now?: () => number;
@@ -349,8 +364,10 @@ export class Authorizer {
     const key = `${host}\n${state.service ?? ""}\n${scopes.join(" ")}`;
     let entry = this.#tokens.get(key);
     if (entry) {
-      const t = await entry.catch(() => undefined);
-      if (t && t.expiresAt > this.#now()) return `Bearer ${t.token}`;
+      // An in-flight fetch is shared, failure included (a failed entry leaves the map once
+      // settled, so the next request tries afresh).
+      const t = await entry;
+      if (t.expiresAt > this.#now()) return `Bearer ${t.token}`;
       if (this.#tokens.get(key) === entry) this.#tokens.delete(key);
     }
     entry = this.#fetchToken(host, repository, state, scopes, creds, fetchFn);

@@ -31,6 +31,7 @@ const ALL_CAPABILITIES: readonly Capability[] = ["pull", "resolve", "push"];
 
 /** A TLS client certificate and its key (PEM file paths). */
 export interface ClientCertPaths {
+  /** PEM certificate path. */
   cert: string;
   /** Omitted when the certificate file also holds the key. */
   key?: string;
@@ -57,6 +58,7 @@ export interface RegistryHost {
   /** The API root without a trailing slash: `<scheme>://<host>/v2`, or the given path with
    * override_path. Requests go to `<url>/<repository>/manifests/<ref>` and so on. */
   url: string;
+  /** What this host may be used for ("pull", "resolve", "push"). */
   capabilities: Capability[];
   /** Extra request headers (hosts.toml `header`); several values are joined with ", ". */
   headers: Record<string, string>;

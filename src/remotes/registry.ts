@@ -24,7 +24,7 @@ import {
   UnavailableError,
   UnimplementedError,
 } from "../errdefs/errors.ts";
-import { type Algorithm, hasher, parseDigest } from "../content/digest.ts";
+import { type Algorithm, digestOf, hasher, parseDigest } from "../content/digest.ts";
 import { type Descriptor, isSchema1, MANIFEST_ACCEPT, MEDIA_TYPES } from "../images/oci.ts";
 import type { Logger } from "../log/logger.ts";
 import { VERSION } from "../version.ts";
@@ -40,6 +40,7 @@ export interface RegistryClientOptions {
   credentials?: CredentialsProvider;
   /** Hosts reached over plain HTTP when no hosts.toml says otherwise (loopback always is). */
   plainHttp?: string[];
+  /** User-Agent of every request (default k8scontainerd/<version>). */
   userAgent?: string;
   /** Largest manifest accepted, in bytes (default 4 MiB, as containerd). */
   maxManifestSize?: number;
@@ -47,6 +48,7 @@ export interface RegistryClientOptions {
   retries?: number;
   /** First backoff delay in ms (doubled per retry, ±50 % jitter); default 100. */
   retryDelayMs?: number;
+  /** Where retries, host fallbacks and resumed downloads are logged. */
   log?: Logger;
 }
 
@@ -61,7 +63,9 @@ export interface RegistryClientOptions {
  * ```
  */
 export interface Resolved {
+  /** The normalised reference, e.g. "docker.io/library/busybox:latest". */
   name: string;
+  /** The root descriptor: an index or a manifest, with digest and size. */
   descriptor: Descriptor;
 }
 
@@ -149,6 +153,37 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * Checks a blob answer before its body is used: a 206 must start where we asked, the length
+ * must fit the descriptor, and there must be a body.
+ */
+function checkBlobResponse(
+  label: string,
+  host: RegistryHost,
+  desc: Descriptor,
+  res: Response,
+  from: number,
+): void {
+  if (res.status === 206) {
+    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
+    if (!range || Number(range[1]) !== from) {
+      throw new FailedPreconditionError(
+        `${label}: ${host.host} answered Range bytes=${from}- with Content-Range ` +
+          `"${res.headers.get("content-range")}"`,
+      );
+    }
+  }
+  const length = res.headers.get("content-length");
+  const expected = desc.size - (res.status === 206 ? from : 0);
+  if (length !== null && Number(length) !== expected) {
+    throw new FailedPreconditionError(
+      `${label}: ${host.host} sent Content-Length ${length}, expected ${expected} ` +
+        `(descriptor size ${desc.size})`,
+    );
+  }
+  if (!res.body) throw new FailedPreconditionError(`${label}: ${host.host} sent no body`);
 }
 
 /** A failure that no other host or retry can fix (schema 1, a caller abort). */
@@ -297,7 +332,7 @@ export class RegistryClient {
         );
       }
     }
-    const digest = ref.digest ?? header ?? matchesDigest(data, "sha256:" + "0".repeat(64)).actual;
+    const digest = ref.digest ?? header ?? digestOf(data);
     const mediaType = this.#mediaTypeOf(name, host, res.headers.get("content-type"), data);
     return { mediaType, digest, size: data.length };
   }
@@ -446,6 +481,12 @@ export class RegistryClient {
       if (res.status !== 200 && res.status !== 206) {
         throw await this.#statusError(`fetching ${label}`, host, res);
       }
+      try {
+        checkBlobResponse(label, host, desc, res, from);
+      } catch (e) {
+        await res.body?.cancel();
+        throw e;
+      }
       return res;
     };
     let first: { host: RegistryHost; res: Response };
@@ -491,30 +532,11 @@ export class RegistryClient {
     const log = this.#opts.log;
     const retries = this.#opts.retries;
 
-    /** Checks a (re)opened response and adopts its body. */
+    /** Takes over a checked (re)opened response (see checkBlobResponse). */
     const adopt = (res: Response, from: number) => {
-      const length = res.headers.get("content-length");
-      if (res.status === 206) {
-        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get("content-range") ?? "");
-        if (!range || Number(range[1]) !== from) {
-          throw new FailedPreconditionError(
-            `${label}: ${host.host} answered Range bytes=${from}- with Content-Range ` +
-              `"${res.headers.get("content-range")}"`,
-          );
-        }
-        skip = 0;
-      } else {
-        skip = from; // the whole blob again: drop what the consumer already has
-      }
-      const expected = desc.size - (res.status === 206 ? from : 0);
-      if (length !== null && Number(length) !== expected) {
-        throw new FailedPreconditionError(
-          `${label}: ${host.host} sent Content-Length ${length}, expected ${expected} ` +
-            `(descriptor size ${desc.size})`,
-        );
-      }
-      if (!res.body) throw new FailedPreconditionError(`${label}: ${host.host} sent no body`);
-      reader = res.body.getReader();
+      // 200 to a ranged request: the whole blob again; drop what the consumer already has.
+      skip = res.status === 206 ? 0 : from;
+      reader = res.body!.getReader();
     };
 
     const finish = () => {

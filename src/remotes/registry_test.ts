@@ -58,6 +58,60 @@ function startProxy(upstream: string, handler: Handler): Proxy {
   return { address, url: `http://${address}`, hits, stop: () => server.shutdown() };
 }
 
+/** A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl, EC keys). */
+async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    })
+      .output();
+    if (!out.success) {
+      throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await run(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=test CA",
+  );
+  await run("req", ...ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1");
+  await Deno.writeTextFile(join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
+  await run(
+    "x509",
+    "-req",
+    "-in",
+    "srv.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "srv.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+  );
+  return {
+    ca: join(dir, "ca.pem"),
+    cert: await Deno.readTextFile(join(dir, "srv.pem")),
+    key: await Deno.readTextFile(join(dir, "srv.key")),
+  };
+}
+
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
@@ -240,6 +294,46 @@ describe("RegistryClient", () => {
       const data = await readAll(await client.fetchBlob(r.name, layer));
       expect(digestOf(data)).toBe(layer.digest);
       expect(pullOnly.hits.map((h) => h.path)).toEqual([`/v2/busybox/blobs/${layer.digest}`]);
+    });
+
+    it("`ca` in hosts.toml trusts a private CA for an HTTPS registry", async () => {
+      const dir = join(tmp, "tls");
+      await Deno.mkdir(join(dir, "tls.test"), { recursive: true });
+      const certs = await makeCerts(join(dir, "tls.test"));
+      const server = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, cert: certs.cert, key: certs.key, onListen() {} },
+        async (req) => {
+          const u = new URL(req.url);
+          const res = await fetch(reg.url + u.pathname + u.search, {
+            method: req.method,
+            headers: req.headers,
+          });
+          return new Response(req.method === "HEAD" ? null : res.body, res);
+        },
+      );
+      try {
+        const url = `https://127.0.0.1:${server.addr.port}`;
+        const hostsFile = join(dir, "tls.test", "hosts.toml");
+        await Deno.writeTextFile(hostsFile, `server = "${url}"\n`);
+        const ref = `tls.test/busybox:${busybox.tag}`;
+        const untrusted = await rejection(
+          new RegistryClient({ retries: 0, hostsDir: dir }).resolve(ref),
+        );
+        expect(untrusted).toBeInstanceOf(UnavailableError);
+        expect(untrusted.message).toContain(`127.0.0.1:${server.addr.port}`);
+        await Deno.writeTextFile(hostsFile, `server = "${url}"\nca = "ca.pem"\n`);
+        const client = new RegistryClient({ hostsDir: dir });
+        try {
+          const r = await client.resolve(ref);
+          expect(r.descriptor.digest).toBe(busybox.digest);
+          const layer = layerOf(busybox);
+          expect(digestOf(await readAll(await client.fetchBlob(r.name, layer)))).toBe(layer.digest);
+        } finally {
+          client.close();
+        }
+      } finally {
+        await server.shutdown();
+      }
     });
 
     it("override_path: the mirror URL's path is the API root", async () => {
@@ -473,6 +567,36 @@ describe("RegistryClient", () => {
       expect(err.message).toContain(cutter.address);
       expect(err.message).toMatch(/2 attempts to resume failed/);
       expect(cutter.hits).toHaveLength(3);
+    });
+
+    it("follows blob redirects without leaking credentials to the other origin", async () => {
+      const cdn = proxy((req, forward) => forward(req));
+      const good = basicAuthHeader("alice", "s3cret");
+      const front = proxy((req, forward) => {
+        if (req.headers.get("authorization") !== good) {
+          return new Response("", {
+            status: 401,
+            headers: { "www-authenticate": 'Basic realm="r"' },
+          });
+        }
+        const u = new URL(req.url);
+        if (u.pathname.includes("/blobs/")) {
+          return Response.redirect(`${cdn.url}${u.pathname}?signed=1`, 307);
+        }
+        return forward(req);
+      });
+      const client = new RegistryClient({
+        credentials: () => ({ username: "alice", password: "s3cret" }),
+      });
+      const layer = layerOf(busybox);
+      const data = await readAll(
+        await client.fetchBlob(`${front.address}/busybox`, layer, { offset: 10 }),
+      );
+      expect(digestOf(data)).toBe(digestOf(
+        await readAll(await client.fetchBlob(`${reg.address}/busybox`, layer, { offset: 10 })),
+      ));
+      expect(cdn.hits.map((h) => [h.path, h.headers.get("authorization"), h.headers.get("range")]))
+        .toEqual([[`/v2/busybox/blobs/${layer.digest}?signed=1`, null, "bytes=10-"]]);
     });
 
     it("checks Content-Length against the descriptor", async () => {
