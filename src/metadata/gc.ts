@@ -208,7 +208,7 @@ export async function collectGarbage(opts: GCOptions): Promise<GCResult> {
     snapshotsRemoved,
     durationMs: Math.round((performance.now() - t0) * 10) / 10,
   };
-  log?.info("gc: done", {
+  log?.debug("gc: done", {
     expiredLeases: plan.expiredLeases,
     contentRemoved: result.contentRemoved.length,
     blobsDeleted: blobsDeleted.length,
