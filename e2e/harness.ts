@@ -128,12 +128,11 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
       await pump;
       throw new Error(`daemon exited with ${exited} before serving:\n${log}`);
     }
-    if (log.includes('"msg":"serving"')) {
-      try {
-        (await Deno.connect({ transport: "unix", path: socket })).close();
-        return d;
-      } catch { /* not yet */ }
-    }
+    // A connection is accepted only once the daemon serves (a stale socket file refuses).
+    try {
+      (await Deno.connect({ transport: "unix", path: socket })).close();
+      return d;
+    } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 50));
   }
   await d.kill();

@@ -12,7 +12,6 @@ import {
   renderDefaultConfig,
 } from "../config/config.ts";
 import { createLogger, parseLevel } from "../log/logger.ts";
-import { runDaemon } from "../daemon/daemon.ts";
 import { RuntimeError } from "../errdefs/errors.ts";
 import { REVISION, VERSION } from "../version.ts";
 import { CallError, connect, type DaemonClient } from "./client.ts";
@@ -136,6 +135,8 @@ async function daemonCommand(args: string[], globalAddress?: string): Promise<nu
     },
   });
   const log = createLogger({ level: parseLevel(config.log.level) });
+  // Loaded only here: client commands start faster without the daemon's stores.
+  const { runDaemon } = await import("../daemon/daemon.ts");
   try {
     await runDaemon(config, log);
   } catch (e) {
