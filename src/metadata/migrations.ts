@@ -89,4 +89,25 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "containers",
+    sql: `
+      -- A container is metadata: its image, runtime, OCI spec and root snapshot. Its running
+      -- process (the task) lives in the runtime's state, not here.
+      CREATE TABLE containers (
+        namespace    TEXT NOT NULL REFERENCES namespaces(name),
+        id           TEXT NOT NULL,
+        image        TEXT NOT NULL DEFAULT '',
+        runtime      TEXT NOT NULL,
+        spec         TEXT NOT NULL,
+        snapshotter  TEXT NOT NULL DEFAULT '',
+        snapshot_key TEXT NOT NULL DEFAULT '',
+        labels       TEXT NOT NULL DEFAULT '{}',
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (namespace, id)
+      );
+    `,
+  },
 ];

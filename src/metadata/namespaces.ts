@@ -146,7 +146,7 @@ export class NamespaceStore {
     this.db.transaction(() => {
       this.get(name);
       const left: string[] = [];
-      for (const table of ["images", "content", "snapshots", "leases"]) {
+      for (const table of ["images", "containers", "content", "snapshots", "leases"]) {
         if (this.db.prepare(`SELECT 1 FROM ${table} WHERE namespace = ? LIMIT 1`).get(name)) {
           left.push(table);
         }
