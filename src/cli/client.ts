@@ -18,6 +18,9 @@ import { ImagesClient } from "../gen/k8scontainerd/services/images/v1/images.ts"
 import { ContentClient } from "../gen/k8scontainerd/services/content/v1/content.ts";
 import { SnapshotsClient } from "../gen/k8scontainerd/services/snapshots/v1/snapshots.ts";
 import { LeasesClient } from "../gen/k8scontainerd/services/leases/v1/leases.ts";
+import { ContainersClient } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
+import { TasksClient } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
+import { EventsClient } from "../gen/k8scontainerd/services/events/v1/events.ts";
 import { NAMESPACE_HEADER } from "../api/namespace.ts";
 
 export { NAMESPACE_HEADER };
@@ -106,6 +109,9 @@ export interface DaemonClient {
   content: ContentClient;
   snapshots: SnapshotsClient;
   leases: LeasesClient;
+  containers: ContainersClient;
+  tasks: TasksClient;
+  events: EventsClient;
   unary<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, timeoutMs?: number): Promise<Res>;
   stream<Req, Res>(fn: StreamMethod<Req, Res>, req: Req): AsyncGenerator<Res>;
   /** Metadata with the namespace header, for client-streaming calls. */
@@ -127,6 +133,9 @@ export function connect(address: string, namespace: string): DaemonClient {
     content: new ContentClient(target, creds, channelOverride),
     snapshots: new SnapshotsClient(target, creds, channelOverride),
     leases: new LeasesClient(target, creds, channelOverride),
+    containers: new ContainersClient(target, creds, channelOverride),
+    tasks: new TasksClient(target, creds, channelOverride),
+    events: new EventsClient(target, creds, channelOverride),
   };
   return {
     address,

@@ -16,6 +16,13 @@ import { RuntimeError } from "../errdefs/errors.ts";
 import { REVISION, VERSION } from "../version.ts";
 import { CallError, connect, type DaemonClient } from "./client.ts";
 import { imagesCommand } from "./images.ts";
+import {
+  containersCommand,
+  eventsCommand,
+  logsCommand,
+  runCommand,
+  tasksCommand,
+} from "./containers.ts";
 import { contentCommand, leasesCommand, namespacesCommand, snapshotsCommand } from "./stores.ts";
 import { runDoctor } from "./doctor.ts";
 import { UsageError } from "./usage_error.ts";
@@ -38,6 +45,11 @@ Commands:
   snapshots          ls | mounts | rm                   unpacked layers and container roots
   namespaces         ls | create | rm
   leases             ls | rm
+  run                create and start a container (run --help)
+  containers         ls | info | rm
+  tasks              ls | start | kill | exec | ps | pause | resume | metrics | rm
+  logs [-f] ID       a container's output
+  events             the event stream
   help               this text
 
 Global flags:
@@ -94,6 +106,20 @@ export async function main(argv: string[]): Promise<number> {
       return await withClient(address, namespace, (c) => namespacesCommand(rest, c));
     case "leases":
       return await withClient(address, namespace, (c) => leasesCommand(rest, c));
+    case "run":
+      return await withClient(address, namespace, (c) => runCommand(rest, c));
+    case "containers":
+    case "container":
+    case "c":
+      return await withClient(address, namespace, (c) => containersCommand(rest, c));
+    case "tasks":
+    case "task":
+    case "t":
+      return await withClient(address, namespace, (c) => tasksCommand(rest, c));
+    case "logs":
+      return await withClient(address, namespace, (c) => logsCommand(rest, c));
+    case "events":
+      return await withClient(address, namespace, (c) => eventsCommand(rest, c));
     default:
       throw new UsageError(`unknown command "${cmd}" (see 'k8scontainerd help')`);
   }

@@ -1,0 +1,361 @@
+/**
+ * `k8scontainerd run | containers | tasks | logs | events`: containers and their tasks, as
+ * a plain client of the management API.
+ */
+import { parseArgs } from "node:util";
+import type { DaemonClient } from "./client.ts";
+import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
+import { UsageError } from "./usage_error.ts";
+import { Status } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
+import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
+
+export const CONTAINERS_USAGE = `Usage: k8scontainerd [-n NS] COMMAND
+
+  run [--rm] [-d] [-t] [--env K=V]… [--mount type=bind,src=…,dst=…[,options=ro]]… [--net-host]
+      [--user U] [--cwd DIR] [--runtime NAME] [--read-only] [--privileged] [--label K=V]… IMAGE ID [CMD…]
+                           create and start a container; without -d, print its output and exit
+                           with its exit code (interactive -t is not available yet)
+  containers ls [--quiet] [--format F] | info ID | rm ID…
+  tasks ls [--quiet] [--format F] | start ID | kill [--signal S] [--all] ID | exec [--env K=V]… [--user U] [--cwd D] ID CMD…
+        ps ID | pause ID | resume ID | metrics ID | rm [--force] ID
+  logs [-f] [--tail N] ID   print the container's output (CRI log format, decoded)
+  events [--all-namespaces] [TOPIC-PREFIX…]
+`;
+
+const STATUS: Record<number, string> = {
+  [Status.CREATED]: "CREATED",
+  [Status.RUNNING]: "RUNNING",
+  [Status.STOPPED]: "STOPPED",
+  [Status.PAUSED]: "PAUSED",
+  [Status.UNKNOWN]: "UNKNOWN",
+};
+
+function parseMount(s: string): Mount {
+  const m: Mount = { type: "bind", source: "", destination: "", options: [] };
+  for (const part of s.split(",")) {
+    const [k, ...rest] = part.split("=");
+    const v = rest.join("=");
+    if (k === "type") m.type = v;
+    else if (k === "src" || k === "source") m.source = v;
+    else if (k === "dst" || k === "destination" || k === "target") m.destination = v;
+    else if (k === "options") m.options.push(...v.split(":"));
+    else if (k === "ro" || k === "readonly") m.options.push("ro");
+    else throw new UsageError(`invalid --mount "${s}": unknown field "${k}"`);
+  }
+  if (!m.destination) throw new UsageError(`invalid --mount "${s}": dst is required`);
+  return m;
+}
+
+/** Decodes CRI log lines ("<time> <stream> <P|F> <text>") back into the program's output. */
+export function decodeCriLog(
+  chunk: string,
+  out: (stream: "stdout" | "stderr", text: string) => void,
+): void {
+  for (const line of chunk.split("\n")) {
+    if (!line) continue;
+    const m = /^\S+ (stdout|stderr) ([PF]) ?(.*)$/.exec(line);
+    if (!m) continue;
+    out(m[1] as "stdout" | "stderr", m[2] === "F" ? `${m[3]}\n` : m[3]);
+  }
+}
+
+const enc = new TextEncoder();
+function writeOut(stream: "stdout" | "stderr", text: string) {
+  (stream === "stdout" ? Deno.stdout : Deno.stderr).writeSync(enc.encode(text));
+}
+
+async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0n): Promise<void> {
+  let rest = "";
+  const dec = new TextDecoder();
+  for await (
+    const chunk of c.stream(c.tasks.logs.bind(c.tasks), { containerId: id, follow, tail })
+  ) {
+    const text = rest + dec.decode(chunk.data, { stream: true });
+    const cut = text.lastIndexOf("\n");
+    rest = text.slice(cut + 1);
+    decodeCriLog(text.slice(0, cut + 1), writeOut);
+  }
+  decodeCriLog(rest, writeOut);
+}
+
+export async function runCommand(args: string[], c: DaemonClient): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      rm: { type: "boolean" },
+      detach: { type: "boolean", short: "d" },
+      tty: { type: "boolean", short: "t" },
+      env: { type: "string", multiple: true },
+      mount: { type: "string", multiple: true },
+      "net-host": { type: "boolean" },
+      user: { type: "string", short: "u" },
+      cwd: { type: "string" },
+      runtime: { type: "string" },
+      "read-only": { type: "boolean" },
+      privileged: { type: "boolean" },
+      label: { type: "string", multiple: true },
+      hostname: { type: "string" },
+    },
+  });
+  const [image, id, ...cmd] = positionals;
+  if (!image || !id) {
+    throw new UsageError(`usage: run [flags] IMAGE ID [CMD…]\n\n${CONTAINERS_USAGE}`);
+  }
+  if (values.tty) {
+    throw new UsageError(
+      "run -t: interactive terminals are not available yet (use -d and 'tasks exec')",
+    );
+  }
+  if (values.rm && values.detach) throw new UsageError("run: --rm and -d cannot be combined");
+  await c.unary(c.containers.create.bind(c.containers), {
+    id,
+    image,
+    runtime: values.runtime ?? "",
+    labels: parseLabels(values.label),
+    args: cmd,
+    env: values.env ?? [],
+    cwd: values.cwd ?? "",
+    user: values.user ?? "",
+    tty: false,
+    stdin: false,
+    mounts: (values.mount ?? []).map(parseMount),
+    netHost: !!values["net-host"],
+    readonlyRootfs: !!values["read-only"],
+    privileged: !!values.privileged,
+    snapshotter: "",
+    hostname: values.hostname ?? "",
+  });
+  const cleanup = async () => {
+    if (!values.rm) return;
+    await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
+    await c.unary(c.containers.delete.bind(c.containers), { id });
+  };
+  try {
+    await c.unary(c.tasks.create.bind(c.tasks), { containerId: id, logPath: "" });
+    await c.unary(c.tasks.start.bind(c.tasks), { containerId: id });
+  } catch (e) {
+    await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
+    await c.unary(c.containers.delete.bind(c.containers), { id }).catch(() => {});
+    throw e;
+  }
+  if (values.detach) {
+    console.log(id);
+    return 0;
+  }
+  // Ctrl-C stops the container, as `ctr run` does.
+  const onSigint = () =>
+    void c.unary(c.tasks.kill.bind(c.tasks), { containerId: id, signal: "SIGTERM", all: false })
+      .catch(() => {});
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const [, res] = await Promise.all([
+      followLogs(c, id, true),
+      c.unary(c.tasks.wait.bind(c.tasks), { containerId: id }, 365 * 24 * 3600_000),
+    ]);
+    return res.exitStatus;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    await cleanup();
+  }
+}
+
+export async function containersCommand(args: string[], c: DaemonClient): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === "ls" || sub === "list") {
+    const { values } = parseArgs({
+      args: rest,
+      options: { quiet: { type: "boolean", short: "q" }, format: { type: "string" } },
+    });
+    const { containers } = await c.unary(c.containers.list.bind(c.containers), { filters: [] });
+    printList(containers, {
+      quiet: values.quiet,
+      format: values.format,
+      id: (x) => x.id,
+      json: (x) => ({ ...x, spec: JSON.parse(x.spec) }),
+      columns: [
+        ["CONTAINER", (x) => x.id],
+        ["IMAGE", (x) => x.image || "-"],
+        ["RUNTIME", (x) => x.runtime],
+        ["CREATED", (x) => formatAge(x.createdAt)],
+        ["LABELS", (x) => formatLabels(x.labels)],
+      ],
+    });
+    return 0;
+  }
+  if (sub === "info") {
+    if (rest.length !== 1) throw new UsageError("usage: containers info ID");
+    const { container } = await c.unary(c.containers.get.bind(c.containers), { id: rest[0] });
+    console.log(
+      JSON.stringify(
+        { ...container, spec: JSON.parse(container!.spec) },
+        (_k, v) => typeof v === "bigint" ? Number(v) : v,
+        2,
+      ),
+    );
+    return 0;
+  }
+  if (sub === "rm" || sub === "delete") {
+    if (!rest.length) throw new UsageError("usage: containers rm ID…");
+    for (const id of rest) {
+      await c.unary(c.containers.delete.bind(c.containers), { id });
+      console.log(id);
+    }
+    return 0;
+  }
+  throw new UsageError(CONTAINERS_USAGE);
+}
+
+export async function tasksCommand(args: string[], c: DaemonClient): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "ls":
+    case "list": {
+      const { values } = parseArgs({
+        args: rest,
+        options: { quiet: { type: "boolean", short: "q" }, format: { type: "string" } },
+      });
+      const { tasks } = await c.unary(c.tasks.list.bind(c.tasks), {});
+      printList(tasks, {
+        quiet: values.quiet,
+        format: values.format,
+        id: (t) => t.id,
+        json: (t) => ({ ...t, status: STATUS[t.status] }),
+        columns: [
+          ["TASK", (t) => t.id],
+          ["PID", (t) => String(t.pid)],
+          [
+            "STATUS",
+            (t) =>
+              STATUS[t.status] +
+              (t.status === Status.STOPPED
+                ? ` (exit ${t.exitStatus}${t.oomKilled ? ", OOM" : ""})`
+                : ""),
+          ],
+        ],
+      });
+      return 0;
+    }
+    case "start":
+      await c.unary(c.tasks.start.bind(c.tasks), { containerId: one(rest, "tasks start ID") });
+      return 0;
+    case "kill": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { signal: { type: "string", short: "s" }, all: { type: "boolean", short: "a" } },
+      });
+      await c.unary(c.tasks.kill.bind(c.tasks), {
+        containerId: one(positionals, "tasks kill [--signal S] ID"),
+        signal: values.signal ?? "SIGTERM",
+        all: !!values.all,
+      });
+      return 0;
+    }
+    case "exec": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          env: { type: "string", multiple: true },
+          user: { type: "string", short: "u" },
+          cwd: { type: "string" },
+          timeout: { type: "string" },
+        },
+      });
+      const [id, ...cmd] = positionals;
+      if (!id || !cmd.length) throw new UsageError("usage: tasks exec [flags] ID CMD…");
+      const r = await c.unary(
+        c.tasks.exec.bind(c.tasks),
+        {
+          containerId: id,
+          args: cmd,
+          env: values.env ?? [],
+          cwd: values.cwd ?? "",
+          user: values.user ?? "",
+          stdin: Buffer.alloc(0),
+          timeoutMs: BigInt(Number(values.timeout ?? 0) * 1000),
+        },
+        24 * 3600_000,
+      );
+      Deno.stdout.writeSync(r.stdout);
+      Deno.stderr.writeSync(r.stderr);
+      return r.exitCode;
+    }
+    case "ps": {
+      const { pids } = await c.unary(c.tasks.listPids.bind(c.tasks), {
+        containerId: one(rest, "tasks ps ID"),
+      });
+      console.log("PID");
+      for (const p of pids) console.log(p);
+      return 0;
+    }
+    case "pause":
+      await c.unary(c.tasks.pause.bind(c.tasks), { containerId: one(rest, "tasks pause ID") });
+      return 0;
+    case "resume":
+      await c.unary(c.tasks.resume.bind(c.tasks), { containerId: one(rest, "tasks resume ID") });
+      return 0;
+    case "metrics": {
+      const m = await c.unary(c.tasks.metrics.bind(c.tasks), {
+        containerId: one(rest, "tasks metrics ID"),
+      });
+      console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+      return 0;
+    }
+    case "rm":
+    case "delete": {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { force: { type: "boolean", short: "f" } },
+      });
+      const r = await c.unary(c.tasks.delete.bind(c.tasks), {
+        containerId: one(positionals, "tasks rm [--force] ID"),
+        force: !!values.force,
+      });
+      console.log(`${positionals[0]}: exit status ${r.exitStatus}`);
+      return 0;
+    }
+    default:
+      throw new UsageError(CONTAINERS_USAGE);
+  }
+}
+
+function one(list: string[], usage: string): string {
+  if (list.length !== 1) throw new UsageError(`usage: ${usage}`);
+  return list[0];
+}
+
+export async function logsCommand(args: string[], c: DaemonClient): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { follow: { type: "boolean", short: "f" }, tail: { type: "string" } },
+  });
+  await followLogs(
+    c,
+    one(positionals, "logs [-f] [--tail N] ID"),
+    !!values.follow,
+    BigInt(values.tail ?? 0),
+  );
+  return 0;
+}
+
+export async function eventsCommand(args: string[], c: DaemonClient): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { "all-namespaces": { type: "boolean" } },
+  });
+  for await (
+    const e of c.stream(c.events.subscribe.bind(c.events), {
+      topics: positionals,
+      allNamespaces: !!values["all-namespaces"],
+    })
+  ) {
+    const ts = new Date(Number(e.timestamp / 1_000_000n)).toISOString();
+    console.log(`${ts} ${e.namespace} ${e.topic} ${e.event}`);
+  }
+  return 0;
+}
