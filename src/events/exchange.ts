@@ -47,7 +47,11 @@ export class Exchange {
       if (s.opts.namespace && s.opts.namespace !== namespace) continue;
       if (s.opts.topics?.length && !s.opts.topics.some((t) => topic.startsWith(t))) continue;
       if (s.queue.length >= (s.opts.maxQueue ?? 1024)) {
-        s.error = new Error(`event subscriber fell behind by more than ${s.opts.maxQueue ?? 1024} events and was dropped`);
+        s.error = new Error(
+          `event subscriber fell behind by more than ${
+            s.opts.maxQueue ?? 1024
+          } events and was dropped`,
+        );
         this.#close(s);
         continue;
       }
