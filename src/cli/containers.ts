@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import type { DaemonClient } from "./client.ts";
 import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
+import { splitAtCommand } from "./split_args.ts";
 import { Status } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -78,9 +79,21 @@ async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0
   decodeCriLog(rest, writeOut);
 }
 
+const RUN_VALUE_FLAGS = new Set([
+  "--env",
+  "--mount",
+  "--user",
+  "-u",
+  "--cwd",
+  "--runtime",
+  "--label",
+  "--hostname",
+]);
+
 export async function runCommand(args: string[], c: DaemonClient): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
+  const split = splitAtCommand(args, 2, RUN_VALUE_FLAGS);
+  const { values, positionals: pos } = parseArgs({
+    args: split.head,
     allowPositionals: true,
     options: {
       rm: { type: "boolean" },
@@ -98,7 +111,8 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
       hostname: { type: "string" },
     },
   });
-  const [image, id, ...cmd] = positionals;
+  const [image, id] = pos;
+  const cmd = split.command;
   if (!image || !id) {
     throw new UsageError(`usage: run [flags] IMAGE ID [CMD…]\n\n${CONTAINERS_USAGE}`);
   }
@@ -253,8 +267,13 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
       return 0;
     }
     case "exec": {
-      const { values, positionals } = parseArgs({
-        args: rest,
+      const split = splitAtCommand(
+        rest,
+        1,
+        new Set(["--env", "--user", "-u", "--cwd", "--timeout"]),
+      );
+      const { values, positionals: head } = parseArgs({
+        args: split.head,
         allowPositionals: true,
         options: {
           env: { type: "string", multiple: true },
@@ -263,7 +282,8 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
           timeout: { type: "string" },
         },
       });
-      const [id, ...cmd] = positionals;
+      const [id] = head;
+      const cmd = split.command;
       if (!id || !cmd.length) throw new UsageError("usage: tasks exec [flags] ID CMD…");
       const r = await c.unary(
         c.tasks.exec.bind(c.tasks),

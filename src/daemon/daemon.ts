@@ -28,6 +28,10 @@ import { NamespacesService } from "../gen/k8scontainerd/services/namespaces/v1/n
 import { ContentService } from "../gen/k8scontainerd/services/content/v1/content.ts";
 import { SnapshotsService } from "../gen/k8scontainerd/services/snapshots/v1/snapshots.ts";
 import { LeasesService } from "../gen/k8scontainerd/services/leases/v1/leases.ts";
+import { ContainersService } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
+import { TasksService } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
+import { EventsService } from "../gen/k8scontainerd/services/events/v1/events.ts";
+import { containersApi, eventsApi, tasksApi } from "../api/containers.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import { REVISION, VERSION } from "../version.ts";
 
@@ -67,6 +71,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     cleanup.push(() => stores.close());
     // Finish what a killed daemon left half done before anyone can call in.
     await stores.images.recover();
+    await stores.containers.recover();
 
     grpc.add(VersionService, versionService);
     grpc.add(NamespacesService, namespacesApi(stores.namespaces));
@@ -74,6 +79,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(ContentService, contentApi(stores.content, stores.contentIndex, stores.images));
     grpc.add(SnapshotsService, snapshotsApi(stores.snapshotters, stores.defaultSnapshotter));
     grpc.add(LeasesService, leasesApi(stores.leases, stores.images));
+    grpc.add(ContainersService, containersApi(stores.containers));
+    grpc.add(TasksService, tasksApi(stores.containers));
+    grpc.add(EventsService, eventsApi(stores.events));
     registerCri(grpc);
 
     const socket = config.grpc.address;

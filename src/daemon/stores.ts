@@ -16,6 +16,10 @@ import { OverlaySnapshotter } from "../snapshots/overlay.ts";
 import { NativeSnapshotter } from "../snapshots/native.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { ImageService } from "../services/images/service.ts";
+import { ContainerStore } from "../metadata/containers.ts";
+import { ContainerService } from "../services/containers/service.ts";
+import { ConmonRuntime, type RuntimeHandler } from "../runtime/driver.ts";
+import { Exchange } from "../events/exchange.ts";
 
 export interface Stores {
   db: MetadataDB;
@@ -27,7 +31,26 @@ export interface Stores {
   namespaces: NamespaceStore;
   snapshotters: Map<string, Snapshotter>;
   defaultSnapshotter: string;
+  containers: ContainerService;
+  events: Exchange;
   close(): void;
+}
+
+/** runc always; crun too when installed (a second runtime handler, as CRI-O offers). */
+async function runtimeHandlers(): Promise<Record<string, RuntimeHandler>> {
+  const handlers: Record<string, RuntimeHandler> = {};
+  for (const name of ["runc", "crun"]) {
+    for (
+      const dir of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    ) {
+      try {
+        await Deno.stat(`${dir}/${name}`);
+        handlers[name] = { name, path: `${dir}/${name}` };
+        break;
+      } catch { /* next */ }
+    }
+  }
+  return handlers;
 }
 
 async function overlaySupported(): Promise<boolean> {
@@ -76,11 +99,41 @@ export async function openStores(
     log,
     metrics,
   });
+  const events = new Exchange();
+  const handlers = await runtimeHandlers();
+  const runtime = new ConmonRuntime({
+    stateDir: `${config.state}/runtime`,
+    handlers,
+    defaultHandler: "runc",
+    log,
+  });
+  const daemonOomScoreAdj =
+    Number((await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0")).trim()) || 0;
+  const containers = new ContainerService({
+    containers: new ContainerStore(db),
+    images,
+    content,
+    contentIndex,
+    snapshotters,
+    defaultSnapshotter,
+    runtime,
+    handlers: Object.keys(handlers).sort((
+      a,
+      b,
+    ) => (a === "runc" ? -1 : b === "runc" ? 1 : a.localeCompare(b))),
+    stateDir: config.state,
+    rootDir: config.root,
+    events,
+    log,
+    daemonOomScoreAdj,
+  });
   return {
     db,
     content,
     contentIndex,
     images,
+    containers,
+    events,
     imageStore,
     leases,
     namespaces,

@@ -1,0 +1,558 @@
+/**
+ * Containers and tasks: the business rules between the management API (and later the CRI)
+ * and the stores and drivers below. A container is a record plus a bundle: its root snapshot
+ * prepared from the image and mounted at `<state>/bundles/<ns>/<id>/rootfs`, and the OCI
+ * config.json built by the pure spec builder. A task is that bundle run by the runtime driver
+ * (conmon + runc), which survives daemon restarts; exits are published as events.
+ *
+ * @example
+ * ```ts
+ * const svc = new ContainerService(deps);
+ * await svc.create("default", { id: "web", image: "busybox", args: ["sleep", "60"] });
+ * await svc.createTask("default", "web");
+ * await svc.start("default", "web");
+ * ```
+ */
+import type { Container, ContainerStore } from "../../metadata/containers.ts";
+import type { ContentIndex } from "../../metadata/content.ts";
+import type { ContentStore } from "../../content/store.ts";
+import type { Snapshotter } from "../../snapshots/snapshotter.ts";
+import { mountAll, unmountAll } from "../../snapshots/mount.ts";
+import type { ImageService } from "../images/service.ts";
+import { readConfig } from "../images/manifests.ts";
+import { snapshotLabel } from "../images/pull.ts";
+import { resolveInRoot } from "../../archive/apply.ts";
+import type { Exchange } from "../../events/exchange.ts";
+import type { Logger } from "../../log/logger.ts";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isKind,
+  NotFoundError,
+} from "../../errdefs/errors.ts";
+import { DeadlineExceededError } from "../../runtime/driver.ts";
+import {
+  buildSpec,
+  clampOomScoreAdj,
+  type SpecOptions,
+  type UserMount,
+} from "../../runtime/spec/builder.ts";
+import { capabilitiesFromMask } from "../../runtime/spec/capabilities.ts";
+import type { Spec } from "../../runtime/spec/types.ts";
+import type { ConmonRuntime, ContainerState as TaskState } from "../../runtime/driver.ts";
+import { resolveUser } from "../../runtime/spec/user.ts";
+import { readLog } from "./logs.ts";
+
+export interface ContainerServiceDeps {
+  containers: ContainerStore;
+  images: ImageService;
+  content: ContentStore;
+  contentIndex: ContentIndex;
+  snapshotters: Map<string, Snapshotter>;
+  defaultSnapshotter: string;
+  runtime: ConmonRuntime;
+  /** Runtime handler names the driver knows; the first is the default. */
+  handlers: string[];
+  stateDir: string;
+  rootDir: string;
+  events: Exchange;
+  log: Logger;
+  /** The daemon's own oom_score_adj: containers cannot go below it. */
+  daemonOomScoreAdj: number;
+}
+
+export interface CreateContainerOptions {
+  id: string;
+  image: string;
+  runtime?: string;
+  labels?: Record<string, string>;
+  args?: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  tty?: boolean;
+  stdin?: boolean;
+  mounts?: { type: string; source: string; destination: string; options: string[] }[];
+  netHost?: boolean;
+  readonlyRootfs?: boolean;
+  privileged?: boolean;
+  snapshotter?: string;
+  hostname?: string;
+}
+
+export interface TaskView extends TaskState {
+  id: string;
+  logPath: string;
+}
+
+/** Labels the daemon keeps on a container for its task. */
+const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
+const TTY_LABEL = "io.k8scontainerd.tty";
+
+export class ContainerService {
+  readonly #d: ContainerServiceDeps;
+  readonly #log: Logger;
+  #clampLogged = false;
+
+  constructor(deps: ContainerServiceDeps) {
+    this.#d = deps;
+    this.#log = deps.log.child({ component: "containers" });
+  }
+
+  bundleDir(ns: string, id: string): string {
+    return `${this.#d.stateDir}/bundles/${ns}/${id}`;
+  }
+
+  defaultLogPath(ns: string, id: string): string {
+    return `${this.#d.rootDir}/logs/${ns}/${id}.log`;
+  }
+
+  get(ns: string, id: string): Container {
+    return this.#d.containers.get(ns, id);
+  }
+
+  list(ns: string): Container[] {
+    return this.#d.containers.list(ns);
+  }
+
+  /**
+   * Reads a file of the image's rootfs without following a symlink out of it: directories
+   * resolve inside the root, and the file itself must not be a symlink.
+   */
+  async #readRootfsFile(rootfs: string, path: string): Promise<string | undefined> {
+    const comps = path.split("/").filter(Boolean);
+    try {
+      const dir = resolveInRoot(rootfs, comps.slice(0, -1), false);
+      if (dir === undefined) return undefined;
+      const file = `${rootfs}/${dir ? `${dir}/` : ""}${comps.at(-1)}`;
+      if (!(await Deno.lstat(file)).isFile) return undefined;
+      return await Deno.readTextFile(file);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async create(ns: string, o: CreateContainerOptions): Promise<Container> {
+    const runtime = o.runtime || this.#d.handlers[0];
+    if (!this.#d.handlers.includes(runtime)) {
+      throw new InvalidArgumentError(
+        `unknown runtime "${runtime}" (configured: ${this.#d.handlers.join(", ")})`,
+      );
+    }
+    try {
+      this.#d.containers.get(ns, o.id);
+      throw new FailedPreconditionError(`container "${o.id}" already exists`);
+    } catch (e) {
+      if (!isKind(e, "not-found")) throw e;
+    }
+    const image = await this.#d.images.get(ns, o.image).catch((e) => {
+      if (isKind(e, "not-found")) throw new NotFoundError(`image "${o.image}" (pull it first)`);
+      throw e;
+    });
+    const snapName = o.snapshotter || this.#d.defaultSnapshotter;
+    const snapshotter = this.#d.snapshotters.get(snapName);
+    if (!snapshotter) throw new InvalidArgumentError(`unknown snapshotter "${snapName}"`);
+    const { manifest, config } = await readConfig(this.#d.content, image.target);
+    let parent: string | undefined;
+    if (manifest.manifest.layers.length) {
+      parent = this.#d.contentIndex.get(ns, manifest.manifest.config.digest)
+        .labels[snapshotLabel(snapName)];
+      if (!parent) {
+        throw new FailedPreconditionError(
+          `image "${image.name}" is not unpacked for ${snapName}: pull it again`,
+        );
+      }
+    }
+
+    const bundle = this.bundleDir(ns, o.id);
+    const rootfs = `${bundle}/rootfs`;
+    const undo: (() => Promise<void>)[] = [];
+    try {
+      await Deno.mkdir(rootfs, { recursive: true, mode: 0o711 });
+      undo.push(() => Deno.remove(bundle, { recursive: true }).catch(() => {}));
+      const mounts = await snapshotter.prepare(ns, o.id, parent, {
+        "io.k8scontainerd.container": o.id,
+      });
+      undo.push(() => snapshotter.remove(ns, o.id).catch(() => {}));
+      mountAll(mounts, rootfs);
+      undo.push(() => Promise.resolve(unmountAll(rootfs)));
+
+      const host = await hostLimits();
+      const floor = this.#d.daemonOomScoreAdj;
+      const { clamped } = clampOomScoreAdj(0, floor);
+      if (clamped && !this.#clampLogged) {
+        this.#clampLogged = true;
+        this.#log.info(
+          "container oom_score_adj is clamped to the daemon's own: it may not be lowered on this host",
+          {
+            floor,
+          },
+        );
+      }
+      const specOpts: SpecOptions = {
+        id: o.id,
+        rootfs: { path: "rootfs", readonly: !!o.readonlyRootfs },
+        hostname: o.hostname || (o.netHost ? Deno.hostname() : o.id.slice(0, 63)),
+        image: config.config,
+        args: o.args?.length ? o.args : undefined,
+        env: (o.env ?? []).map(parseEnv),
+        workingDir: o.cwd || undefined,
+        user: o.user || undefined,
+        passwd: await this.#readRootfsFile(rootfs, "/etc/passwd"),
+        group: await this.#readRootfsFile(rootfs, "/etc/group"),
+        terminal: !!o.tty,
+        privileged: !!o.privileged,
+        hostCapabilities: host.capabilities,
+        rlimitCeiling: host.nofile ? { RLIMIT_NOFILE: host.nofile } : undefined,
+        mounts: o.mounts?.map((m, i) => userMount(m, i)),
+        namespaces: o.netHost ? { network: "host" } : undefined,
+        cgroupsPath: `/k8scontainerd/${ns}/${o.id}`,
+        oomScoreAdj: floor,
+        oomScoreAdjFloor: floor,
+      };
+      const spec: Spec = buildSpec(specOpts);
+      await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
+      const c = this.#d.containers.create(ns, {
+        id: o.id,
+        image: image.name,
+        runtime,
+        spec,
+        snapshotter: snapName,
+        snapshotKey: o.id,
+        labels: { ...o.labels, [TTY_LABEL]: o.tty ? "true" : "" },
+      });
+      this.#d.events.publish(ns, "/containers/create", { id: o.id, image: image.name, runtime });
+      return c;
+    } catch (e) {
+      for (const fn of undo.reverse()) await fn();
+      throw e;
+    }
+  }
+
+  async delete(ns: string, id: string): Promise<void> {
+    const c = this.#d.containers.get(ns, id);
+    const state = await this.#taskState(ns, id);
+    if (state) {
+      throw new FailedPreconditionError(
+        `container "${id}" has a task (${state.status}): delete the task first`,
+      );
+    }
+    const bundle = this.bundleDir(ns, id);
+    unmountAll(`${bundle}/rootfs`);
+    const snapshotter = this.#d.snapshotters.get(c.snapshotter);
+    if (snapshotter && c.snapshotKey) {
+      await snapshotter.remove(ns, c.snapshotKey).catch((e) => {
+        if (!isKind(e, "not-found")) throw e;
+      });
+    }
+    await Deno.remove(bundle, { recursive: true }).catch(() => {});
+    this.#d.containers.delete(ns, id);
+    this.#d.events.publish(ns, "/containers/delete", { id });
+  }
+
+  async #taskState(ns: string, id: string): Promise<TaskState | undefined> {
+    try {
+      return await this.#d.runtime.state(id, ns);
+    } catch (e) {
+      if (isKind(e, "not-found")) return undefined;
+      throw e;
+    }
+  }
+
+  async createTask(
+    ns: string,
+    id: string,
+    opts: { logPath?: string } = {},
+  ): Promise<{ pid: number }> {
+    const c = this.#d.containers.get(ns, id);
+    if (await this.#taskState(ns, id)) {
+      throw new FailedPreconditionError(`container "${id}" already has a task`);
+    }
+    const logPath = opts.logPath || this.defaultLogPath(ns, id);
+    await Deno.mkdir(logPath.slice(0, logPath.lastIndexOf("/")), { recursive: true });
+    const { pid } = await this.#d.runtime.create({
+      id,
+      namespace: ns,
+      bundle: this.bundleDir(ns, id),
+      handler: c.runtime,
+      logPath,
+      tty: c.labels[TTY_LABEL] === "true",
+      stdin: false,
+      stdinOnce: false,
+    });
+    this.#d.containers.setLabels(ns, id, { [LOG_PATH_LABEL]: logPath });
+    this.#d.events.publish(ns, "/tasks/create", { containerId: id, pid });
+    return { pid };
+  }
+
+  async start(ns: string, id: string): Promise<{ pid: number }> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.start(id, ns);
+    const st = await this.#d.runtime.state(id, ns);
+    this.#d.events.publish(ns, "/tasks/start", { containerId: id, pid: st.pid });
+    this.#watchExit(ns, id);
+    return { pid: st.pid ?? 0 };
+  }
+
+  /** Publishes the task's exit once it happens (also for tasks found running at start). */
+  #watchExit(ns: string, id: string): void {
+    this.#d.runtime.wait(id, ns).then(
+      (r) =>
+        this.#d.events.publish(ns, "/tasks/exit", {
+          containerId: id,
+          exitStatus: r.exitCode,
+          exitedAt: r.finishedAt?.toISOString(),
+        }),
+      (e) => {
+        if (!isKind(e, "not-found")) {
+          this.#log.warn("waiting for a task failed", { id, namespace: ns, err: e });
+        }
+      },
+    );
+  }
+
+  async kill(ns: string, id: string, signal: string, all: boolean): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.kill(id, signal || "SIGTERM", { all, namespace: ns });
+  }
+
+  async deleteTask(
+    ns: string,
+    id: string,
+    force: boolean,
+  ): Promise<{ exitCode: number; finishedAt?: Date }> {
+    this.#d.containers.get(ns, id);
+    const st = await this.#taskState(ns, id);
+    if (!st) throw new NotFoundError(`task of container "${id}"`);
+    if (st.status === "running" || st.status === "paused" || st.status === "created") {
+      if (!force) {
+        throw new FailedPreconditionError(
+          `task of container "${id}" is ${st.status}: kill it first or use --force`,
+        );
+      }
+    }
+    await this.#d.runtime.delete(id, { force, namespace: ns });
+    this.#d.events.publish(ns, "/tasks/delete", { containerId: id, exitStatus: st.exitCode ?? 0 });
+    return { exitCode: st.exitCode ?? 0, finishedAt: st.finishedAt };
+  }
+
+  async task(ns: string, id: string): Promise<TaskView> {
+    const c = this.#d.containers.get(ns, id);
+    const st = await this.#taskState(ns, id);
+    if (!st) throw new NotFoundError(`task of container "${id}"`);
+    return { ...st, id, logPath: c.labels[LOG_PATH_LABEL] ?? "" };
+  }
+
+  async tasks(ns: string): Promise<TaskView[]> {
+    const out: TaskView[] = [];
+    for (const c of this.#d.containers.list(ns)) {
+      const st = await this.#taskState(ns, c.id);
+      if (st) out.push({ ...st, id: c.id, logPath: c.labels[LOG_PATH_LABEL] ?? "" });
+    }
+    return out;
+  }
+
+  async wait(
+    ns: string,
+    id: string,
+  ): Promise<{ exitCode: number; finishedAt?: Date; oomKilled: boolean }> {
+    this.#d.containers.get(ns, id);
+    const r = await this.#d.runtime.wait(id, ns);
+    return { exitCode: r.exitCode, finishedAt: r.finishedAt, oomKilled: r.oomKilled };
+  }
+
+  async exec(
+    ns: string,
+    id: string,
+    o: {
+      args: string[];
+      env?: string[];
+      cwd?: string;
+      user?: string;
+      timeoutMs?: number;
+      stdin?: Uint8Array;
+    },
+  ): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array }> {
+    this.#d.containers.get(ns, id);
+    if (!o.args.length) throw new InvalidArgumentError("exec: a command is required");
+    const rootfs = `${this.bundleDir(ns, id)}/rootfs`;
+    const user = o.user
+      ? resolveUser(
+        o.user,
+        await this.#readRootfsFile(rootfs, "/etc/passwd"),
+        await this.#readRootfsFile(rootfs, "/etc/group"),
+      )
+      : undefined;
+    const p = await this.#d.runtime.exec(id, {
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd,
+      user: user && { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      stdin: !!o.stdin,
+    }, ns);
+    this.#d.events.publish(ns, "/tasks/exec-started", { containerId: id, pid: await p.pid() });
+    if (p.stdin) {
+      const w = p.stdin.getWriter();
+      if (o.stdin) await w.write(o.stdin).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    if (o.timeoutMs) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        p.kill("SIGKILL").catch(() => {});
+      }, o.timeoutMs);
+    }
+    try {
+      const [stdout, stderr, exitCode] = await Promise.all([
+        collect(p.stdout),
+        collect(p.stderr),
+        p.exitCode,
+      ]);
+      if (timedOut) {
+        throw new DeadlineExceededError(
+          `exec in container "${id}" timed out after ${o.timeoutMs} ms`,
+        );
+      }
+      const r = { exitCode, stdout, stderr };
+      this.#d.events.publish(ns, "/tasks/exec-exited", { containerId: id, exitStatus: r.exitCode });
+      return r;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async pause(ns: string, id: string): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.pause(id, ns);
+    this.#d.events.publish(ns, "/tasks/paused", { containerId: id });
+  }
+
+  async resume(ns: string, id: string): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.resume(id, ns);
+    this.#d.events.publish(ns, "/tasks/resumed", { containerId: id });
+  }
+
+  async pids(ns: string, id: string): Promise<number[]> {
+    this.#d.containers.get(ns, id);
+    return await this.#d.runtime.ps(id, ns);
+  }
+
+  logs(
+    ns: string,
+    id: string,
+    o: { follow: boolean; tail: number; signal?: AbortSignal },
+  ): AsyncGenerator<Uint8Array> {
+    const c = this.#d.containers.get(ns, id);
+    const path = c.labels[LOG_PATH_LABEL] || this.defaultLogPath(ns, id);
+    return readLog(path, {
+      ...o,
+      stopped: async () => {
+        const st = await this.#taskState(ns, id);
+        return !st || st.status === "stopped";
+      },
+    });
+  }
+
+  /**
+   * At daemon start: the driver re-attaches to what conmon still supervises and cleans up what
+   * was half created; exits that happened while the daemon was down are published; rootfs
+   * mounts lost with a reboot are restored.
+   */
+  async recover(): Promise<void> {
+    const found = await this.#d.runtime.recover();
+    for (const { namespace, container: c } of this.#d.containers.all()) {
+      const rootfs = `${this.bundleDir(namespace, c.id)}/rootfs`;
+      const snapshotter = this.#d.snapshotters.get(c.snapshotter);
+      try {
+        if (snapshotter && !(await isMounted(rootfs))) {
+          await Deno.mkdir(rootfs, { recursive: true });
+          mountAll(snapshotter.mounts(namespace, c.snapshotKey), rootfs);
+          await Deno.writeTextFile(
+            `${this.bundleDir(namespace, c.id)}/config.json`,
+            JSON.stringify(c.spec),
+          );
+          this.#log.info("restored container rootfs", { namespace, id: c.id });
+        }
+      } catch (e) {
+        this.#log.warn("could not restore container rootfs", { namespace, id: c.id, err: e });
+      }
+      const t = found.find((f) => f.namespace === namespace && f.id === c.id);
+      if (t && (t.status === "running" || t.status === "paused")) this.#watchExit(namespace, c.id);
+    }
+    this.#log.info("recovered tasks", {
+      running: found.filter((f) => f.status === "running").length,
+      stopped: found.filter((f) => f.status === "stopped").length,
+    });
+  }
+}
+
+/** Exec output is capped so a chatty command cannot exhaust the daemon's memory. */
+const MAX_EXEC_OUTPUT = 16 << 20;
+
+async function collect(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of s) {
+    if (size >= MAX_EXEC_OUTPUT) continue;
+    const keep = c.subarray(0, MAX_EXEC_OUTPUT - size);
+    parts.push(keep.slice());
+    size += keep.length;
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** "K=V" → {key, value}; a bare "K" sets an empty value, as docker does. */
+function parseEnv(e: string): { key: string; value: string } {
+  const i = e.indexOf("=");
+  if (i === 0) throw new InvalidArgumentError(`invalid environment variable "${e}": empty name`);
+  return i < 0 ? { key: e, value: "" } : { key: e.slice(0, i), value: e.slice(i + 1) };
+}
+
+function userMount(
+  m: { type: string; source: string; destination: string; options: string[] },
+  i: number,
+): UserMount {
+  if (m.type !== "bind" && m.type !== "tmpfs") {
+    throw new InvalidArgumentError(
+      `mounts[${i}]: type "${m.type}" is not supported (bind or tmpfs)`,
+    );
+  }
+  const flags = new Set(m.options);
+  const propagation = (["rshared", "rslave", "rprivate"] as const).find((p) => flags.has(p));
+  return {
+    destination: m.destination,
+    source: m.source || undefined,
+    type: m.type,
+    readonly: flags.has("ro"),
+    propagation,
+    options: m.options.filter((o) =>
+      !["ro", "rw", "rshared", "rslave", "rprivate", "rbind", "bind"].includes(o)
+    ),
+  };
+}
+
+/** What the daemon itself may grant: its capability bounding set and open-files hard limit. */
+async function hostLimits(): Promise<{ capabilities?: string[]; nofile?: number }> {
+  const status = await Deno.readTextFile("/proc/self/status").catch(() => "");
+  const bnd = /^CapBnd:\s+([0-9a-f]+)/m.exec(status)?.[1];
+  const limits = await Deno.readTextFile("/proc/self/limits").catch(() => "");
+  const nofile = /^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1];
+  return {
+    capabilities: bnd ? capabilitiesFromMask(bnd) : undefined,
+    nofile: nofile ? Number(nofile) : undefined,
+  };
+}
+
+async function isMounted(path: string): Promise<boolean> {
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  return info.split("\n").some((l) => l.split(" ")[4] === path);
+}
