@@ -1,0 +1,1052 @@
+/**
+ * The runtime driver: one conmon per container, an OCI runtime (runc by default) underneath,
+ * after CRI-O's internal/oci runtime_oci.go. It owns `<stateDir>/<namespace>/<id>/`, which
+ * holds everything conmon and runc leave for a container:
+ *
+ * ```
+ * meta.json        what the daemon asked for (handler, log path, tty, times)
+ * config.json      copy of the caller's bundle config (root.path made absolute): conmon's bundle
+ * conmon.pid       the monitor's pid        container.pid  the container's init pid
+ * exits/<id>       exit code, written by conmon when the container exits (128+N for signal N)
+ * exit, oom        conmon's persist-dir files (oom: the memory cgroup hit its limit)
+ * ctl, winsz       conmon's control FIFOs (reopen log, resize)
+ * attach           conmon's attach socket (SOCK_SEQPACKET), reached through
+ *                  <stateDir>/attach/<cuuid> → this directory
+ * ```
+ *
+ * The lifecycle: {@link ConmonRuntime.create} (conmon runs `runc create`, the pid comes back over
+ * the sync pipe) → {@link ConmonRuntime.start} → {@link ConmonRuntime.wait} /
+ * {@link ConmonRuntime.kill} → {@link ConmonRuntime.delete}. Containers survive the daemon:
+ * on start-up {@link ConmonRuntime.recover} rebuilds the view from this directory.
+ *
+ * @example
+ * ```ts
+ * import { ConmonRuntime } from "./driver.ts";
+ * const rt = new ConmonRuntime({ stateDir: "/run/k8scontainerd/runtime" });
+ * const { pid } = await rt.create({ id: "c1", namespace: "k8s.io", bundle: "/b/c1",
+ *   logPath: "/var/log/pods/p/c/0.log", tty: false, stdin: false, stdinOnce: false });
+ * await rt.start("c1", "k8s.io");
+ * const { exitCode } = await rt.wait("c1", "k8s.io");
+ * await rt.delete("c1", "k8s.io");
+ * ```
+ *
+ * @module
+ */
+
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isKind,
+  NotFoundError,
+  RuntimeError,
+  UnimplementedError,
+} from "../errdefs/errors.ts";
+import type { Logger } from "../log/logger.ts";
+import {
+  conmonArgs,
+  containerFiles,
+  isConmonAlive,
+  readPidFile,
+  spawnConmon,
+  writeFifo,
+} from "./conmon.ts";
+import {
+  type LinuxResources,
+  Runc,
+  type RuncStatus,
+  runtimeMessage,
+  signalName,
+  signalNumber,
+} from "./runc.ts";
+
+/** A named OCI runtime the daemon may use (CRI's `runtime_handler`). */
+export interface RuntimeHandler {
+  /** Handler name as the CRI names it ("runc", "crun"). */
+  name: string;
+  /** Path of the runtime binary. */
+  path: string;
+  /** The runtime's `--root`; default `<stateDir>/<name>`. A namespace directory goes under it. */
+  root?: string;
+  /** Use the systemd cgroup driver. */
+  systemdCgroup?: boolean;
+}
+
+/** Options of {@link ConmonRuntime}. */
+export interface ConmonRuntimeOptions {
+  /** The driver's state directory (the daemon passes `<state>/runtime`). */
+  stateDir: string;
+  /** Runtime handlers by name; default `{ runc: /usr/bin/runc }`. */
+  handlers?: Record<string, RuntimeHandler>;
+  /** Handler used when a create names none (default "runc"). */
+  defaultHandler?: string;
+  /** conmon binary (default /usr/bin/conmon). */
+  conmonPath?: string;
+  /** conmon's own log level. */
+  conmonLogLevel?: "error" | "warn" | "info" | "debug" | "trace";
+  /** `--log-size-max` for every container (0: unlimited). */
+  logSizeMax?: number;
+  /** How long to wait for conmon's sync message (runc create) before giving up. */
+  createTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** What {@link ConmonRuntime.create} needs. */
+export interface CreateOptions {
+  id: string;
+  /** Namespace ("k8s.io" for CRI objects); default "default". */
+  namespace?: string;
+  /** A directory holding config.json whose root.path points at a mounted rootfs. */
+  bundle: string;
+  /** Runtime handler name; default the runtime's default handler. */
+  handler?: string;
+  /** CRI log file conmon writes (created with its directory if missing). */
+  logPath: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  labels?: Record<string, string>;
+}
+
+/** Container status as the driver reports it. */
+export type ContainerStatus = "created" | "running" | "paused" | "stopped" | "unknown";
+
+/** The driver's view of one container. */
+export interface ContainerState {
+  id: string;
+  namespace: string;
+  status: ContainerStatus;
+  /** Host pid of the container's init (0 once stopped or unknown). */
+  pid: number;
+  /** Set once stopped: the exit status, 128+N when killed by signal N. */
+  exitCode?: number;
+  createdAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  /** The memory cgroup ran out (conmon saw an OOM event). */
+  oomKilled: boolean;
+  /** "OOMKilled", "Completed" or "Error" once stopped, as the CRI reports reasons. */
+  reason?: string;
+  logPath: string;
+  handler: string;
+  labels: Record<string, string>;
+}
+
+/** What {@link ConmonRuntime.wait} resolves to. */
+export interface ExitStatus {
+  exitCode: number;
+  finishedAt: Date;
+  oomKilled: boolean;
+}
+
+/** A user for an exec'd process. */
+export interface ExecUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+}
+
+/** What {@link ConmonRuntime.exec} runs. */
+export interface ExecOptions {
+  args: string[];
+  /** Extra environment ("K=V"), appended to the container's. */
+  env?: string[];
+  cwd?: string;
+  user?: ExecUser;
+  tty?: boolean;
+  /** Give the process a stdin pipe (else /dev/null). */
+  stdin?: boolean;
+}
+
+/** A running exec'd process (non-TTY): its stdio as web streams and its exit code. */
+export interface ExecProcess {
+  /** Host pid of the exec'd process (undefined if it exited before runc wrote it). */
+  pid(): Promise<number | undefined>;
+  stdin?: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  /** Resolves with the process's exit code; rejects with a typed error if runc failed. */
+  exitCode: Promise<number>;
+  /** Sends a signal to the exec'd process (inside the container). */
+  kill(signal?: string | number): Promise<void>;
+}
+
+/** What {@link ConmonRuntime.execSync} returns. */
+export interface ExecSyncResult {
+  exitCode: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Output beyond `maxOutput` was dropped. */
+  truncated: boolean;
+}
+
+/** One chunk read by {@link ConmonRuntime.attach}. */
+export interface AttachChunk {
+  stream: "stdout" | "stderr";
+  data: Uint8Array;
+}
+
+/** What {@link ConmonRuntime.attach} returns. */
+export interface AttachStreams {
+  /** Present when the container was created with stdin and without a terminal. */
+  stdin?: WritableStream<Uint8Array>;
+  /** The container's output from now on; ends after the container exited. */
+  output: ReadableStream<AttachChunk>;
+}
+
+/** One container found by {@link ConmonRuntime.recover}. */
+export interface RecoveredContainer {
+  id: string;
+  namespace: string;
+  /** "removed": it was half-created and has been cleaned up. */
+  status: ContainerStatus | "removed";
+  exitCode?: number;
+  pid?: number;
+}
+
+/** The driver-owned record in meta.json. */
+interface Meta {
+  id: string;
+  namespace: string;
+  handler: string;
+  runtimePath: string;
+  runtimeRoot: string;
+  systemdCgroup: boolean;
+  bundle: string;
+  logPath: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  labels: Record<string, string>;
+  cuuid: string;
+  createdAt: string;
+  startedAt?: string;
+  pid?: number;
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** An error that names the deadline that passed (errdefs has the kind but no class). */
+export class DeadlineExceededError extends RuntimeError {
+  constructor(message: string) {
+    super("deadline-exceeded", message);
+  }
+}
+
+/**
+ * The conmon + OCI runtime driver. All methods take the container id and its namespace
+ * (default "default"); ids are unique per namespace.
+ *
+ * @example
+ * ```ts
+ * import { ConmonRuntime } from "./driver.ts";
+ * const rt = new ConmonRuntime({ stateDir: "/run/k8scontainerd/runtime",
+ *   handlers: { runc: { name: "runc", path: "/usr/bin/runc" },
+ *               crun: { name: "crun", path: "/usr/bin/crun" } } });
+ * for (const c of await rt.recover()) console.log(c.id, c.status);
+ * ```
+ */
+export class ConmonRuntime {
+  /** The driver's state directory. */
+  readonly stateDir: string;
+  /** The configured handlers by name. */
+  readonly handlers: Record<string, RuntimeHandler>;
+  readonly #defaultHandler: string;
+  readonly #conmon: string;
+  readonly #opts: ConmonRuntimeOptions;
+  readonly #log?: Logger;
+
+  constructor(opts: ConmonRuntimeOptions) {
+    this.stateDir = opts.stateDir.replace(/\/+$/, "");
+    this.handlers = opts.handlers ?? { runc: { name: "runc", path: "/usr/bin/runc" } };
+    this.#defaultHandler = opts.defaultHandler ?? "runc";
+    this.#conmon = opts.conmonPath ?? "/usr/bin/conmon";
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  /** The state directory of one container. */
+  containerDir(id: string, namespace = "default"): string {
+    return `${this.stateDir}/${namespace}/${id}`;
+  }
+
+  /** The runtime root for a handler and namespace (runc ids are unique per root). */
+  #runtimeRoot(h: RuntimeHandler, namespace: string): string {
+    return `${h.root ?? `${this.stateDir}/${h.name}`}/${namespace}`;
+  }
+
+  #runc(meta: Meta): Runc {
+    return new Runc({
+      binary: meta.runtimePath,
+      root: meta.runtimeRoot,
+      systemdCgroup: meta.systemdCgroup,
+    });
+  }
+
+  async #meta(id: string, namespace: string): Promise<Meta> {
+    const dir = this.containerDir(id, namespace);
+    try {
+      return JSON.parse(await Deno.readTextFile(containerFiles(dir).meta)) as Meta;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(`container "${id}" in namespace "${namespace}"`);
+      }
+      throw e;
+    }
+  }
+
+  async #writeMeta(dir: string, meta: Meta): Promise<void> {
+    const f = containerFiles(dir);
+    await Deno.writeTextFile(`${f.meta}.tmp`, JSON.stringify(meta, null, 2));
+    await Deno.rename(`${f.meta}.tmp`, f.meta);
+  }
+
+  /**
+   * Creates the container: copies the bundle's config.json into the state directory (making
+   * root.path absolute, since that directory becomes conmon's bundle), starts conmon, which
+   * runs `runc create`, and returns the container's init pid from conmon's sync pipe. On any
+   * failure everything is undone (conmon, runc state, the directory) and the error carries the
+   * runtime's own message.
+   */
+  async create(opts: CreateOptions): Promise<{ pid: number }> {
+    const namespace = opts.namespace ?? "default";
+    if (!ID_RE.test(opts.id)) {
+      throw new InvalidArgumentError(`invalid container id "${opts.id}"`);
+    }
+    if (!ID_RE.test(namespace)) {
+      throw new InvalidArgumentError(`invalid namespace "${namespace}"`);
+    }
+    const handlerName = opts.handler || this.#defaultHandler;
+    const handler = this.handlers[handlerName];
+    if (!handler) {
+      throw new InvalidArgumentError(
+        `unknown runtime handler "${handlerName}" (configured: ${
+          Object.keys(this.handlers).join(", ")
+        })`,
+      );
+    }
+    if (!opts.logPath.startsWith("/")) {
+      throw new InvalidArgumentError(`log path "${opts.logPath}" is not absolute`);
+    }
+    let config: {
+      root?: { path?: string };
+      process?: { terminal?: boolean };
+      [k: string]: unknown;
+    };
+    try {
+      config = JSON.parse(await Deno.readTextFile(`${opts.bundle}/config.json`));
+    } catch (e) {
+      throw new InvalidArgumentError(
+        `bundle ${opts.bundle}: cannot read config.json: ${(e as Error).message}`,
+      );
+    }
+    if (config.root?.path && !config.root.path.startsWith("/")) {
+      config.root.path = `${opts.bundle.replace(/\/+$/, "")}/${config.root.path}`;
+    }
+
+    // conmon passes runc a console socket exactly when it got -t, and runc refuses a console
+    // socket for a process without a terminal (and the reverse): make the two agree.
+    if (config.process) config.process.terminal = opts.tty;
+
+    const dir = this.containerDir(opts.id, namespace);
+    await Deno.mkdir(`${this.stateDir}/${namespace}`, { recursive: true });
+    try {
+      await Deno.mkdir(dir);
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) {
+        throw new AlreadyExistsError(`container "${opts.id}" in namespace "${namespace}"`);
+      }
+      throw e;
+    }
+    const f = containerFiles(dir);
+    const socketDir = `${this.stateDir}/attach`;
+    const meta: Meta = {
+      id: opts.id,
+      namespace,
+      handler: handler.name,
+      runtimePath: handler.path,
+      runtimeRoot: this.#runtimeRoot(handler, namespace),
+      systemdCgroup: handler.systemdCgroup ?? false,
+      bundle: opts.bundle,
+      logPath: opts.logPath,
+      tty: opts.tty,
+      stdin: opts.stdin,
+      stdinOnce: opts.stdinOnce,
+      labels: opts.labels ?? {},
+      cuuid: randomHex(8),
+      createdAt: new Date().toISOString(),
+    };
+    const runc = this.#runc(meta);
+    try {
+      await Deno.mkdir(f.exitDir);
+      await Deno.mkdir(socketDir, { recursive: true });
+      await Deno.mkdir(meta.runtimeRoot, { recursive: true, mode: 0o700 });
+      await Deno.mkdir(opts.logPath.replace(/\/[^/]*$/, "") || "/", { recursive: true });
+      await Deno.writeTextFile(f.config, JSON.stringify(config));
+      await this.#writeMeta(dir, meta);
+      const args = conmonArgs({
+        id: opts.id,
+        cuuid: meta.cuuid,
+        dir,
+        runtimePath: handler.path,
+        runtimeArgs: runc.globalArgs(f.runcLog),
+        logPath: opts.logPath,
+        socketDir,
+        tty: opts.tty,
+        stdin: opts.stdin,
+        stdinOnce: opts.stdinOnce,
+        name: opts.labels?.["io.kubernetes.container.name"] ?? opts.id,
+        logLevel: this.#opts.conmonLogLevel,
+        logSizeMax: this.#opts.logSizeMax,
+        systemdCgroup: handler.systemdCgroup,
+      });
+      const started = await spawnConmon(this.#conmon, args, dir, {
+        timeoutMs: this.#opts.createTimeoutMs,
+      });
+      const sync = started.sync;
+      if (!sync || sync.data <= 0) {
+        const runcLog = await Deno.readTextFile(f.runcLog).catch(() => "");
+        const why = runtimeMessage(runcLog, sync?.message ?? "") ||
+          sync?.message?.trim() || started.stderr.trim() ||
+          `conmon exited with status ${started.code} without reporting`;
+        throw new FailedPreconditionError(
+          `create container "${opts.id}" (runtime ${handler.name}): ${why}`,
+        );
+      }
+      meta.pid = sync.data;
+      await this.#writeMeta(dir, meta);
+      this.#log?.debug("container created", { id: opts.id, namespace, pid: sync.data });
+      return { pid: sync.data };
+    } catch (e) {
+      await this.#cleanup(dir, meta, runc);
+      throw e;
+    }
+  }
+
+  /** Undoes a (possibly half-done) create: conmon, runc state, attach symlink, directory. */
+  async #cleanup(dir: string, meta: Meta, runc: Runc): Promise<void> {
+    const f = containerFiles(dir);
+    const conmonPid = await readPidFile(f.conmonPid);
+    await runc.delete(meta.id, { force: true }).catch(() => {});
+    await this.#reapConmon(conmonPid, dir);
+    await Deno.remove(`${this.stateDir}/attach/${meta.cuuid}`).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+
+  /** Waits for conmon to leave by itself (it does once the container is gone), else kills it. */
+  async #reapConmon(pid: number | undefined, dir: string): Promise<void> {
+    if (!pid) return;
+    for (let i = 0; i < 40 && await isConmonAlive(pid, dir); i++) await sleep(50);
+    if (await isConmonAlive(pid, dir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+      for (let i = 0; i < 20 && await isConmonAlive(pid, dir); i++) await sleep(50);
+    }
+  }
+
+  /** Starts the user process of a created container (`runc start`). */
+  async start(id: string, namespace = "default"): Promise<void> {
+    const meta = await this.#meta(id, namespace);
+    const st = await this.state(id, namespace);
+    if (st.status !== "created") {
+      throw new FailedPreconditionError(
+        `cannot start container "${id}": it is ${st.status}, not created`,
+      );
+    }
+    await this.#runc(meta).start(id);
+    meta.startedAt = new Date().toISOString();
+    await this.#writeMeta(this.containerDir(id, namespace), meta);
+  }
+
+  /** Reads conmon's exit file: the exit code and when it was written. */
+  async #exit(dir: string, id: string): Promise<{ code: number; at: Date } | undefined> {
+    const path = `${containerFiles(dir).exitDir}/${id}`;
+    try {
+      const [text, st] = await Promise.all([Deno.readTextFile(path), Deno.stat(path)]);
+      const code = parseInt(text.trim(), 10);
+      if (!Number.isFinite(code)) return undefined; // being written
+      return { code, at: st.mtime ?? new Date() };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The container's state: runc's status while it lives, conmon's exit file once it exited
+   * (exit code, finish time, OOM). "unknown" when neither runc nor conmon can tell.
+   */
+  async state(id: string, namespace = "default"): Promise<ContainerState> {
+    const meta = await this.#meta(id, namespace);
+    const dir = this.containerDir(id, namespace);
+    const f = containerFiles(dir);
+    const base = {
+      id,
+      namespace,
+      createdAt: new Date(meta.createdAt),
+      startedAt: meta.startedAt ? new Date(meta.startedAt) : undefined,
+      logPath: meta.logPath,
+      handler: meta.handler,
+      labels: meta.labels,
+    };
+    const stopped = async (): Promise<ContainerState | undefined> => {
+      const exit = await this.#exit(dir, id);
+      if (!exit) return undefined;
+      const oomKilled = await exists(f.oom);
+      return {
+        ...base,
+        status: "stopped",
+        pid: 0,
+        exitCode: exit.code,
+        finishedAt: exit.at,
+        oomKilled,
+        reason: oomKilled ? "OOMKilled" : exit.code === 0 ? "Completed" : "Error",
+      };
+    };
+    const done = await stopped();
+    if (done) return done;
+    let status: RuncStatus | undefined;
+    let pid = 0;
+    try {
+      const rs = await this.#runc(meta).state(id);
+      status = rs.status;
+      pid = rs.pid;
+    } catch (e) {
+      if (!isKind(e, "not-found")) throw e;
+    }
+    const conmonAlive = await isConmonAlive(await readPidFile(f.conmonPid), dir);
+    if (status === "stopped" || (status === undefined && conmonAlive)) {
+      // conmon writes the exit file right after reaping the process: give it a moment.
+      for (let i = 0; i < 40 && conmonAlive; i++) {
+        await sleep(50);
+        const later = await stopped();
+        if (later) return later;
+      }
+    }
+    if (status === "created" || status === "running" || status === "paused") {
+      return { ...base, status, pid, oomKilled: false };
+    }
+    if (status === "stopped") {
+      return { ...base, status: "stopped", pid: 0, oomKilled: await exists(f.oom) };
+    }
+    return { ...base, status: "unknown", pid: 0, oomKilled: false };
+  }
+
+  /**
+   * Resolves when the container has exited, with conmon's exit code (also at once for an
+   * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
+   * reports it. `signal` aborts the wait.
+   */
+  async wait(id: string, namespace = "default", signal?: AbortSignal): Promise<ExitStatus> {
+    const meta = await this.#meta(id, namespace);
+    const dir = this.containerDir(id, namespace);
+    const f = containerFiles(dir);
+    let delay = 20;
+    for (let round = 0;; round++) {
+      const exit = await this.#exit(dir, meta.id);
+      if (exit) return { exitCode: exit.code, finishedAt: exit.at, oomKilled: await exists(f.oom) };
+      if (!await exists(dir)) throw new NotFoundError(`container "${id}" (deleted while waiting)`);
+      if (round % 10 === 9 && !await isConmonAlive(await readPidFile(f.conmonPid), dir)) {
+        const last = await this.#exit(dir, meta.id);
+        if (last) continue;
+        return { exitCode: 255, finishedAt: new Date(), oomKilled: await exists(f.oom) };
+      }
+      signal?.throwIfAborted();
+      await sleep(delay);
+      delay = Math.min(delay * 2, 250);
+    }
+  }
+
+  /**
+   * Sends a signal to the container's init (or, with `all`, to every process in it). A
+   * container that is not running fails with FailedPrecondition naming it.
+   */
+  async kill(
+    id: string,
+    signal: string | number = "SIGTERM",
+    opts: { all?: boolean; namespace?: string } = {},
+  ): Promise<void> {
+    const namespace = opts.namespace ?? "default";
+    const meta = await this.#meta(id, namespace);
+    const n = signalNumber(signal);
+    const st = await this.state(id, namespace);
+    if (st.status === "stopped" || st.status === "unknown") {
+      throw new FailedPreconditionError(
+        `cannot kill container "${id}": it is not running (${st.status}${
+          st.exitCode !== undefined ? `, exit code ${st.exitCode}` : ""
+        })`,
+      );
+    }
+    await this.#runc(meta).kill(id, n, { all: opts.all });
+  }
+
+  /**
+   * Deletes the container: runc's state, conmon (which leaves once the container is gone), the
+   * attach symlink and the state directory. A live container needs `force` (it is killed).
+   * The second delete of the same id fails with NotFound.
+   */
+  async delete(id: string, opts: { force?: boolean; namespace?: string } = {}): Promise<void> {
+    const namespace = opts.namespace ?? "default";
+    const meta = await this.#meta(id, namespace);
+    const dir = this.containerDir(id, namespace);
+    const st = await this.state(id, namespace);
+    if (!opts.force && (st.status === "running" || st.status === "paused")) {
+      throw new FailedPreconditionError(
+        `cannot delete container "${id}": it is ${st.status} (stop it or force)`,
+      );
+    }
+    const runc = this.#runc(meta);
+    try {
+      await runc.delete(id, { force: true });
+    } catch (e) {
+      if (!isKind(e, "not-found")) throw e;
+    }
+    await this.#cleanup(dir, meta, runc);
+    this.#log?.debug("container deleted", { id, namespace });
+  }
+
+  /** Freezes every process of the container. */
+  async pause(id: string, namespace = "default"): Promise<void> {
+    await this.#runc(await this.#meta(id, namespace)).pause(id);
+  }
+
+  /** Thaws a paused container. */
+  async resume(id: string, namespace = "default"): Promise<void> {
+    await this.#runc(await this.#meta(id, namespace)).resume(id);
+  }
+
+  /** Host pids of the container's processes. */
+  async ps(id: string, namespace = "default"): Promise<number[]> {
+    return await this.#runc(await this.#meta(id, namespace)).ps(id);
+  }
+
+  /** Applies new `linux.resources` to a live container (`runc update`). */
+  async update(id: string, resources: LinuxResources, namespace = "default"): Promise<void> {
+    await this.#runc(await this.#meta(id, namespace)).update(id, resources);
+  }
+
+  /** One cgroup statistics sample (`runc events --stats`). */
+  async stats(id: string, namespace = "default"): Promise<Record<string, unknown>> {
+    return await this.#runc(await this.#meta(id, namespace)).stats(id);
+  }
+
+  /** Sends one line to conmon's control FIFO; FailedPrecondition when conmon is gone. */
+  async #ctl(id: string, namespace: string, line: string, what: string): Promise<void> {
+    await this.#meta(id, namespace);
+    const f = containerFiles(this.containerDir(id, namespace));
+    if (!await writeFifo(f.ctl, line)) {
+      throw new FailedPreconditionError(
+        `cannot ${what} for container "${id}": its conmon is not running`,
+      );
+    }
+  }
+
+  /**
+   * Makes conmon close and reopen the log file at logPath (the kubelet renames the file when it
+   * rotates logs, then asks for this): message type 2 on the ctl FIFO.
+   */
+  async reopenLog(id: string, namespace = "default"): Promise<void> {
+    await this.#ctl(id, namespace, "2 0 0\n", "reopen the log");
+  }
+
+  /** Resizes the container's terminal: message type 1 ("1 <height> <width>") on the ctl FIFO. */
+  async resize(
+    id: string,
+    size: { width: number; height: number },
+    namespace = "default",
+  ): Promise<void> {
+    const meta = await this.#meta(id, namespace);
+    if (!meta.tty) {
+      throw new FailedPreconditionError(`cannot resize container "${id}": it has no terminal`);
+    }
+    await this.#ctl(
+      id,
+      namespace,
+      `1 ${Math.trunc(size.height)} ${Math.trunc(size.width)}\n`,
+      "resize the terminal",
+    );
+  }
+
+  /** The exec process spec: the container's process with the caller's overrides. */
+  async #execSpec(dir: string, o: ExecOptions): Promise<Record<string, unknown>> {
+    const config = JSON.parse(await Deno.readTextFile(containerFiles(dir).config)) as {
+      process?: Record<string, unknown>;
+    };
+    const base = { ...(config.process ?? {}) };
+    const env = [...((base.env as string[] | undefined) ?? []), ...(o.env ?? [])];
+    const spec: Record<string, unknown> = {
+      ...base,
+      args: o.args,
+      env,
+      terminal: false,
+    };
+    if (o.cwd) spec.cwd = o.cwd;
+    if (o.user) {
+      spec.user = {
+        uid: o.user.uid,
+        gid: o.user.gid,
+        additionalGids: o.user.additionalGids ?? [],
+      };
+    }
+    // The exec'd process inherits the container's limits; a score below ours is refused here.
+    delete spec.oomScoreAdj;
+    return spec;
+  }
+
+  /**
+   * Runs a process inside a running container with piped stdio (`runc exec --process`). TTY
+   * exec is not supported: it needs the console fd passed over a unix socket (recvmsg with
+   * SCM_RIGHTS) or conmon's seqpacket attach socket, neither reachable without ffi socket
+   * bindings.
+   */
+  async exec(id: string, o: ExecOptions, namespace = "default"): Promise<ExecProcess> {
+    if (!o.args.length) throw new InvalidArgumentError(`exec in "${id}": no command given`);
+    if (o.tty) {
+      throw new UnimplementedError(
+        `exec with a terminal in "${id}": needs ffi socket/sendmsg/recvmsg bindings`,
+      );
+    }
+    const meta = await this.#meta(id, namespace);
+    const st = await this.state(id, namespace);
+    if (st.status !== "running") {
+      throw new FailedPreconditionError(
+        `cannot exec in container "${id}": it is ${st.status}, not running`,
+      );
+    }
+    const dir = this.containerDir(id, namespace);
+    const tag = randomHex(6);
+    const processFile = `${dir}/exec-${tag}.json`;
+    const pidFile = `${dir}/exec-${tag}.pid`;
+    const logFile = `${dir}/exec-${tag}.log`;
+    await Deno.writeTextFile(processFile, JSON.stringify(await this.#execSpec(dir, o)));
+    const runc = this.#runc(meta);
+    const child = runc.execCommand(id, { processFile, pidFile, stdin: o.stdin }, logFile);
+    const readPid = () => readPidFile(pidFile);
+    let knownPid: number | undefined;
+    const pidWatch = (async () => {
+      for (let i = 0; i < 200 && knownPid === undefined; i++) {
+        knownPid = await readPid();
+        if (knownPid) break;
+        await sleep(10);
+      }
+    })();
+    const exitCode = child.status.then(async (s) => {
+      knownPid ??= await readPid();
+      const err = s.code !== 0 ? await runc.execError(id, logFile) : undefined;
+      await Promise.all(
+        [processFile, pidFile, logFile].map((p) => Deno.remove(p).catch(() => {})),
+      );
+      if (err) throw err;
+      return s.signal ? 128 + signalNumber(s.signal) : s.code;
+    });
+    exitCode.catch(() => {}); // the caller may only look at the streams
+    return {
+      pid: async () => {
+        await Promise.race([pidWatch, exitCode.catch(() => {})]);
+        return knownPid;
+      },
+      stdin: o.stdin ? child.stdin : undefined,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exitCode,
+      kill: async (sig: string | number = "SIGKILL") => {
+        await Promise.race([pidWatch, exitCode.catch(() => {})]);
+        if (knownPid) killPid(knownPid, signalNumber(sig));
+      },
+    };
+  }
+
+  /**
+   * Runs a command to completion and collects its output (CRI ExecSync): after `timeoutMs` the
+   * process is killed and a DeadlineExceeded error names the command; output past `maxOutput`
+   * bytes per stream is dropped and reported as truncated.
+   */
+  async execSync(
+    id: string,
+    args: string[],
+    opts: { timeoutMs?: number; maxOutput?: number; namespace?: string; env?: string[] } = {},
+  ): Promise<ExecSyncResult> {
+    const max = opts.maxOutput ?? 16 * 1024 * 1024;
+    const p = await this.exec(id, { args, env: opts.env }, opts.namespace ?? "default");
+    let truncated = false;
+    const collect = async (s: ReadableStream<Uint8Array>) => {
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of s) {
+        const room = max - size;
+        if (room <= 0) {
+          truncated = true;
+          continue;
+        }
+        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        if (part.length < chunk.length) truncated = true;
+        parts.push(part);
+        size += part.length;
+      }
+      const out = new Uint8Array(size);
+      let off = 0;
+      for (const part of parts) {
+        out.set(part, off);
+        off += part.length;
+      }
+      return out;
+    };
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (opts.timeoutMs && opts.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        p.kill("SIGKILL").catch(() => {});
+      }, opts.timeoutMs);
+    }
+    try {
+      const [stdout, stderr, exitCode] = await Promise.all([
+        collect(p.stdout),
+        collect(p.stderr),
+        p.exitCode,
+      ]);
+      if (timedOut) {
+        throw new DeadlineExceededError(
+          `exec ${JSON.stringify(args)} in container "${id}" timed out after ${opts.timeoutMs} ms`,
+        );
+      }
+      return { exitCode, stdout, stderr, truncated };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Attaches to the container's output (and stdin). conmon 2.1.6's attach socket is
+   * `SOCK_SEQPACKET`, which `Deno.connect` cannot open (it makes stream sockets only) and the
+   * ffi layer has no socket bindings yet; so, as a documented fallback, output is the tail of
+   * the CRI log file (lines as conmon wrote them, from now on; partial lines are joined), and
+   * stdin (non-TTY containers created with stdin) is the container init's stdin pipe opened
+   * through /proc/<pid>/fd/0. Closing this stdin does not close the container's (conmon keeps
+   * its end); that needs the socket. TTY containers get output only.
+   */
+  async attach(id: string, namespace = "default"): Promise<AttachStreams> {
+    const meta = await this.#meta(id, namespace);
+    const st = await this.state(id, namespace);
+    if (st.status === "stopped" || st.status === "unknown") {
+      throw new FailedPreconditionError(`cannot attach to container "${id}": it is ${st.status}`);
+    }
+    const dir = this.containerDir(id, namespace);
+    let stdin: WritableStream<Uint8Array> | undefined;
+    if (meta.stdin && !meta.tty && st.pid > 0) {
+      const file = await Deno.open(`/proc/${st.pid}/fd/0`, { write: true });
+      // FsFile.writable was seen to hold small writes on a pipe until close: write directly.
+      stdin = new WritableStream<Uint8Array>({
+        async write(chunk) {
+          for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+        },
+        close() {
+          file.close();
+        },
+        abort() {
+          file.close();
+        },
+      });
+    }
+    // Position at the end before returning, so nothing written after attach() is missed.
+    const log = await Deno.open(meta.logPath, { read: true });
+    const ino = (await log.stat()).ino;
+    await log.seek(0, Deno.SeekMode.End);
+    const output = tailLog(
+      meta.logPath,
+      log,
+      ino,
+      () => this.#exit(dir, id).then((e) => e !== undefined),
+    );
+    return { stdin, output };
+  }
+
+  /**
+   * Rebuilds the driver's view after a daemon restart. Containers whose conmon lives (or that
+   * exited and left an exit file) are reported as they are; half-created ones (no conmon and no
+   * exit file, runc state missing or stuck in "created") are cleaned up and reported "removed".
+   * Nothing running is ever stopped.
+   */
+  async recover(): Promise<RecoveredContainer[]> {
+    const out: RecoveredContainer[] = [];
+    let namespaces: string[] = [];
+    try {
+      for await (const e of Deno.readDir(this.stateDir)) {
+        if (e.isDirectory && e.name !== "attach" && !(e.name in this.handlers)) {
+          namespaces.push(e.name);
+        }
+      }
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+    namespaces = namespaces.sort();
+    for (const namespace of namespaces) {
+      for await (const e of Deno.readDir(`${this.stateDir}/${namespace}`)) {
+        if (!e.isDirectory) continue;
+        const id = e.name;
+        const dir = this.containerDir(id, namespace);
+        const f = containerFiles(dir);
+        let meta: Meta;
+        try {
+          meta = JSON.parse(await Deno.readTextFile(f.meta)) as Meta;
+        } catch {
+          // No record: a create that died before writing it. Nothing of ours can run there.
+          this.#log?.warn("removing container state without meta.json", { id, namespace });
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+          out.push({ id, namespace, status: "removed" });
+          continue;
+        }
+        const exit = await this.#exit(dir, id);
+        if (exit) {
+          out.push({ id, namespace, status: "stopped", exitCode: exit.code });
+          continue;
+        }
+        const conmonAlive = await isConmonAlive(await readPidFile(f.conmonPid), dir);
+        const halfCreated = meta.pid === undefined || !await exists(f.pid);
+        if (!conmonAlive || (halfCreated && !conmonAlive)) {
+          let st: ContainerState | undefined;
+          try {
+            st = await this.state(id, namespace);
+          } catch { /* treated as gone */ }
+          if (st && !halfCreated && (st.status === "running" || st.status === "paused")) {
+            // The process lives without its monitor: keep it (never stop a container because
+            // we restarted); wait() will report 255 once it is gone.
+            this.#log?.warn("container running without conmon", { id, namespace });
+            out.push({ id, namespace, status: st.status, pid: st.pid });
+            continue;
+          }
+          if (st?.status === "stopped" && st.exitCode !== undefined) {
+            out.push({ id, namespace, status: "stopped", exitCode: st.exitCode });
+            continue;
+          }
+          this.#log?.warn("cleaning up half-created container", { id, namespace });
+          await this.#cleanup(dir, meta, this.#runc(meta));
+          out.push({ id, namespace, status: "removed" });
+          continue;
+        }
+        const st = await this.state(id, namespace);
+        out.push({ id, namespace, status: st.status, pid: st.pid, exitCode: st.exitCode });
+      }
+    }
+    return out;
+  }
+}
+
+/** Sends a signal by number to a host pid, ignoring a process that already left. */
+function killPid(pid: number, sig: number): void {
+  try {
+    Deno.kill(pid, signalName(sig) as Deno.Signal);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/**
+ * One parsed line of a CRI log file: `<RFC3339Nano> <stream> <F|P> <content>`.
+ *
+ * @example
+ * ```ts
+ * import { parseCriLogLine } from "./driver.ts";
+ * parseCriLogLine("2024-01-01T00:00:00.000000000Z stdout F hello");
+ * // { time: "2024-01-01T00:00:00.000000000Z", stream: "stdout", partial: false, content: "hello" }
+ * ```
+ */
+export function parseCriLogLine(
+  line: string,
+): { time: string; stream: "stdout" | "stderr"; partial: boolean; content: string } | undefined {
+  const m = /^(\S+) (stdout|stderr) ([PF]) ?(.*)$/s.exec(line);
+  if (!m) return undefined;
+  return { time: m[1], stream: m[2] as "stdout" | "stderr", partial: m[3] === "P", content: m[4] };
+}
+
+/**
+ * Follows a CRI log file from the position of `opened`, emitting each line's content (a newline added
+ * after full lines) until `isDone` says the writer finished and the file is drained. Reopens
+ * the path when it was replaced (log rotation).
+ */
+function tailLog(
+  path: string,
+  opened: Deno.FsFile,
+  openedIno: number | null,
+  isDone: () => Promise<boolean>,
+): ReadableStream<AttachChunk> {
+  const enc = new TextEncoder();
+  let file: Deno.FsFile | undefined = opened;
+  let ino = openedIno;
+  let pending = "";
+  let stopped = false;
+  const buf = new Uint8Array(64 * 1024);
+  const dec = new TextDecoder();
+  return new ReadableStream<AttachChunk>({
+    async pull(controller) {
+      for (;;) {
+        if (stopped || !file) return;
+        const n = await file.read(buf);
+        if (n) {
+          pending += dec.decode(buf.subarray(0, n), { stream: true });
+          let emitted = false;
+          let nl: number;
+          while ((nl = pending.indexOf("\n")) >= 0) {
+            const line = pending.slice(0, nl);
+            pending = pending.slice(nl + 1);
+            const rec = parseCriLogLine(line);
+            if (!rec) continue;
+            controller.enqueue({
+              stream: rec.stream,
+              data: enc.encode(rec.partial ? rec.content : rec.content + "\n"),
+            });
+            emitted = true;
+          }
+          if (emitted) return;
+          continue;
+        }
+        // At the end: rotated? finished? else wait for more.
+        try {
+          const st = await Deno.stat(path);
+          if (st.ino !== ino) {
+            file.close();
+            file = await Deno.open(path, { read: true });
+            ino = (await file.stat()).ino;
+            continue;
+          }
+        } catch { /* between rename and reopen */ }
+        if (await isDone()) {
+          // conmon drains stdio before writing the exit file: one last read, then end.
+          const last = await file.read(buf);
+          if (last) {
+            pending += dec.decode(buf.subarray(0, last), { stream: true });
+            continue;
+          }
+          stopped = true;
+          file.close();
+          controller.close();
+          return;
+        }
+        await sleep(100);
+      }
+    },
+    cancel() {
+      stopped = true;
+      file?.close();
+    },
+  });
+}

@@ -1,0 +1,452 @@
+/**
+ * ConmonRuntime against the real runc 1.1 and conmon 2.1 (root only, nothing mocked): a busybox
+ * rootfs built in a temp dir, bundles from `runc spec`, cgroups under
+ * /k8scontainerd-driver-test/<id>.
+ */
+import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
+import { ConmonRuntime, parseCriLogLine } from "./driver.ts";
+import { Runc } from "./runc.ts";
+import { errorKind } from "../errdefs/errors.ts";
+
+const CGROUP_PARENT = "k8scontainerd-driver-test";
+const decoder = new TextDecoder();
+
+let tmp = "";
+let rootfs = "";
+let baseSpec: Record<string, unknown> = {};
+let rt: ConmonRuntime;
+const NS = "test";
+const ids: string[] = [];
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function buildRootfs(dir: string) {
+  await Deno.mkdir(`${dir}/bin`, { recursive: true });
+  for (const d of ["etc", "proc", "sys", "dev", "tmp", "root"]) {
+    await Deno.mkdir(`${dir}/${d}`, { recursive: true });
+  }
+  await Deno.copyFile("/bin/busybox", `${dir}/bin/busybox`);
+  await Deno.chmod(`${dir}/bin/busybox`, 0o755);
+  for (
+    const tool of ["sh", "echo", "sleep", "id", "cat", "true", "false", "tail", "head", "env", "tr"]
+  ) {
+    await Deno.symlink("busybox", `${dir}/bin/${tool}`);
+  }
+  await Deno.writeTextFile(`${dir}/etc/passwd`, "root:x:0:0:root:/root:/bin/sh\n");
+  await Deno.writeTextFile(`${dir}/etc/group`, "root:x:0:\n");
+}
+
+interface BundleOpts {
+  args: string[];
+  memoryLimit?: number;
+  noPidNs?: boolean;
+  env?: string[];
+}
+
+/** Writes a bundle for `id` from `runc spec` with our changes and returns its path. */
+async function bundle(id: string, o: BundleOpts): Promise<string> {
+  const spec = structuredClone(baseSpec) as {
+    process: Record<string, unknown>;
+    root: { path: string; readonly: boolean };
+    linux: {
+      cgroupsPath?: string;
+      resources?: Record<string, unknown>;
+      namespaces: { type: string }[];
+    };
+  };
+  spec.process.args = o.args;
+  spec.process.terminal = false;
+  if (o.env) spec.process.env = [...(spec.process.env as string[]), ...o.env];
+  delete spec.process.oomScoreAdj;
+  spec.root = { path: rootfs, readonly: true };
+  spec.linux.cgroupsPath = `/${CGROUP_PARENT}/${id}`;
+  if (o.memoryLimit) {
+    spec.linux.resources = {
+      ...(spec.linux.resources ?? {}),
+      memory: { limit: o.memoryLimit, swap: o.memoryLimit },
+    };
+  }
+  if (o.noPidNs) spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== "pid");
+  const dir = `${tmp}/bundles/${id}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+function logPathOf(id: string) {
+  return `${tmp}/logs/${id}/0.log`;
+}
+
+async function createStarted(
+  id: string,
+  o: BundleOpts & { stdin?: boolean; tty?: boolean; start?: boolean },
+) {
+  ids.push(id);
+  const b = await bundle(id, o);
+  const r = await rt.create({
+    id,
+    namespace: NS,
+    bundle: b,
+    logPath: logPathOf(id),
+    tty: o.tty ?? false,
+    stdin: o.stdin ?? false,
+    stdinOnce: false,
+  });
+  if (o.start !== false) await rt.start(id, NS);
+  return r;
+}
+
+async function conmonPidsFor(text: string): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      if (cmd.split("\0")[0].endsWith("conmon") && cmd.includes(text)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function rmCgroups() {
+  const roots: string[] = [];
+  for await (const e of Deno.readDir("/sys/fs/cgroup")) roots.push(`/sys/fs/cgroup/${e.name}`);
+  for (const root of roots) {
+    const parent = `${root}/${CGROUP_PARENT}`;
+    try {
+      for await (const e of Deno.readDir(parent)) {
+        if (e.isDirectory) await Deno.remove(`${parent}/${e.name}`).catch(() => {});
+      }
+      await Deno.remove(parent).catch(() => {});
+    } catch { /* not there */ }
+  }
+}
+
+async function eventually<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await sleep(50);
+  }
+}
+
+describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
+  beforeAll(async () => {
+    tmp = await Deno.makeTempDir({ prefix: "k8sc-runtime-" });
+    rootfs = `${tmp}/rootfs`;
+    await buildRootfs(rootfs);
+    await Deno.mkdir(`${tmp}/spec`);
+    const out = await new Deno.Command("runc", { args: ["spec"], cwd: `${tmp}/spec` }).output();
+    if (!out.success) throw new Error(`runc spec: ${decoder.decode(out.stderr)}`);
+    baseSpec = JSON.parse(await Deno.readTextFile(`${tmp}/spec/config.json`));
+    rt = new ConmonRuntime({ stateDir: `${tmp}/state` });
+  });
+
+  afterAll(async () => {
+    const runc = new Runc({ root: `${tmp}/state/runc/${NS}` });
+    for (const c of await runc.list().catch(() => [])) {
+      await runc.delete(c.id, { force: true }).catch(() => {});
+    }
+    for (const pid of await conmonPidsFor(tmp)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await sleep(200);
+    await rmCgroups();
+    if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  });
+
+  it("runs a container to completion: exit code 3, stdout and stderr in the CRI log", async () => {
+    const id = "exit3";
+    const { pid } = await createStarted(id, {
+      args: ["sh", "-c", "echo hello; echo err >&2; exit 3"],
+    });
+    expect(pid).toBeGreaterThan(0);
+    const exit = await rt.wait(id, NS);
+    expect(exit.exitCode).toBe(3);
+    expect(exit.oomKilled).toBe(false);
+    const st = await rt.state(id, NS);
+    expect(st.status).toBe("stopped");
+    expect(st.exitCode).toBe(3);
+    expect(st.reason).toBe("Error");
+    expect(st.finishedAt).toBeInstanceOf(Date);
+    expect(st.startedAt).toBeInstanceOf(Date);
+    const lines = (await Deno.readTextFile(logPathOf(id))).trim().split("\n");
+    for (const l of lines) {
+      expect(l).toMatch(
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] /,
+      );
+    }
+    expect(lines.some((l) => / stdout F hello$/.test(l))).toBe(true);
+    expect(lines.some((l) => / stderr F err$/.test(l))).toBe(true);
+  });
+
+  it("splits a long line into P partial records ending with an F record", async () => {
+    const id = "longline";
+    // 2^15 = 32768 'a's, printed as one line.
+    await createStarted(id, {
+      args: ["sh", "-c", "s=a; i=0; while [ $i -lt 15 ]; do s=$s$s; i=$((i+1)); done; echo $s"],
+    });
+    expect((await rt.wait(id, NS)).exitCode).toBe(0);
+    const recs = (await Deno.readTextFile(logPathOf(id))).trim().split("\n").map((l) =>
+      parseCriLogLine(l)!
+    );
+    expect(recs.length).toBeGreaterThan(1);
+    expect(recs.slice(0, -1).every((r) => r.partial)).toBe(true);
+    expect(recs.at(-1)!.partial).toBe(false);
+    expect(recs.map((r) => r.content).join("")).toBe("a".repeat(32768));
+  });
+
+  it("kill SIGTERM of sleep → 143 (no pid namespace: a pid-1 sleep ignores SIGTERM)", async () => {
+    const id = "term";
+    await createStarted(id, { args: ["sleep", "1000"], noPidNs: true });
+    expect((await rt.state(id, NS)).status).toBe("running");
+    await rt.kill(id, "SIGTERM", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(143);
+  });
+
+  it("kill SIGKILL of a pid-1 sleep → 137; killing it again → FailedPrecondition", async () => {
+    const id = "killed";
+    await createStarted(id, { args: ["sleep", "1000"] });
+    await rt.kill(id, 9, { namespace: NS });
+    const exit = await rt.wait(id, NS);
+    expect(exit.exitCode).toBe(137);
+    const err = await rt.kill(id, "SIGTERM", { namespace: NS }).catch((e) => e);
+    expect(errorKind(err)).toBe("failed-precondition");
+    expect(String(err.message)).toContain(`"${id}"`);
+  });
+
+  it("delete removes everything; a second delete → NotFound", async () => {
+    const id = "exit3";
+    await rt.delete(id, { namespace: NS });
+    const dir = rt.containerDir(id, NS);
+    await expect(Deno.stat(dir)).rejects.toThrow();
+    const runc = new Runc({ root: `${tmp}/state/runc/${NS}` });
+    expect((await runc.list()).map((c) => c.id)).not.toContain(id);
+    const err = await rt.delete(id, { namespace: NS }).catch((e) => e);
+    expect(errorKind(err)).toBe("not-found");
+    expect(errorKind(await rt.state(id, NS).catch((e) => e))).toBe("not-found");
+  });
+
+  it("a missing binary fails create with runc's message and leaks nothing", async () => {
+    const id = "nope";
+    ids.push(id);
+    const b = await bundle(id, { args: ["/nope"] });
+    const err = await rt.create({
+      id,
+      namespace: NS,
+      bundle: b,
+      logPath: logPathOf(id),
+      tty: false,
+      stdin: false,
+      stdinOnce: false,
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(String(err.message)).toMatch(/exec: "\/nope": stat \/nope: no such file or directory/);
+    expect(String(err.message)).toContain(`"${id}"`);
+    const dir = rt.containerDir(id, NS);
+    await expect(Deno.stat(dir)).rejects.toThrow();
+    expect(await conmonPidsFor(dir)).toEqual([]);
+    const runc = new Runc({ root: `${tmp}/state/runc/${NS}` });
+    expect((await runc.list()).map((c) => c.id)).not.toContain(id);
+    expect(await Deno.readTextFile("/proc/self/mountinfo")).not.toContain(dir);
+    // the same id can be created again afterwards
+    await Deno.writeTextFile(
+      `${b}/config.json`,
+      (await Deno.readTextFile(`${b}/config.json`)).replace('"/nope"', '"true"'),
+    );
+    await rt.create({
+      id,
+      namespace: NS,
+      bundle: b,
+      logPath: logPathOf(id),
+      tty: false,
+      stdin: false,
+      stdinOnce: false,
+    });
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("pause/resume change the state; ps lists the pid; update applies", async () => {
+    const id = "pausable";
+    const { pid } = await createStarted(id, { args: ["sleep", "1000"] });
+    expect(await rt.ps(id, NS)).toContain(pid);
+    await rt.pause(id, NS);
+    expect((await rt.state(id, NS)).status).toBe("paused");
+    const busy = await rt.delete(id, { namespace: NS }).catch((e) => e);
+    expect(errorKind(busy)).toBe("failed-precondition");
+    await rt.resume(id, NS);
+    expect((await rt.state(id, NS)).status).toBe("running");
+    await rt.update(id, { pids: { limit: 50 } }, NS);
+    const cg = `/sys/fs/cgroup/pids/${CGROUP_PARENT}/${id}/pids.max`;
+    expect((await Deno.readTextFile(cg)).trim()).toBe("50");
+    await rt.delete(id, { namespace: NS, force: true });
+    expect(await conmonPidsFor(rt.containerDir(id, NS))).toEqual([]);
+  });
+
+  it("exec returns the exit code and sees the given env; execSync times out", async () => {
+    const id = "execs";
+    await createStarted(id, { args: ["sleep", "1000"] });
+    const r = await rt.execSync(id, ["sh", "-c", "echo $FOO; echo oops >&2; exit 7"], {
+      namespace: NS,
+      env: ["FOO=bar"],
+    });
+    expect(r.exitCode).toBe(7);
+    expect(decoder.decode(r.stdout)).toBe("bar\n");
+    expect(decoder.decode(r.stderr)).toBe("oops\n");
+
+    const capped = await rt.execSync(id, ["sh", "-c", "echo 0123456789"], {
+      namespace: NS,
+      maxOutput: 4,
+    });
+    expect(decoder.decode(capped.stdout)).toBe("0123");
+    expect(capped.truncated).toBe(true);
+
+    const t0 = Date.now();
+    const err = await rt.execSync(id, ["sleep", "100"], { namespace: NS, timeoutMs: 500 })
+      .catch((e) => e);
+    expect(errorKind(err)).toBe("deadline-exceeded");
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // the timed-out process is gone from the container
+    const procs = await rt.ps(id, NS);
+    expect(procs.length).toBe(1);
+
+    const p = await rt.exec(id, { args: ["id", "-u"], user: { uid: 1234, gid: 1234 } }, NS);
+    const out = await new Response(p.stdout).text();
+    expect(await p.exitCode).toBe(0);
+    expect(out.trim()).toBe("1234");
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("OOM: a container over its 10 MiB limit exits 137 with oomKilled", async () => {
+    const id = "oom";
+    await createStarted(id, {
+      args: ["sh", "-c", "x=a; while true; do x=$x$x; done"],
+      memoryLimit: 10 * 1024 * 1024,
+    });
+    const exit = await rt.wait(id, NS);
+    expect(exit.exitCode).toBe(137);
+    expect(exit.oomKilled).toBe(true);
+    const st = await rt.state(id, NS);
+    expect(st.oomKilled).toBe(true);
+    expect(st.reason).toBe("OOMKilled");
+    await rt.delete(id, { namespace: NS });
+  });
+
+  it("reopenLog makes conmon write a new file at logPath after a rename", async () => {
+    const id = "rotate";
+    await createStarted(id, { args: ["sh", "-c", "while true; do echo tick; sleep 0.1; done"] });
+    const path = logPathOf(id);
+    await eventually(async () => (await Deno.readTextFile(path)).includes("tick") || undefined);
+    await Deno.rename(path, `${path}.1`);
+    await rt.reopenLog(id, NS);
+    const text = await eventually(async () => {
+      const t = await Deno.readTextFile(path).catch(() => "");
+      return t.includes("stdout F tick") ? t : undefined;
+    });
+    expect(text).toContain("tick");
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("attach: stdin reaches the container and its output comes back", async () => {
+    const id = "attached";
+    await createStarted(id, {
+      args: ["sh", "-c", 'while read l; do echo "got:$l"; echo "e:$l" >&2; done'],
+      stdin: true,
+    });
+    const a = await rt.attach(id, NS);
+    expect(a.stdin).toBeDefined();
+    const w = a.stdin!.getWriter();
+    await w.write(new TextEncoder().encode("hi\n"));
+    const reader = a.output.getReader();
+    const seen: string[] = [];
+    while (seen.length < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen.push(`${value.stream}:${decoder.decode(value.data)}`);
+    }
+    expect(seen.sort()).toEqual(["stderr:e:hi\n", "stdout:got:hi\n"]);
+    await reader.cancel();
+    await w.close().catch(() => {});
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("a terminal container: output in the log, resize accepted", async () => {
+    const id = "tty";
+    await createStarted(id, { args: ["sh", "-c", "echo ttyout; sleep 1000"], tty: true });
+    await eventually(async () =>
+      (await Deno.readTextFile(logPathOf(id)).catch(() => "")).includes("ttyout") || undefined
+    );
+    await rt.resize(id, { width: 100, height: 40 }, NS);
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("the container outlives the process that created it; recover() finds it", async () => {
+    const id = "survivor";
+    ids.push(id);
+    const b = await bundle(id, { args: ["sleep", "1000"] });
+    const script = new URL("./testdata/create_and_exit.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-check", script, `${tmp}/state`, b, id, logPathOf(id)],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    expect(text).toMatch(/^started \d+/);
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+
+    const fresh = new ConmonRuntime({ stateDir: `${tmp}/state` });
+    const found = await fresh.recover();
+    const me = found.find((c) => c.id === id)!;
+    expect(me.status).toBe("running");
+    expect(me.pid).toBe(Number(text.split(" ")[1]));
+    await fresh.kill(id, "SIGKILL", { namespace: NS });
+    expect((await fresh.wait(id, NS)).exitCode).toBe(137);
+    await fresh.delete(id, { namespace: NS });
+  });
+
+  it("recover() keeps exited containers and removes half-created ones", async () => {
+    const exited = (await rt.recover()).find((c) => c.id === "longline")!;
+    expect(exited.status).toBe("stopped");
+    expect(exited.exitCode).toBe(0);
+    // a create that died after writing meta.json and before conmon reported
+    const dir = rt.containerDir("half", NS);
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/meta.json`,
+      JSON.stringify({
+        id: "half",
+        namespace: NS,
+        handler: "runc",
+        runtimePath: "/usr/bin/runc",
+        runtimeRoot: `${tmp}/state/runc/${NS}`,
+        systemdCgroup: false,
+        bundle: "/nonexistent",
+        logPath: `${tmp}/logs/half.log`,
+        tty: false,
+        stdin: false,
+        stdinOnce: false,
+        labels: {},
+        cuuid: "0123456789abcdef",
+        createdAt: new Date().toISOString(),
+      }),
+    );
+    const res = await rt.recover();
+    expect(res.find((c) => c.id === "half")?.status).toBe("removed");
+    await expect(Deno.stat(dir)).rejects.toThrow();
+  });
+});

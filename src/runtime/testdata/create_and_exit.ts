@@ -1,0 +1,28 @@
+/**
+ * Test helper run as a separate Deno process (the "daemon" that goes away): creates and starts
+ * a container through ConmonRuntime, prints `started <pid>`, then waits to be killed.
+ *
+ * @example
+ * ```sh
+ * deno run -A create_and_exit.ts <stateDir> <bundle> <id> <logPath>
+ * ```
+ *
+ * @module
+ */
+import { ConmonRuntime } from "../driver.ts";
+
+const [stateDir, bundle, id, logPath] = Deno.args;
+const rt = new ConmonRuntime({ stateDir });
+const { pid } = await rt.create({
+  id,
+  namespace: "test",
+  bundle,
+  logPath,
+  tty: false,
+  stdin: false,
+  stdinOnce: false,
+});
+await rt.start(id, "test");
+console.log(`started ${pid}`);
+// Stay until the test kills this process: the container must outlive it.
+await new Promise(() => {});
