@@ -244,6 +244,16 @@ function randomHex(bytes: number): string {
     .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** This process's oom_score_adj (undefined where /proc cannot tell). */
+async function ownOomScoreAdj(): Promise<number | undefined> {
+  try {
+    const n = parseInt(await Deno.readTextFile("/proc/self/oom_score_adj"), 10);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** An error that names the deadline that passed (errdefs has the kind but no class). */
 export class DeadlineExceededError extends RuntimeError {
   constructor(message: string) {
@@ -273,6 +283,7 @@ export class ConmonRuntime {
   readonly #conmon: string;
   readonly #opts: ConmonRuntimeOptions;
   readonly #log?: Logger;
+  #oomClampLogged = false;
 
   constructor(opts: ConmonRuntimeOptions) {
     this.stateDir = opts.stateDir.replace(/\/+$/, "");
@@ -348,7 +359,7 @@ export class ConmonRuntime {
     }
     let config: {
       root?: { path?: string };
-      process?: { terminal?: boolean };
+      process?: { terminal?: boolean; oomScoreAdj?: number };
       [k: string]: unknown;
     };
     try {
@@ -364,7 +375,23 @@ export class ConmonRuntime {
 
     // conmon passes runc a console socket exactly when it got -t, and runc refuses a console
     // socket for a process without a terminal (and the reverse): make the two agree.
-    if (config.process) config.process.terminal = opts.tty;
+    if (config.process) {
+      config.process.terminal = opts.tty;
+      const adj = config.process.oomScoreAdj;
+      const own = await ownOomScoreAdj();
+      if (typeof adj === "number" && own !== undefined && adj < own) {
+        // Lowering oom_score_adj below our own is refused on some hosts (even to root); runc
+        // would then fail the create. Clamp, as containerd's restrict_oom_score_adj does.
+        if (!this.#oomClampLogged) {
+          this.#log?.info("clamping container oom_score_adj to the daemon's own", {
+            requested: adj,
+            clamped: own,
+          });
+          this.#oomClampLogged = true;
+        }
+        config.process.oomScoreAdj = own;
+      }
+    }
 
     const dir = this.containerDir(opts.id, namespace);
     await Deno.mkdir(`${this.stateDir}/${namespace}`, { recursive: true });
@@ -567,7 +594,11 @@ export class ConmonRuntime {
       if (round % 10 === 9 && !await isConmonAlive(await readPidFile(f.conmonPid), dir)) {
         const last = await this.#exit(dir, meta.id);
         if (last) continue;
-        return { exitCode: 255, finishedAt: new Date(), oomKilled: await exists(f.oom) };
+        // No monitor: the process may still live (recovered without conmon); ask runc.
+        const rs = await this.#runc(meta).state(id).catch(() => undefined);
+        if (!rs || rs.status === "stopped") {
+          return { exitCode: 255, finishedAt: new Date(), oomKilled: await exists(f.oom) };
+        }
       }
       signal?.throwIfAborted();
       await sleep(delay);
@@ -922,7 +953,7 @@ export class ConmonRuntime {
         }
         const conmonAlive = await isConmonAlive(await readPidFile(f.conmonPid), dir);
         const halfCreated = meta.pid === undefined || !await exists(f.pid);
-        if (!conmonAlive || (halfCreated && !conmonAlive)) {
+        if (!conmonAlive) {
           let st: ContainerState | undefined;
           try {
             st = await this.state(id, namespace);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "
 import { ConmonRuntime, parseCriLogLine } from "./driver.ts";
 import { Runc } from "./runc.ts";
 import { errorKind } from "../errdefs/errors.ts";
+import { cgroupMode } from "../../ffi/mod.ts";
 
 const CGROUP_PARENT = "k8scontainerd-driver-test";
 const decoder = new TextDecoder();
@@ -43,6 +44,7 @@ interface BundleOpts {
   memoryLimit?: number;
   noPidNs?: boolean;
   env?: string[];
+  oomScoreAdj?: number;
 }
 
 /** Writes a bundle for `id` from `runc spec` with our changes and returns its path. */
@@ -60,6 +62,7 @@ async function bundle(id: string, o: BundleOpts): Promise<string> {
   spec.process.terminal = false;
   if (o.env) spec.process.env = [...(spec.process.env as string[]), ...o.env];
   delete spec.process.oomScoreAdj;
+  if (o.oomScoreAdj !== undefined) spec.process.oomScoreAdj = o.oomScoreAdj;
   spec.root = { path: rootfs, readonly: true };
   spec.linux.cgroupsPath = `/${CGROUP_PARENT}/${id}`;
   if (o.memoryLimit) {
@@ -81,7 +84,7 @@ function logPathOf(id: string) {
 
 async function createStarted(
   id: string,
-  o: BundleOpts & { stdin?: boolean; tty?: boolean; start?: boolean },
+  o: BundleOpts & { stdin?: boolean; tty?: boolean; start?: boolean; handler?: string },
 ) {
   ids.push(id);
   const b = await bundle(id, o);
@@ -89,6 +92,7 @@ async function createStarted(
     id,
     namespace: NS,
     bundle: b,
+    handler: o.handler,
     logPath: logPathOf(id),
     tty: o.tty ?? false,
     stdin: o.stdin ?? false,
@@ -143,13 +147,21 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     const out = await new Deno.Command("runc", { args: ["spec"], cwd: `${tmp}/spec` }).output();
     if (!out.success) throw new Error(`runc spec: ${decoder.decode(out.stderr)}`);
     baseSpec = JSON.parse(await Deno.readTextFile(`${tmp}/spec/config.json`));
-    rt = new ConmonRuntime({ stateDir: `${tmp}/state` });
+    rt = new ConmonRuntime({
+      stateDir: `${tmp}/state`,
+      handlers: {
+        runc: { name: "runc", path: "/usr/bin/runc" },
+        crun: { name: "crun", path: "/usr/bin/crun" },
+      },
+    });
   });
 
   afterAll(async () => {
-    const runc = new Runc({ root: `${tmp}/state/runc/${NS}` });
-    for (const c of await runc.list().catch(() => [])) {
-      await runc.delete(c.id, { force: true }).catch(() => {});
+    for (const [binary, name] of [["/usr/bin/runc", "runc"], ["/usr/bin/crun", "crun"]]) {
+      const runc = new Runc({ binary, root: `${tmp}/state/${name}/${NS}` });
+      for (const c of await runc.list().catch(() => [])) {
+        await runc.delete(c.id, { force: true }).catch(() => {});
+      }
     }
     for (const pid of await conmonPidsFor(tmp)) {
       try {
@@ -184,6 +196,39 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     }
     expect(lines.some((l) => / stdout F hello$/.test(l))).toBe(true);
     expect(lines.some((l) => / stderr F err$/.test(l))).toBe(true);
+  });
+
+  it("clamps an oom_score_adj below the daemon's own instead of failing the create", async () => {
+    const own = parseInt(await Deno.readTextFile("/proc/self/oom_score_adj"), 10);
+    const id = "oomadj";
+    await createStarted(id, {
+      args: ["cat", "/proc/self/oom_score_adj"],
+      oomScoreAdj: Math.max(-1000, own - 100),
+    });
+    expect((await rt.wait(id, NS)).exitCode).toBe(0);
+    const text = await Deno.readTextFile(logPathOf(id));
+    expect(text.trim().split("\n").map((l) => parseCriLogLine(l)?.content)).toContain(String(own));
+    await rt.delete(id, { namespace: NS });
+  });
+
+  it("the crun handler runs a container under its own root (or says why not)", async () => {
+    const id = "viacrun";
+    if (cgroupMode() === "hybrid") {
+      // crun 1.8 refuses hybrid hierarchies: the create must fail with its message, cleanly.
+      const err = await createStarted(id, { args: ["true"], handler: "crun" }).catch((e) => e);
+      expect(String(err.message)).toContain("hybrid mode not supported");
+      expect(String(err.message)).toContain("runtime crun");
+      await expect(Deno.stat(rt.containerDir(id, NS))).rejects.toThrow();
+      expect(await conmonPidsFor(rt.containerDir(id, NS))).toEqual([]);
+      return;
+    }
+    await createStarted(id, { args: ["sh", "-c", "echo from-crun; exit 4"], handler: "crun" });
+    expect((await rt.wait(id, NS)).exitCode).toBe(4);
+    expect(await Deno.readTextFile(logPathOf(id))).toContain("stdout F from-crun");
+    expect((await rt.state(id, NS)).handler).toBe("crun");
+    await rt.delete(id, { namespace: NS });
+    const crun = new Runc({ binary: "/usr/bin/crun", root: `${tmp}/state/crun/${NS}` });
+    expect((await crun.list()).map((c) => c.id)).not.toContain(id);
   });
 
   it("splits a long line into P partial records ending with an F record", async () => {

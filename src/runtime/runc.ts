@@ -198,10 +198,22 @@ export function runtimeMessage(jsonLog: string, stderr: string): string {
  * runtimeError("kill", "c1", "container not running").kind; // "failed-precondition"
  * ```
  */
-export function runtimeError(command: string, id: string, message: string): RuntimeError {
+export function runtimeError(
+  command: string,
+  id: string,
+  message: string,
+  root?: string,
+): RuntimeError {
   const what = `container "${id}"`;
   const text = `runtime ${command} of ${what} failed: ${message}`;
-  if (/does not exist|not found|no such container/i.test(message) && !/exec:|stat /.test(message)) {
+  // crun names the missing state file instead: "error opening file `<root>/<id>/status`: No
+  // such file or directory", "cannot open directory '<root>/<id>'".
+  const crunMissing = root !== undefined && message.includes(`${root}/${id}`) &&
+    /No such file or directory/.test(message);
+  if (
+    crunMissing ||
+    (/does not exist|not found|no such container/i.test(message) && !/exec:|stat /.test(message))
+  ) {
     return new NotFoundError(`${what} (runtime ${command}: ${message})`);
   }
   if (
@@ -285,7 +297,7 @@ export class Runc {
         const log = await Deno.readTextFile(logFile).catch(() => "");
         const msg = runtimeMessage(log, decoder.decode(out.stderr)) ||
           `exit status ${out.code}`;
-        throw runtimeError(command, id, msg);
+        throw runtimeError(command, id, msg, this.root);
       }
       return { code: out.code, stdout: out.stdout, stderr: out.stderr };
     } finally {
@@ -382,6 +394,6 @@ export class Runc {
   async execError(id: string, logFile: string): Promise<RuntimeError | undefined> {
     const log = await Deno.readTextFile(logFile).catch(() => "");
     const msg = runtimeMessage(log, "");
-    return msg ? runtimeError("exec", id, msg) : undefined;
+    return msg ? runtimeError("exec", id, msg, this.root) : undefined;
   }
 }
