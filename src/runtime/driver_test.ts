@@ -464,6 +464,22 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     await fresh.delete(id, { namespace: NS });
   });
 
+  it("a container whose conmon died keeps running; recover() keeps it; wait() → 255", async () => {
+    const id = "orphan";
+    const { pid } = await createStarted(id, { args: ["sleep", "1000"] });
+    const dir = rt.containerDir(id, NS);
+    const [conmon] = await conmonPidsFor(dir);
+    Deno.kill(conmon, "SIGKILL");
+    await eventually(async () => (await conmonPidsFor(dir)).length === 0 || undefined);
+    const found = (await new ConmonRuntime({ stateDir: `${tmp}/state` }).recover())
+      .find((c) => c.id === id)!;
+    expect(found.status).toBe("running");
+    expect(found.pid).toBe(pid);
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(255);
+    await rt.delete(id, { namespace: NS });
+  });
+
   it("recover() keeps exited containers and removes half-created ones", async () => {
     const exited = (await rt.recover()).find((c) => c.id === "longline")!;
     expect(exited.status).toBe("stopped");
