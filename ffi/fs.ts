@@ -163,6 +163,52 @@ export function flock(fd: number, operation: number): void {
   if (libc().flock(fd, operation) < 0) throw lastError("flock", undefined, `fd ${fd}`);
 }
 
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
+
+/**
+ * Sets close-on-exec on a descriptor, so processes the daemon starts do not inherit it.
+ *
+ * @example
+ * ```ts
+ * import { setCloexec } from "./fs.ts";
+ * setCloexec(5);
+ * ```
+ */
+export function setCloexec(fd: number): void {
+  const flags = libc().fcntl(fd, F_GETFD, 0);
+  if (flags < 0) throw lastError("fcntl", undefined, `fd ${fd} F_GETFD`);
+  if (flags & FD_CLOEXEC) return;
+  if (libc().fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+    throw lastError("fcntl", undefined, `fd ${fd} F_SETFD`);
+  }
+}
+
+/**
+ * Marks every open descriptor above stderr close-on-exec. Libraries inside the daemon (the
+ * Node-compatible sockets under gRPC among them) may open descriptors without it, and a
+ * long-lived child such as conmon would then hold the daemon's listening socket after the
+ * daemon died. Call before starting such a child. Returns how many were changed.
+ *
+ * @example
+ * ```ts
+ * import { closeOnExecAll } from "./fs.ts";
+ * closeOnExecAll();
+ * ```
+ */
+export function closeOnExecAll(): number {
+  let changed = 0;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(e.name);
+    if (!(fd > 2)) continue;
+    const flags = libc().fcntl(fd, F_GETFD, 0);
+    if (flags < 0 || flags & FD_CLOEXEC) continue; // closed meanwhile (the dir fd itself), or set
+    if (libc().fcntl(fd, F_SETFD, flags | FD_CLOEXEC) === 0) changed++;
+  }
+  return changed;
+}
+
 /**
  * Encodes a device number the way glibc's makedev(3) does (12-bit major and 20-bit minor split
  * across a 64-bit dev_t).

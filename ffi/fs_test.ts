@@ -242,3 +242,21 @@ describe("fs", () => {
     }
   });
 });
+
+describe("close-on-exec", () => {
+  it("marks descriptors so a child process does not inherit them", async () => {
+    const { open, close, closeOnExecAll, O_RDONLY } = await import("./fs.ts");
+    const fd = open("/etc/hostname", O_RDONLY); // no O_CLOEXEC: a child would inherit it
+    try {
+      const inherited = async () => {
+        const out = await new Deno.Command("sh", { args: ["-c", `ls /proc/self/fd`] }).output();
+        return new TextDecoder().decode(out.stdout).split("\n").includes(String(fd));
+      };
+      expect(await inherited()).toBe(true);
+      expect(closeOnExecAll()).toBeGreaterThanOrEqual(1);
+      expect(await inherited()).toBe(false);
+    } finally {
+      close(fd);
+    }
+  });
+});

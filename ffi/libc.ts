@@ -47,6 +47,8 @@ export const LIBC_SYMBOLS = {
   fsync: { parameters: ["i32"], result: "i32", nonblocking: false },
   // int flock(int fd, int operation)
   flock: { parameters: ["i32", "i32"], result: "i32", nonblocking: false },
+  // fcntl is variadic; F_GETFD/F_SETFD take at most one int, safe as a fixed i32 on both arches.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32", nonblocking: false },
   // int mknod(const char *path, mode_t mode, dev_t dev)   (a real symbol since glibc 2.33)
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32", nonblocking: false },
   // int lchown(const char *path, uid_t owner, gid_t group)

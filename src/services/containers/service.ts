@@ -13,7 +13,11 @@
  * await svc.start("default", "web");
  * ```
  */
-import type { Container, ContainerStore } from "../../metadata/containers.ts";
+import {
+  type Container,
+  type ContainerStore,
+  validateContainerId,
+} from "../../metadata/containers.ts";
 import type { ContentIndex } from "../../metadata/content.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
@@ -41,6 +45,7 @@ import { capabilitiesFromMask } from "../../runtime/spec/capabilities.ts";
 import type { Spec } from "../../runtime/spec/types.ts";
 import type { ConmonRuntime, ContainerState as TaskState } from "../../runtime/driver.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
+import { closeOnExecAll } from "../../../ffi/mod.ts";
 import { readLog } from "./logs.ts";
 
 export interface ContainerServiceDeps {
@@ -133,6 +138,7 @@ export class ContainerService {
   }
 
   async create(ns: string, o: CreateContainerOptions): Promise<Container> {
+    validateContainerId(o.id);
     const runtime = o.runtime || this.#d.handlers[0];
     if (!this.#d.handlers.includes(runtime)) {
       throw new InvalidArgumentError(
@@ -270,6 +276,8 @@ export class ContainerService {
     }
     const logPath = opts.logPath || this.defaultLogPath(ns, id);
     await Deno.mkdir(logPath.slice(0, logPath.lastIndexOf("/")), { recursive: true });
+    // conmon outlives the daemon: it must not inherit the API socket or open connections.
+    closeOnExecAll();
     const { pid } = await this.#d.runtime.create({
       id,
       namespace: ns,
@@ -383,6 +391,7 @@ export class ContainerService {
         await this.#readRootfsFile(rootfs, "/etc/group"),
       )
       : undefined;
+    closeOnExecAll();
     const p = await this.#d.runtime.exec(id, {
       args: o.args,
       env: o.env,
