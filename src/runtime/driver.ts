@@ -43,6 +43,7 @@ import {
   UnimplementedError,
 } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { closeOnExecAll } from "../../ffi/mod.ts";
 import {
   conmonArgs,
   containerFiles,
@@ -445,6 +446,9 @@ export class ConmonRuntime {
         logSizeMax: this.#opts.logSizeMax,
         systemdCgroup: handler.systemdCgroup,
       });
+      // conmon outlives the daemon: it must not inherit the API socket or open connections
+      // (descriptors opened by libraries inside the daemon may lack close-on-exec).
+      closeOnExecAll();
       const started = await spawnConmon(this.#conmon, args, dir, {
         timeoutMs: this.#opts.createTimeoutMs,
       });
@@ -769,6 +773,7 @@ export class ConmonRuntime {
     const logFile = `${dir}/exec-${tag}.log`;
     await Deno.writeTextFile(processFile, JSON.stringify(await this.#execSpec(dir, o)));
     const runc = this.#runc(meta);
+    closeOnExecAll();
     const child = runc.execCommand(id, { processFile, pidFile, stdin: o.stdin }, logFile);
     const readPid = () => readPidFile(pidFile);
     let knownPid: number | undefined;

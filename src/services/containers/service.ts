@@ -45,7 +45,6 @@ import { capabilitiesFromMask } from "../../runtime/spec/capabilities.ts";
 import type { Spec } from "../../runtime/spec/types.ts";
 import type { ConmonRuntime, ContainerState as TaskState } from "../../runtime/driver.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
-import { closeOnExecAll } from "../../../ffi/mod.ts";
 import { readLog } from "./logs.ts";
 
 export interface ContainerServiceDeps {
@@ -276,8 +275,6 @@ export class ContainerService {
     }
     const logPath = opts.logPath || this.defaultLogPath(ns, id);
     await Deno.mkdir(logPath.slice(0, logPath.lastIndexOf("/")), { recursive: true });
-    // conmon outlives the daemon: it must not inherit the API socket or open connections.
-    closeOnExecAll();
     const { pid } = await this.#d.runtime.create({
       id,
       namespace: ns,
@@ -391,7 +388,6 @@ export class ContainerService {
         await this.#readRootfsFile(rootfs, "/etc/group"),
       )
       : undefined;
-    closeOnExecAll();
     const p = await this.#d.runtime.exec(id, {
       args: o.args,
       env: o.env,
