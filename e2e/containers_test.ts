@@ -126,6 +126,10 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
     expect(exec).toMatchObject({ code: 4, stdout: "app\n" });
     const ps = await cli("tasks", "ps", "svc");
     expect(ps.stdout.trim().split("\n").length).toBeGreaterThan(1);
+    const m = JSON.parse((await cli("tasks", "metrics", "svc")).stdout);
+    expect(m.pids).toBeGreaterThanOrEqual(1);
+    expect(m.memoryUsageBytes).toBeGreaterThan(0);
+    expect(m.memoryWorkingSetBytes).toBeLessThanOrEqual(m.memoryUsageBytes);
     expect((await cli("tasks", "pause", "svc")).code).toBe(0);
     expect((await cli("tasks", "ls")).stdout).toMatch(/svc\s+\d+\s+PAUSED/);
     expect((await cli("tasks", "resume", "svc")).code).toBe(0);

@@ -137,6 +137,17 @@ export function tasksApi(svc: ContainerService) {
     async listPids(req: tpb.ListPidsRequest, ctx: CallContext): Promise<tpb.ListPidsResponse> {
       return { pids: await svc.pids(ns(ctx), required(req.containerId, "container_id")) };
     },
+    async metrics(req: tpb.MetricsRequest, ctx: CallContext): Promise<tpb.MetricsResponse> {
+      const m = await svc.metrics(ns(ctx), required(req.containerId, "container_id"));
+      return {
+        cpuUsageNs: BigInt(m.cpuUsageNs),
+        memoryUsageBytes: BigInt(m.memoryUsageBytes),
+        memoryWorkingSetBytes: BigInt(m.memoryWorkingSetBytes),
+        memoryLimitBytes: BigInt(m.memoryLimitBytes),
+        pids: BigInt(m.pids),
+        timestamp: toNanos(m.timestamp),
+      };
+    },
     async wait(req: tpb.WaitRequest, ctx: CallContext): Promise<tpb.WaitResponse> {
       const r = await svc.wait(ns(ctx), required(req.containerId, "container_id"));
       return { exitStatus: r.exitCode, exitedAt: toNanos(r.finishedAt), oomKilled: r.oomKilled };

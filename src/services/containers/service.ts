@@ -445,6 +445,15 @@ export class ContainerService {
     return await this.#d.runtime.ps(id, ns);
   }
 
+  /**
+   * Resource usage from runc's cgroup stats (v1 and v2 alike): CPU time, memory usage and the
+   * working set the kubelet evicts on (usage minus inactive file cache), pids.
+   */
+  async metrics(ns: string, id: string): Promise<TaskMetrics> {
+    this.#d.containers.get(ns, id);
+    return metricsFromStats(await this.#d.runtime.stats(id, ns) as RuncStatsData);
+  }
+
   logs(
     ns: string,
     id: string,
@@ -492,6 +501,41 @@ export class ContainerService {
       stopped: found.filter((f) => f.status === "stopped").length,
     });
   }
+}
+
+export interface TaskMetrics {
+  cpuUsageNs: number;
+  memoryUsageBytes: number;
+  memoryWorkingSetBytes: number;
+  /** 0 when unlimited. */
+  memoryLimitBytes: number;
+  pids: number;
+  timestamp: Date;
+}
+
+interface RuncStatsData {
+  cpu?: { usage?: { total?: number } };
+  memory?: { usage?: { usage?: number; limit?: number }; raw?: Record<string, number> };
+  pids?: { current?: number };
+}
+
+/** runc reports "no limit" as the largest page-aligned int64. */
+const UNLIMITED = 2 ** 62;
+
+export function metricsFromStats(d: RuncStatsData): TaskMetrics {
+  const usage = d.memory?.usage?.usage ?? 0;
+  const raw = d.memory?.raw ?? {};
+  // v1 names it total_inactive_file, v2 inactive_file.
+  const inactive = raw.total_inactive_file ?? raw.inactive_file ?? 0;
+  const limit = d.memory?.usage?.limit ?? 0;
+  return {
+    cpuUsageNs: d.cpu?.usage?.total ?? 0,
+    memoryUsageBytes: usage,
+    memoryWorkingSetBytes: Math.max(0, usage - inactive),
+    memoryLimitBytes: limit >= UNLIMITED ? 0 : limit,
+    pids: d.pids?.current ?? 0,
+    timestamp: new Date(),
+  };
 }
 
 /** Exec output is capped so a chatty command cannot exhaust the daemon's memory. */
