@@ -1,4 +1,29 @@
-/** `deno task bench`: runs every benchmark in bench/ (none yet; see bench/README.md). */
-if (import.meta.main) {
-  console.log("no benchmarks yet: they land with image pull, container start and pod start");
-}
+/**
+ * `deno task bench`: every side-by-side benchmark against containerd 1.6 from Debian, in one
+ * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us).
+ *
+ * Flags: --quick (fewer runs, for a smoke check).
+ */
+import { benchPull, reportPull } from "./pull.ts";
+import { benchContainers, reportContainers } from "./containers.ts";
+
+const quick = Deno.args.includes("--quick");
+const started = new Date();
+const pull = await benchPull(["busybox", "big"], quick ? 1 : 3);
+const containers = await benchContainers(quick ? 5 : 50, quick ? 3 : 10, quick ? 5 : 50);
+const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
+
+Run ${started.toISOString()} on ${Deno.osRelease()} ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs.
+Ratios are ours / containerd's: below 1.00 is better for k8scontainerd. Every figure is a whole
+CLI invocation (\`k8scontainerd\` run from source with \`deno run\`, \`ctr\` for containerd).
+
+## Cold pull + unpack from a local registry (fresh daemon, empty root; median of ${quick ? 1 : 3})
+
+${reportPull(pull)}
+
+## Containers (busybox)
+
+${reportContainers(containers)}
+`;
+await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
+console.log(report);
