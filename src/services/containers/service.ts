@@ -82,6 +82,13 @@ export interface CreateContainerOptions {
   privileged?: boolean;
   snapshotter?: string;
   hostname?: string;
+  /** Replaces the image's entrypoint too (CRI `command`). */
+  command?: string[];
+  /**
+   * Anything else the OCI spec needs (the CRI sets namespaces to join, its mounts, security
+   * context and resources this way); merged over what the fields above produce.
+   */
+  specOverrides?: Partial<SpecOptions>;
 }
 
 export interface TaskView extends TaskState {
@@ -214,6 +221,12 @@ export class ContainerService {
         cgroupsPath: `/k8scontainerd/${ns}/${o.id}`,
         oomScoreAdj: floor,
         oomScoreAdjFloor: floor,
+        command: o.command?.length ? o.command : undefined,
+        ...o.specOverrides,
+        // What the host allows always wins over what was asked for.
+        oomScoreAdjFloor: floor,
+        hostCapabilities: host.capabilities,
+        rlimitCeiling: host.nofile ? { RLIMIT_NOFILE: host.nofile } : undefined,
       };
       const spec: Spec = buildSpec(specOpts);
       await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
