@@ -214,13 +214,10 @@ export class ContainerService {
         group: await this.#readRootfsFile(rootfs, "/etc/group"),
         terminal: !!o.tty,
         privileged: !!o.privileged,
-        hostCapabilities: host.capabilities,
-        rlimitCeiling: host.nofile ? { RLIMIT_NOFILE: host.nofile } : undefined,
         mounts: o.mounts?.map((m, i) => userMount(m, i)),
         namespaces: o.netHost ? { network: "host" } : undefined,
         cgroupsPath: `/k8scontainerd/${ns}/${o.id}`,
         oomScoreAdj: floor,
-        oomScoreAdjFloor: floor,
         command: o.command?.length ? o.command : undefined,
         ...o.specOverrides,
         // What the host allows always wins over what was asked for.
