@@ -48,6 +48,16 @@ export interface Config {
     /** Credentials per registry host, e.g. [registry.auths."registry.example.com"]. */
     auths: Record<string, RegistryAuth>;
   };
+  cri: {
+    /** The pause image every pod sandbox runs. */
+    sandbox_image: string;
+    /** Where the CNI network config is read from (the first file, sorted). */
+    cni_conf_dir: string;
+    /** Where CNI plugins are looked for. */
+    cni_bin_dirs: string[];
+    /** "cgroupfs", or "systemd" on systemd hosts (reported to the kubelet). */
+    cgroup_driver: string;
+  };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
     address: string;
@@ -78,6 +88,12 @@ export function defaultConfig(): Config {
     log: { level: "info" },
     images: { snapshotter: "overlayfs", max_concurrent_downloads: 3 },
     registry: { config_path: "/etc/k8scontainerd/certs.d", plain_http_hosts: [], auths: {} },
+    cri: {
+      sandbox_image: "registry.k8s.io/pause:3.9",
+      cni_conf_dir: "/etc/cni/net.d",
+      cni_bin_dirs: ["/opt/cni/bin", "/usr/lib/cni"],
+      cgroup_driver: "cgroupfs",
+    },
     metrics: { address: "" },
   };
 }
@@ -155,6 +171,12 @@ const CHECKS: Record<string, Check> = {
   "registry.config_path": absolutePath,
   "registry.plain_http_hosts": stringList,
   "registry.auths": registryAuths,
+  "cri.sandbox_image": isString,
+  "cri.cni_conf_dir": absolutePath,
+  "cri.cni_bin_dirs": stringList,
+  "cri.cgroup_driver": (key, v) => {
+    if (v !== "cgroupfs" && v !== "systemd") throw bad(key, v, '"cgroupfs" or "systemd"');
+  },
   "metrics.address": hostPort,
 };
 
