@@ -2,12 +2,85 @@
  * Assembles the CRI v1 RuntimeService and ImageService from the per-RPC-family files in this
  * folder and registers them on the shared gRPC server. An RPC not listed here answers
  * UNIMPLEMENTED until its family lands.
+ *
+ * Every CRI object lives in the `k8s.io` namespace; images share the daemon's image store with
+ * the management API (`k8scontainerd -n k8s.io images ls` shows what the kubelet pulled).
+ *
+ * @example
+ * ```ts
+ * registerCri(grpc, { ...stores, log }); // stores from openStores()
+ * ```
  */
 import type { GrpcServer } from "../api/server.ts";
+import type { ContentStore } from "../content/store.ts";
 import { ImageServiceService, RuntimeServiceService } from "../gen/runtime/v1/api.ts";
+import type { Logger } from "../log/logger.ts";
+import type { ImageStore } from "../metadata/images.ts";
+import type { ImageService } from "../services/images/service.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import { imageFsInfoHandler } from "./imagefs_info.ts";
+import { imageStatusHandler } from "./image_status.ts";
+import { listImagesHandler } from "./image_list.ts";
+import { pullImageHandler } from "./image_pull.ts";
+import { removeImageHandler } from "./image_remove.ts";
+import { CriImageView, DEFAULT_SANDBOX_IMAGE } from "./image_view.ts";
+import { type NetworkStatus, runtimeStatusHandlers } from "./status.ts";
 import { version } from "./version.ts";
 
-export function registerCri(server: GrpcServer): void {
-  server.add(RuntimeServiceService, { version });
-  server.add(ImageServiceService, {});
+/**
+ * What the CRI server needs from the daemon. The first group is what openStores() returns
+ * (so `{ ...stores, log }` fits); the rest are CRI settings with containerd's defaults.
+ */
+export interface CriDeps {
+  images: ImageService;
+  imageStore: ImageStore;
+  content: ContentStore;
+  snapshotters: Map<string, Snapshotter>;
+  defaultSnapshotter: string;
+  log: Logger;
+  /** The pause image; pinned, so the kubelet's image GC never removes it. */
+  sandboxImage?: string;
+  /** More pinned image names (the sandbox image is always pinned). */
+  pinned?: string[];
+  /** CNI config directory Status watches (default /etc/cni/net.d). */
+  cniConfDir?: string;
+  /** Replaces the CNI config directory check. */
+  networkStatus?: () => Promise<NetworkStatus>;
+  /** Default "cgroupfs". */
+  cgroupDriver?: "systemd" | "cgroupfs";
+  /** Named runtime handlers (default ["runc"]). */
+  runtimeHandlers?: string[];
+}
+
+export function registerCri(server: GrpcServer, deps: CriDeps): void {
+  const log = deps.log.child({ component: "cri" });
+  const sandboxImage = deps.sandboxImage ?? DEFAULT_SANDBOX_IMAGE;
+  const view = new CriImageView({
+    images: deps.images,
+    imageStore: deps.imageStore,
+    content: deps.content,
+    pinned: [sandboxImage, ...(deps.pinned ?? [])],
+    log,
+  });
+  server.add(RuntimeServiceService, {
+    version,
+    ...runtimeStatusHandlers({
+      cniConfDir: deps.cniConfDir,
+      networkStatus: deps.networkStatus,
+      cgroupDriver: deps.cgroupDriver,
+      runtimeHandlers: deps.runtimeHandlers,
+      config: { sandboxImage, snapshotter: deps.defaultSnapshotter },
+      log,
+    }),
+  });
+  server.add(ImageServiceService, {
+    pullImage: pullImageHandler(view, deps.content, log),
+    listImages: listImagesHandler(view),
+    imageStatus: imageStatusHandler(view),
+    removeImage: removeImageHandler(view, log),
+    imageFsInfo: imageFsInfoHandler({
+      snapshotters: deps.snapshotters,
+      snapshotter: deps.defaultSnapshotter,
+    }),
+  });
 }

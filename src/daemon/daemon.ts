@@ -82,7 +82,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(ContainersService, containersApi(stores.containers));
     grpc.add(TasksService, tasksApi(stores.containers));
     grpc.add(EventsService, eventsApi(stores.events));
-    registerCri(grpc);
+    registerCri(grpc, { ...stores, log });
 
     const socket = config.grpc.address;
     await prepareSocketPath(socket);
