@@ -26,6 +26,22 @@ import { removeImageHandler } from "./image_remove.ts";
 import { CriImageView, DEFAULT_SANDBOX_IMAGE } from "./image_view.ts";
 import { type NetworkStatus, runtimeStatusHandlers } from "./status.ts";
 import { version } from "./version.ts";
+import type { ContainerService } from "../services/containers/service.ts";
+import type { MetadataDB } from "../metadata/db.ts";
+import { PodNetwork } from "../network/pod_network.ts";
+import type { CriContext } from "./context.ts";
+import { CriStore } from "./store.ts";
+import { runPodSandbox } from "./sandbox_run.ts";
+import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
+import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
+import {
+  createContainer,
+  removeContainer,
+  startContainer,
+  stopContainer,
+} from "./container_lifecycle.ts";
+import { containerStatus, listContainers } from "./container_status.ts";
+import { execSync } from "./exec_sync.ts";
 
 /**
  * What the CRI server needs from the daemon. The first group is what openStores() returns
@@ -50,9 +66,18 @@ export interface CriDeps {
   cgroupDriver?: "systemd" | "cgroupfs";
   /** Named runtime handlers (default ["runc"]). */
   runtimeHandlers?: string[];
+  /** Containers and tasks (the CRI's containers live in k8s.io). */
+  containers: ContainerService;
+  /** The metadata database the CRI keeps its pod and container records in. */
+  db: MetadataDB;
+  /** Where CNI plugins are looked for. */
+  cniBinDirs?: string[];
+  /** The daemon's state dir: pod files under cri/, CNI results under cni/. */
+  stateDir: string;
 }
 
-export function registerCri(server: GrpcServer, deps: CriDeps): void {
+/** Registers both CRI services; returns the context (for recovery at start). */
+export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
   const log = deps.log.child({ component: "cri" });
   const sandboxImage = deps.sandboxImage ?? DEFAULT_SANDBOX_IMAGE;
   const view = new CriImageView({
@@ -62,11 +87,42 @@ export function registerCri(server: GrpcServer, deps: CriDeps): void {
     pinned: [sandboxImage, ...(deps.pinned ?? [])],
     log,
   });
+  const network = new PodNetwork({
+    confDir: deps.cniConfDir,
+    binDirs: deps.cniBinDirs,
+    cacheDir: `${deps.stateDir}/cni`,
+    log,
+  });
+  const ctx: CriContext = {
+    containers: deps.containers,
+    images: deps.images,
+    imageView: view,
+    store: new CriStore(deps.db),
+    network,
+    stateDir: `${deps.stateDir}/cri`,
+    sandboxImage,
+    cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
+    log,
+  };
+  const bind = <Req, Res>(fn: (ctx: CriContext, req: Req) => Promise<Res>) => (req: Req) =>
+    fn(ctx, req);
   server.add(RuntimeServiceService, {
     version,
+    runPodSandbox: bind(runPodSandbox),
+    stopPodSandbox: bind(stopPodSandbox),
+    removePodSandbox: bind(removePodSandbox),
+    podSandboxStatus: bind(podSandboxStatus),
+    listPodSandbox: bind(listPodSandbox),
+    createContainer: bind(createContainer),
+    startContainer: bind(startContainer),
+    stopContainer: bind(stopContainer),
+    removeContainer: bind(removeContainer),
+    containerStatus: bind(containerStatus),
+    listContainers: bind(listContainers),
+    execSync: bind(execSync),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
-      networkStatus: deps.networkStatus,
+      networkStatus: deps.networkStatus ?? (() => network.status()),
       cgroupDriver: deps.cgroupDriver,
       runtimeHandlers: deps.runtimeHandlers,
       config: { sandboxImage, snapshotter: deps.defaultSnapshotter },
@@ -83,4 +139,5 @@ export function registerCri(server: GrpcServer, deps: CriDeps): void {
       snapshotter: deps.defaultSnapshotter,
     }),
   });
+  return ctx;
 }

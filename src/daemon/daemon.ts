@@ -82,7 +82,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(ContainersService, containersApi(stores.containers));
     grpc.add(TasksService, tasksApi(stores.containers));
     grpc.add(EventsService, eventsApi(stores.events));
-    registerCri(grpc, { ...stores, log });
+    registerCri(grpc, {
+      ...stores,
+      log,
+      sandboxImage: config.cri.sandbox_image,
+      cniConfDir: config.cri.cni_conf_dir,
+      cniBinDirs: config.cri.cni_bin_dirs,
+      cgroupDriver: config.cri.cgroup_driver as "cgroupfs" | "systemd",
+      runtimeHandlers: [...new Set(["runc", ...stores.runtimeHandlers])],
+      stateDir: config.state,
+    });
 
     const socket = config.grpc.address;
     await prepareSocketPath(socket);

@@ -33,6 +33,8 @@ export interface Stores {
   defaultSnapshotter: string;
   containers: ContainerService;
   events: Exchange;
+  /** Runtime handler names (runc, and crun when installed). */
+  runtimeHandlers: string[];
   close(): void;
 }
 
@@ -134,6 +136,7 @@ export async function openStores(
     images,
     containers,
     events,
+    runtimeHandlers: Object.keys(handlers),
     imageStore,
     leases,
     namespaces,

@@ -110,4 +110,38 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "cri sandboxes and containers",
+    sql: `
+      -- What the CRI adds on top of containers: pod sandboxes and the kubelet's view of each
+      -- container (its config, names, times). name_key enforces the kubelet's name uniqueness.
+      CREATE TABLE cri_sandboxes (
+        id          TEXT PRIMARY KEY,
+        name_key    TEXT NOT NULL UNIQUE,
+        config      TEXT NOT NULL,
+        handler     TEXT NOT NULL,
+        netns_path  TEXT NOT NULL DEFAULT '',
+        ips         TEXT NOT NULL DEFAULT '[]',
+        state       TEXT NOT NULL CHECK (state IN ('ready', 'notready')),
+        created_at  INTEGER NOT NULL
+      );
+      CREATE TABLE cri_containers (
+        id          TEXT PRIMARY KEY,
+        sandbox_id  TEXT NOT NULL REFERENCES cri_sandboxes(id),
+        name_key    TEXT NOT NULL UNIQUE,
+        config      TEXT NOT NULL,
+        image_ref   TEXT NOT NULL,
+        image_id    TEXT NOT NULL,
+        log_path    TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL,
+        started_at  INTEGER,
+        finished_at INTEGER,
+        exit_code   INTEGER,
+        reason      TEXT NOT NULL DEFAULT '',
+        message     TEXT NOT NULL DEFAULT ''
+      );
+      CREATE INDEX cri_containers_by_sandbox ON cri_containers(sandbox_id);
+    `,
+  },
 ];

@@ -1,0 +1,270 @@
+/**
+ * The kubelet's flows against the CRI socket, through the project's own CRI client (grpc-js +
+ * generated runtime.v1 types): pull, run a pod on a real CNI bridge, create/start containers
+ * sharing the pod's network, IPC and /dev/shm, exec, logs in the CRI format, stop/remove
+ * (idempotent), and the errors the kubelet expects for duplicates and unknown ids.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  afterAll,
+  beforeAll,
+  describe,
+  expect,
+  isRoot,
+  it,
+  ROOT_REASON,
+} from "../src/testing/bdd.ts";
+import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
+import { pushFixtures } from "../scripts/fixtures/images.ts";
+import {
+  type ContainerConfig,
+  ContainerState,
+  ImageServiceClient,
+  type PodSandboxConfig,
+  PodSandboxState,
+  RuntimeServiceClient,
+} from "../src/gen/runtime/v1/api.ts";
+import { call } from "../src/cli/client.ts";
+import { startTestDaemon, type TestDaemon } from "./harness.ts";
+
+const subnetByte = 100 + Math.floor(Math.random() * 100);
+const bridge = `k8sce2e${subnetByte}`;
+
+function podConfig(name: string, logDir: string): PodSandboxConfig {
+  return {
+    metadata: { name, uid: `uid-${name}`, namespace: "e2e", attempt: 0 },
+    hostname: `${name}-host`,
+    logDirectory: logDir,
+    dnsConfig: {
+      servers: ["10.96.0.10"],
+      searches: ["e2e.svc.cluster.local"],
+      options: ["ndots:5"],
+    },
+    portMappings: [],
+    labels: { app: name },
+    annotations: { "e2e/annotation": "yes" },
+    linux: undefined,
+    windows: undefined,
+  };
+}
+
+function containerConfig(name: string, image: string, command: string[]): ContainerConfig {
+  return {
+    metadata: { name, attempt: 0 },
+    image: { image, annotations: {}, userSpecifiedImage: image, runtimeHandler: "", imageRef: "" },
+    command,
+    args: [],
+    workingDir: "",
+    envs: [{ key: "E2E", value: Buffer.from("1") }],
+    mounts: [],
+    devices: [],
+    labels: { c: name },
+    annotations: {},
+    logPath: `${name}.log`,
+    stdin: false,
+    stdinOnce: false,
+    tty: false,
+    linux: undefined,
+    windows: undefined,
+    CDIDevices: [],
+    stopSignal: 0,
+  };
+}
+
+describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
+  let registry: Registry;
+  let d: TestDaemon;
+  let dir: string;
+  let rt: RuntimeServiceClient;
+  let img: ImageServiceClient;
+  let busybox: string;
+  const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
+    call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    await pushFixtures(registry.address, ["busybox", "pause"]);
+    busybox = `${registry.address}/busybox:latest`;
+    dir = await Deno.makeTempDir({ prefix: "k8sc-cri-e2e-" });
+    await Deno.mkdir(`${dir}/net.d`);
+    await Deno.writeTextFile(
+      `${dir}/net.d/10-e2e.conflist`,
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "e2e",
+        plugins: [
+          {
+            type: "bridge",
+            bridge,
+            isGateway: true,
+            ipMasq: false,
+            ipam: {
+              type: "host-local",
+              ranges: [[{ subnet: `10.223.${subnetByte}.0/24` }]],
+              dataDir: `${dir}/ipam`,
+            },
+          },
+          { type: "portmap", capabilities: { portMappings: true } },
+        ],
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/config.toml`,
+      `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
+    );
+    d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
+    rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
+    img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    rt?.close();
+    img?.close();
+    await d?.kill();
+    await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
+      ],
+    }).output();
+    await d?.cleanup();
+    await registry?.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  });
+
+  it("runs a pod with a container: network, DNS, hostname, exec, logs, stop and remove", async () => {
+    await r(img.pullImage.bind(img), {
+      image: {
+        image: busybox,
+        annotations: {},
+        userSpecifiedImage: "",
+        runtimeHandler: "",
+        imageRef: "",
+      },
+      auth: undefined,
+      sandboxConfig: undefined,
+    });
+    const logDir = `${dir}/logs/web`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("web", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    expect(podSandboxId).toMatch(/^[0-9a-f]{64}$/);
+
+    const st = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false });
+    expect(st.status!.state).toBe(PodSandboxState.SANDBOX_READY);
+    const ip = st.status!.network!.ip;
+    expect(ip).toMatch(new RegExp(`^10\\.223\\.${subnetByte}\\.\\d+$`));
+    expect(st.status!.labels).toEqual({ app: "web" });
+    // The pod's IP answers from the host, through the bridge the test created.
+    const ping = await new Deno.Command("busybox", {
+      args: ["ping", "-c1", "-W2", ip],
+      stdout: "null",
+    }).output();
+    expect(ping.success).toBe(true);
+
+    const cc = containerConfig("app", busybox, [
+      "sh",
+      "-c",
+      "echo hello from app; echo shared > /dev/shm/token; sleep 1000",
+    ]);
+    const { containerId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: cc,
+      sandboxConfig: config,
+    });
+    expect((await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!.state)
+      .toBe(ContainerState.CONTAINER_CREATED);
+    await r(rt.startContainer.bind(rt), { containerId });
+    const cs = await r(rt.containerStatus.bind(rt), { containerId, verbose: false });
+    expect(cs.status!.state).toBe(ContainerState.CONTAINER_RUNNING);
+    expect(cs.status!.logPath).toBe(`${logDir}/app.log`);
+
+    const exec = (containerId: string, cmd: string[]) =>
+      r(rt.execSync.bind(rt), { containerId, cmd, timeout: 10n });
+    expect(new TextDecoder().decode((await exec(containerId, ["hostname"])).stdout).trim()).toBe(
+      "web-host",
+    );
+    const resolv = new TextDecoder().decode(
+      (await exec(containerId, ["cat", "/etc/resolv.conf"])).stdout,
+    );
+    expect(resolv).toContain("nameserver 10.96.0.10");
+    expect(resolv).toContain("search e2e.svc.cluster.local");
+    expect((await exec(containerId, ["sh", "-c", "exit 3"])).exitCode).toBe(3);
+    const addr = new TextDecoder().decode(
+      (await exec(containerId, ["ip", "-o", "-4", "addr", "show", "eth0"])).stdout,
+    );
+    expect(addr).toContain(ip);
+
+    // A second container shares the pod's network and /dev/shm.
+    const side = containerConfig("side", busybox, ["sleep", "1000"]);
+    const { containerId: sideId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: side,
+      sandboxConfig: config,
+    });
+    await r(rt.startContainer.bind(rt), { containerId: sideId });
+    expect(new TextDecoder().decode((await exec(sideId, ["cat", "/dev/shm/token"])).stdout).trim())
+      .toBe("shared");
+    expect(
+      new TextDecoder().decode(
+        (await exec(sideId, ["ip", "-o", "-4", "addr", "show", "eth0"])).stdout,
+      ),
+    ).toContain(ip);
+
+    const log = await Deno.readTextFile(`${logDir}/app.log`);
+    expect(log).toMatch(/^\S+ stdout F hello from app\n/);
+
+    const listed = await r(rt.listContainers.bind(rt), {
+      filter: { id: "", state: undefined, podSandboxId, labelSelector: { c: "app" } },
+    });
+    expect(listed.containers.map((c) => c.id)).toEqual([containerId]);
+
+    await r(rt.stopContainer.bind(rt), { containerId, timeout: 1n });
+    const stopped = await r(rt.containerStatus.bind(rt), { containerId, verbose: false });
+    expect(stopped.status!.state).toBe(ContainerState.CONTAINER_EXITED);
+    expect(stopped.status!.exitCode).toBe(137);
+    await r(rt.removeContainer.bind(rt), { containerId });
+    await r(rt.removeContainer.bind(rt), { containerId }); // idempotent
+
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId }); // idempotent
+    const after = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false });
+    expect(after.status!.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId }); // idempotent
+    expect((await r(rt.listPodSandbox.bind(rt), { filter: undefined })).items).toEqual([]);
+    expect((await r(rt.listContainers.bind(rt), { filter: undefined })).containers).toEqual([]);
+    // Nothing of the pod is left: its netns and IP lease are gone.
+    const netns = new TextDecoder().decode(
+      (await new Deno.Command("ip", { args: ["netns", "list"] }).output()).stdout,
+    );
+    expect(netns).not.toContain(podSandboxId.slice(0, 12));
+    const leases = [...Deno.readDirSync(`${dir}/ipam/e2e`)].map((e) => e.name);
+    expect(leases).not.toContain(ip);
+  });
+
+  it("answers duplicates and unknown ids the way the kubelet expects", async () => {
+    const logDir = `${dir}/logs/dup`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("dup", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    await expect(r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" })).rejects
+      .toMatchObject({
+        code: grpc.status.ALREADY_EXISTS,
+      });
+    await expect(r(rt.podSandboxStatus.bind(rt), { podSandboxId: "f".repeat(64), verbose: false }))
+      .rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+      });
+    await expect(r(rt.containerStatus.bind(rt), { containerId: "e".repeat(64), verbose: false }))
+      .rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+      });
+    await expect(
+      r(rt.runPodSandbox.bind(rt), {
+        config: { ...config, metadata: { name: "", uid: "", namespace: "", attempt: 0 } },
+        runtimeHandler: "",
+      }),
+    ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+});

@@ -1,0 +1,341 @@
+/**
+ * CRI `CreateContainer`, `StartContainer`, `StopContainer` and `RemoveContainer`. A CRI
+ * container is a container of the k8s.io namespace joined to its pod: the pod's netns, IPC and
+ * UTS namespaces (PID too when the pod shares it), the pod's hostname / hosts / resolv.conf and
+ * /dev/shm, and the kubelet's mounts, devices, security context and resources — all expressed
+ * as OCI spec options for the one spec builder.
+ */
+import {
+  type ContainerConfig,
+  type CreateContainerRequest,
+  type CreateContainerResponse,
+  MountPropagation,
+  NamespaceMode,
+  type PodSandboxConfig,
+  type RemoveContainerRequest,
+  type RemoveContainerResponse,
+  SecurityProfile_ProfileType,
+  type StartContainerRequest,
+  type StartContainerResponse,
+  type StopContainerRequest,
+  type StopContainerResponse,
+} from "../gen/runtime/v1/api.ts";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isKind,
+  NotFoundError,
+} from "../errdefs/errors.ts";
+import type { SpecOptions, UserMount } from "../runtime/spec/builder.ts";
+import { seccompFromJson } from "../runtime/spec/seccomp.ts";
+import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
+import type { ContainerRecord } from "./store.ts";
+
+const PROPAGATION: Record<number, UserMount["propagation"]> = {
+  [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
+  [MountPropagation.PROPAGATION_HOST_TO_CONTAINER]: "rslave",
+  [MountPropagation.PROPAGATION_BIDIRECTIONAL]: "rshared",
+};
+
+function containerNameKey(c: ContainerConfig, sb: PodSandboxConfig): string {
+  if (!c.metadata?.name) {
+    throw new InvalidArgumentError("container config metadata.name is required");
+  }
+  const m = sb.metadata!;
+  return `${c.metadata.name}_${m.name}_${m.namespace}_${m.uid}_${c.metadata.attempt}`;
+}
+
+async function seccomp(c: ContainerConfig): Promise<SpecOptions["seccomp"]> {
+  const sc = c.linux?.securityContext;
+  const p = sc?.seccomp;
+  if (p) {
+    if (p.profileType === SecurityProfile_ProfileType.RuntimeDefault) {
+      return { type: "RuntimeDefault" };
+    }
+    if (p.profileType === SecurityProfile_ProfileType.Localhost) {
+      const path = p.localhostRef.replace(/^localhost\//, "");
+      const text = await Deno.readTextFile(path).catch(() => {
+        throw new InvalidArgumentError(`seccomp profile ${path} cannot be read`);
+      });
+      return { type: "Localhost", profile: seccompFromJson(text) };
+    }
+    return { type: "Unconfined" };
+  }
+  // The deprecated string form.
+  const legacy = sc?.seccompProfilePath ?? "";
+  if (legacy === "runtime/default" || legacy === "docker/default") {
+    return { type: "RuntimeDefault" };
+  }
+  if (legacy.startsWith("localhost/")) {
+    return {
+      type: "Localhost",
+      profile: seccompFromJson(await Deno.readTextFile(legacy.slice("localhost/".length))),
+    };
+  }
+  // CRI: no profile asked for means unconfined.
+  return { type: "Unconfined" };
+}
+
+function resources(c: ContainerConfig): SpecOptions["resources"] {
+  const r = c.linux?.resources;
+  if (!r) return undefined;
+  const n = (v: bigint) => (v ? Number(v) : undefined);
+  return {
+    cpu: {
+      shares: n(r.cpuShares),
+      quota: n(r.cpuQuota),
+      period: n(r.cpuPeriod),
+      cpus: r.cpusetCpus || undefined,
+      mems: r.cpusetMems || undefined,
+    },
+    memory: r.memoryLimitInBytes
+      ? { limit: Number(r.memoryLimitInBytes), swap: n(r.memorySwapLimitInBytes) }
+      : undefined,
+    hugepageLimits: r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) })),
+    unified: Object.keys(r.unified).length ? r.unified : undefined,
+  };
+}
+
+export async function createContainer(
+  ctx: CriContext,
+  req: CreateContainerRequest,
+): Promise<CreateContainerResponse> {
+  const config = req.config;
+  if (!config) throw new InvalidArgumentError("container config is required");
+  const sb = ctx.store.resolveSandbox(req.podSandboxId);
+  if (sb.state !== "ready") throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready`);
+  const sbConfig = (req.sandboxConfig ?? sb.config) as PodSandboxConfig;
+  const nameKey = containerNameKey(config, sb.config as PodSandboxConfig);
+  const imageRef = config.image?.image ?? "";
+  if (!imageRef) throw new InvalidArgumentError("container config image.image is required");
+  const image = await ctx.imageView.resolve(imageRef);
+  if (!image) throw new NotFoundError(`image "${imageRef}"`);
+  const id = newId();
+  const logPath = sbConfig.logDirectory && config.logPath
+    ? `${sbConfig.logDirectory.replace(/\/$/, "")}/${config.logPath}`
+    : "";
+  ctx.store.addContainer({
+    id,
+    sandboxId: sb.id,
+    nameKey,
+    config,
+    imageRef,
+    imageId: image.id,
+    logPath,
+  });
+  try {
+    const sc = config.linux?.securityContext;
+    const ns = sc?.namespaceOptions;
+    const pause = await ctx.containers.task(CRI_NAMESPACE, sb.id);
+    const podNs = (what: string) => `/proc/${pause.pid}/ns/${what}`;
+    const sbNs = (sb.config as PodSandboxConfig).linux?.securityContext?.namespaceOptions;
+    const dir = sandboxDir(ctx, sb.id);
+    const mounts: UserMount[] = [
+      { destination: "/etc/hostname", source: `${dir}/hostname`, type: "bind" },
+      { destination: "/etc/hosts", source: `${dir}/hosts`, type: "bind" },
+      { destination: "/etc/resolv.conf", source: `${dir}/resolv.conf`, type: "bind" },
+    ];
+    if (sbNs?.ipc !== NamespaceMode.NODE) {
+      mounts.push({ destination: "/dev/shm", source: `${dir}/shm`, type: "bind" });
+    }
+    for (const [i, m] of config.mounts.entries()) {
+      if (!m.containerPath.startsWith("/")) {
+        throw new InvalidArgumentError(`mounts[${i}].container_path must be absolute`);
+      }
+      if (m.hostPath) {
+        // A missing host path is created as a directory, as the kubelet's DirectoryOrCreate does.
+        await Deno.stat(m.hostPath).catch(() => Deno.mkdir(m.hostPath, { recursive: true }));
+      }
+      // The kubelet's mounts replace the pod files where they overlap.
+      const at = mounts.findIndex((x) => x.destination === m.containerPath);
+      if (at >= 0) mounts.splice(at, 1);
+      mounts.push({
+        destination: m.containerPath,
+        source: m.hostPath,
+        type: "bind",
+        readonly: m.readonly,
+        propagation: PROPAGATION[m.propagation] ?? "rprivate",
+      });
+    }
+    const user = sc?.runAsUsername
+      ? sc.runAsUsername + (sc.runAsGroup ? `:${sc.runAsGroup.value}` : "")
+      : sc?.runAsUser
+      ? `${sc.runAsUser.value}${sc.runAsGroup ? `:${sc.runAsGroup.value}` : ""}`
+      : undefined;
+    const cgroupParent = (sb.config as PodSandboxConfig).linux?.cgroupParent ||
+      "/k8scontainerd/pods";
+    const podName = (sb.config as PodSandboxConfig).metadata!;
+    await ctx.containers.create(CRI_NAMESPACE, {
+      id,
+      image: image.references[0] ?? imageRef,
+      runtime: sb.handler,
+      tty: config.tty,
+      stdin: config.stdin,
+      labels: {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-id": sb.id,
+      },
+      command: config.command,
+      args: config.args,
+      env: config.envs.map((e) => `${e.key}=${new TextDecoder().decode(e.value)}`),
+      cwd: config.workingDir || undefined,
+      user,
+      privileged: !!sc?.privileged,
+      readonlyRootfs: !!sc?.readonlyRootfs,
+      specOverrides: {
+        hostname: undefined,
+        supplementalGroups: sc?.supplementalGroups.map(Number),
+        noNewPrivileges: sc?.noNewPrivs,
+        capabilities: sc?.capabilities
+          ? { add: sc.capabilities.addCapabilities, drop: sc.capabilities.dropCapabilities }
+          : undefined,
+        seccomp: sc?.privileged ? { type: "Unconfined" } : await seccomp(config),
+        maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
+        readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
+        mounts,
+        namespaces: {
+          network: sbNs?.network === NamespaceMode.NODE ? "host" : sb.netnsPath || podNs("net"),
+          ipc: sbNs?.ipc === NamespaceMode.NODE ? "host" : podNs("ipc"),
+          uts: sbNs?.network === NamespaceMode.NODE ? "host" : podNs("uts"),
+          pid: ns?.pid === NamespaceMode.NODE
+            ? "host"
+            : ns?.pid === NamespaceMode.POD
+            ? podNs("pid")
+            : "new",
+        },
+        cgroupsPath: `${cgroupParent.replace(/\/$/, "")}/${id}`,
+        resources: resources(config),
+        oomScoreAdj: config.linux?.resources?.oomScoreAdj
+          ? Number(config.linux.resources.oomScoreAdj)
+          : undefined,
+        annotations: {
+          ...config.annotations,
+          "io.kubernetes.cri.container-type": "container",
+          "io.kubernetes.cri.container-name": config.metadata!.name,
+          "io.kubernetes.cri.sandbox-id": sb.id,
+          "io.kubernetes.cri.sandbox-name": podName.name,
+          "io.kubernetes.cri.sandbox-namespace": podName.namespace,
+          "io.kubernetes.cri.image-name": imageRef,
+        },
+      },
+    });
+  } catch (e) {
+    ctx.store.removeContainer(id);
+    throw e;
+  }
+  return { containerId: id };
+}
+
+export async function startContainer(
+  ctx: CriContext,
+  req: StartContainerRequest,
+): Promise<StartContainerResponse> {
+  const c = ctx.store.resolveContainer(req.containerId);
+  if (c.startedAt) throw new FailedPreconditionError(`container ${c.id} was already started`);
+  const sb = ctx.store.sandbox(c.sandboxId);
+  if (sb.state !== "ready") throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready`);
+  try {
+    await ctx.containers.createTask(CRI_NAMESPACE, c.id, { logPath: c.logPath || undefined });
+    await ctx.containers.start(CRI_NAMESPACE, c.id);
+  } catch (e) {
+    ctx.store.markFinished(c.id, 128, new Date(), "StartError", (e as Error).message);
+    await ctx.containers.deleteTask(CRI_NAMESPACE, c.id, true).catch(() => {});
+    throw e;
+  }
+  ctx.store.markStarted(c.id);
+  watchExit(ctx, c.id);
+  return {};
+}
+
+/** Records the exit (code, time, OOM) when the task ends. */
+export function watchExit(ctx: CriContext, id: string): void {
+  ctx.containers.wait(CRI_NAMESPACE, id).then(
+    (r) =>
+      ctx.store.markFinished(
+        id,
+        r.exitCode,
+        r.finishedAt ?? new Date(),
+        r.oomKilled ? "OOMKilled" : r.exitCode === 0 ? "Completed" : "Error",
+      ),
+    () => {},
+  );
+}
+
+/** SIGTERM (or the image's StopSignal), then SIGKILL after `timeoutSeconds`; a stopped task is fine. */
+export async function stopContainerTask(
+  ctx: CriContext,
+  id: string,
+  timeoutSeconds: number,
+): Promise<void> {
+  let status: string;
+  try {
+    status = (await ctx.containers.task(CRI_NAMESPACE, id)).status;
+  } catch (e) {
+    if (isKind(e, "not-found")) return;
+    throw e;
+  }
+  if (status === "stopped") return;
+  const signal = (await stopSignal(ctx, id)) ?? "SIGTERM";
+  if (timeoutSeconds > 0) {
+    await ctx.containers.kill(CRI_NAMESPACE, id, signal, false).catch(() => {});
+    const exited = await Promise.race([
+      ctx.containers.wait(CRI_NAMESPACE, id).then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), timeoutSeconds * 1000)),
+    ]);
+    if (exited) return;
+  }
+  await ctx.containers.kill(CRI_NAMESPACE, id, "SIGKILL", true).catch(() => {});
+  const r = await ctx.containers.wait(CRI_NAMESPACE, id);
+  ctx.store.markFinished(
+    id,
+    r.exitCode,
+    r.finishedAt ?? new Date(),
+    r.oomKilled ? "OOMKilled" : "Error",
+  );
+}
+
+async function stopSignal(ctx: CriContext, id: string): Promise<string | undefined> {
+  try {
+    const c = ctx.store.container(id);
+    const img = await ctx.imageView.resolve(c.imageId);
+    return img?.config.config?.StopSignal || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function stopContainer(
+  ctx: CriContext,
+  req: StopContainerRequest,
+): Promise<StopContainerResponse> {
+  const c = ctx.store.resolveContainer(req.containerId);
+  await stopContainerTask(ctx, c.id, Number(req.timeout));
+  return {};
+}
+
+/** Stops, then removes the task, the container and the record; idempotent. */
+export async function removeContainerRecord(ctx: CriContext, id: string): Promise<void> {
+  await stopContainerTask(ctx, id, 0);
+  await ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+  await ctx.containers.delete(CRI_NAMESPACE, id).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+  ctx.store.removeContainer(id);
+}
+
+export async function removeContainer(
+  ctx: CriContext,
+  req: RemoveContainerRequest,
+): Promise<RemoveContainerResponse> {
+  let c: ContainerRecord;
+  try {
+    c = ctx.store.resolveContainer(req.containerId);
+  } catch (e) {
+    if (isKind(e, "not-found")) return {};
+    throw e;
+  }
+  await removeContainerRecord(ctx, c.id);
+  return {};
+}

@@ -1,0 +1,149 @@
+/** CRI `ContainerStatus` and `ListContainers`: the kubelet's view of each container's state. */
+import {
+  type Container,
+  type ContainerConfig,
+  ContainerState,
+  type ContainerStatusRequest,
+  type ContainerStatusResponse,
+  type ListContainersRequest,
+  type ListContainersResponse,
+  MountPropagation,
+} from "../gen/runtime/v1/api.ts";
+import { isKind } from "../errdefs/errors.ts";
+import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
+import type { ContainerRecord } from "./store.ts";
+
+interface Live {
+  state: ContainerState;
+  exitCode: number;
+  finishedAt?: Date;
+  startedAt?: Date;
+  reason: string;
+}
+
+async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
+  try {
+    const t = await ctx.containers.task(CRI_NAMESPACE, c.id);
+    if (t.status === "running" || t.status === "paused") {
+      return {
+        state: ContainerState.CONTAINER_RUNNING,
+        exitCode: 0,
+        startedAt: t.startedAt ?? c.startedAt,
+        reason: "",
+      };
+    }
+    if (t.status === "stopped") {
+      const reason = t.oomKilled ? "OOMKilled" : t.exitCode === 0 ? "Completed" : "Error";
+      return {
+        state: ContainerState.CONTAINER_EXITED,
+        exitCode: t.exitCode ?? 0,
+        startedAt: t.startedAt ?? c.startedAt,
+        finishedAt: t.finishedAt,
+        reason,
+      };
+    }
+    if (t.status === "created") {
+      return { state: ContainerState.CONTAINER_CREATED, exitCode: 0, reason: "" };
+    }
+  } catch (e) {
+    if (!isKind(e, "not-found")) throw e;
+  }
+  if (c.finishedAt) {
+    return {
+      state: ContainerState.CONTAINER_EXITED,
+      exitCode: c.exitCode ?? 0,
+      startedAt: c.startedAt,
+      finishedAt: c.finishedAt,
+      reason: c.reason,
+    };
+  }
+  return {
+    state: c.startedAt ? ContainerState.CONTAINER_UNKNOWN : ContainerState.CONTAINER_CREATED,
+    exitCode: 0,
+    reason: "",
+  };
+}
+
+export async function containerStatus(
+  ctx: CriContext,
+  req: ContainerStatusRequest,
+): Promise<ContainerStatusResponse> {
+  const c = ctx.store.resolveContainer(req.containerId);
+  const cfg = c.config as ContainerConfig;
+  const l = await live(ctx, c);
+  const info: Record<string, string> = {};
+  if (req.verbose) {
+    info.info = JSON.stringify(
+      { sandboxID: c.sandboxId, config: cfg, logPath: c.logPath },
+      (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+    );
+  }
+  return {
+    status: {
+      id: c.id,
+      metadata: cfg.metadata,
+      state: l.state,
+      createdAt: nanos(c.createdAt),
+      startedAt: nanos(l.startedAt),
+      finishedAt: nanos(l.finishedAt),
+      exitCode: l.exitCode,
+      image: {
+        image: c.imageRef,
+        annotations: {},
+        userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
+        runtimeHandler: "",
+        imageRef: c.imageId,
+      },
+      imageRef: c.imageId,
+      reason: l.reason,
+      message: c.message,
+      labels: cfg.labels ?? {},
+      annotations: cfg.annotations ?? {},
+      mounts: (cfg.mounts ?? []).map((m) => ({
+        ...m,
+        propagation: m.propagation ?? MountPropagation.PROPAGATION_PRIVATE,
+      })),
+      logPath: c.logPath,
+      resources: undefined,
+      imageId: c.imageId,
+      user: undefined,
+      stopSignal: 0,
+    },
+    info,
+  };
+}
+
+export async function listContainers(
+  ctx: CriContext,
+  req: ListContainersRequest,
+): Promise<ListContainersResponse> {
+  const f = req.filter;
+  const containers: Container[] = [];
+  for (const c of ctx.store.containers()) {
+    const cfg = c.config as ContainerConfig;
+    if (f?.id && !c.id.startsWith(f.id)) continue;
+    if (f?.podSandboxId && !c.sandboxId.startsWith(f.podSandboxId)) continue;
+    if (f && Object.entries(f.labelSelector).some(([k, v]) => cfg.labels?.[k] !== v)) continue;
+    const l = await live(ctx, c);
+    if (f?.state && l.state !== f.state.state) continue;
+    containers.push({
+      id: c.id,
+      podSandboxId: c.sandboxId,
+      metadata: cfg.metadata,
+      image: {
+        image: c.imageRef,
+        annotations: {},
+        userSpecifiedImage: "",
+        runtimeHandler: "",
+        imageRef: c.imageId,
+      },
+      imageRef: c.imageId,
+      state: l.state,
+      createdAt: nanos(c.createdAt),
+      labels: cfg.labels ?? {},
+      annotations: cfg.annotations ?? {},
+      imageId: c.imageId,
+    });
+  }
+  return { containers };
+}

@@ -1,0 +1,47 @@
+/**
+ * What the CRI runtime RPCs share: the services below them, the CRI records, pod networking,
+ * and where per-pod files (hostname, hosts, resolv.conf, /dev/shm) live. CRI objects live in
+ * the "k8s.io" namespace, as in containerd.
+ */
+
+import type { ContainerService } from "../services/containers/service.ts";
+import type { ImageService } from "../services/images/service.ts";
+import type { PodNetwork } from "../network/pod_network.ts";
+import type { Logger } from "../log/logger.ts";
+import type { CriStore } from "./store.ts";
+import type { CriImageView } from "./image_view.ts";
+
+export { CRI_NAMESPACE } from "./image_view.ts";
+
+export interface CriContext {
+  containers: ContainerService;
+  images: ImageService;
+  /** Resolves CRI image references and ids (config digests) to image records. */
+  imageView: CriImageView;
+  store: CriStore;
+  network: PodNetwork;
+  /** `<state>/cri`: per-sandbox files. */
+  stateDir: string;
+  /** The pause image every sandbox runs. */
+  sandboxImage: string;
+  /** "cgroupfs" or "systemd". */
+  cgroupDriver: string;
+  log: Logger;
+}
+
+/** A 64-hex id, as containerd and the kubelet use. */
+export function newId(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+export function sandboxDir(ctx: CriContext, id: string): string {
+  return `${ctx.stateDir}/sandboxes/${id}`;
+}
+
+/** Milliseconds → the nanoseconds CRI timestamps carry. */
+export function nanos(d: Date | undefined): bigint {
+  return d ? BigInt(d.getTime()) * 1_000_000n : 0n;
+}

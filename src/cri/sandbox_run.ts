@@ -1,0 +1,195 @@
+/**
+ * CRI `RunPodSandbox`: reserve the pod's name, make sure the pause image is present, set up
+ * the pod network (a named netns + CNI ADD), write the pod's hostname / hosts / resolv.conf,
+ * mount its /dev/shm, and run the pause container that holds the pod's namespaces. Any failure
+ * undoes every step, so a failed sandbox leaves no netns, IP, mount or container behind.
+ */
+import type {
+  PodSandboxConfig,
+  RunPodSandboxRequest,
+  RunPodSandboxResponse,
+} from "../gen/runtime/v1/api.ts";
+import { NamespaceMode, Protocol } from "../gen/runtime/v1/api.ts";
+import { FailedPreconditionError, InvalidArgumentError, isKind } from "../errdefs/errors.ts";
+import { mountAll, unmountAll } from "../snapshots/mount.ts";
+import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
+import type { PortMapping } from "../network/pod_network.ts";
+
+const PROTOCOLS: Record<number, string> = {
+  [Protocol.TCP]: "tcp",
+  [Protocol.UDP]: "udp",
+  [Protocol.SCTP]: "sctp",
+};
+
+export function sandboxNameKey(c: PodSandboxConfig): string {
+  const m = c.metadata;
+  if (!m?.name || !m.namespace || !m.uid) {
+    throw new InvalidArgumentError("sandbox config metadata must have name, namespace and uid");
+  }
+  return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
+}
+
+export function portMappings(c: PodSandboxConfig): PortMapping[] {
+  return c.portMappings.filter((p) => p.hostPort > 0).map((p) => ({
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: PROTOCOLS[p.protocol] ?? "tcp",
+    hostIP: p.hostIp || undefined,
+  }));
+}
+
+export function hostNetwork(c: PodSandboxConfig): boolean {
+  return c.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.NODE;
+}
+
+/** /etc/resolv.conf for the pod: the DNS config the kubelet sent, or the host's. */
+async function resolvConf(c: PodSandboxConfig): Promise<string> {
+  const dns = c.dnsConfig;
+  if (!dns || (!dns.servers.length && !dns.searches.length && !dns.options.length)) {
+    return await Deno.readTextFile("/etc/resolv.conf").catch(() => "");
+  }
+  const lines = [];
+  if (dns.searches.length) lines.push(`search ${dns.searches.join(" ")}`);
+  for (const s of dns.servers) lines.push(`nameserver ${s}`);
+  if (dns.options.length) lines.push(`options ${dns.options.join(" ")}`);
+  return lines.join("\n") + "\n";
+}
+
+export async function runPodSandbox(
+  ctx: CriContext,
+  req: RunPodSandboxRequest,
+): Promise<RunPodSandboxResponse> {
+  const config = req.config;
+  if (!config) throw new InvalidArgumentError("sandbox config is required");
+  const nameKey = sandboxNameKey(config);
+  const id = newId();
+  const handler = req.runtimeHandler || "runc";
+  const log = ctx.log.child({ sandbox: id.slice(0, 12), pod: nameKey });
+  const dir = sandboxDir(ctx, id);
+  const undo: (() => Promise<unknown>)[] = [];
+  // Reserve the name first: a second RunPodSandbox for the same pod attempt fails fast.
+  ctx.store.addSandbox({ id, nameKey, config, handler, netnsPath: "", ips: [], state: "notready" });
+  undo.push(() => Promise.resolve(ctx.store.removeSandbox(id)));
+  try {
+    await ensureImage(ctx, ctx.sandboxImage);
+    await Deno.mkdir(dir, { recursive: true, mode: 0o711 });
+    undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+
+    const hostNet = hostNetwork(config);
+    const mappings = portMappings(config);
+    let netnsPath = "";
+    let ips: string[] = [];
+    if (!hostNet) {
+      const status = await ctx.network.status();
+      if (!status.ready) {
+        throw new FailedPreconditionError(
+          `pod network is not ready: ${status.message ?? status.reason ?? "no CNI config"}`,
+        );
+      }
+      const net = await ctx.network.setUp({
+        podId: id,
+        podName: config.metadata!.name,
+        podNamespace: config.metadata!.namespace,
+        podUid: config.metadata!.uid,
+        portMappings: mappings,
+      });
+      netnsPath = net.netnsPath;
+      ips = net.ips;
+      undo.push(() =>
+        ctx.network.tearDown({
+          podId: id,
+          netnsPath,
+          podName: config.metadata!.name,
+          podNamespace: config.metadata!.namespace,
+          podUid: config.metadata!.uid,
+          portMappings: mappings,
+        })
+      );
+    }
+
+    const hostname = config.hostname || (hostNet ? Deno.hostname() : config.metadata!.name);
+    await Deno.writeTextFile(`${dir}/hostname`, `${hostname}\n`);
+    await Deno.writeTextFile(
+      `${dir}/hosts`,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${
+        ips[0] ? `${ips[0]}\t${hostname}\n` : ""
+      }`,
+    );
+    await Deno.writeTextFile(`${dir}/resolv.conf`, await resolvConf(config));
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    const hostIpc = ns?.ipc === NamespaceMode.NODE;
+    if (!hostIpc) {
+      // One /dev/shm for the whole pod, bind-mounted into each container.
+      await Deno.mkdir(`${dir}/shm`, { mode: 0o700 });
+      mountAll([{
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"],
+      }], `${dir}/shm`);
+      undo.push(() => Promise.resolve(unmountAll(`${dir}/shm`)));
+    }
+
+    const sc = config.linux?.securityContext;
+    const cgroupParent = config.linux?.cgroupParent || "/k8scontainerd/pods";
+    await ctx.containers.create(CRI_NAMESPACE, {
+      id,
+      image: ctx.sandboxImage,
+      runtime: handler,
+      hostname,
+      labels: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id },
+      privileged: !!sc?.privileged,
+      specOverrides: {
+        hostname,
+        namespaces: {
+          network: hostNet ? "host" : netnsPath,
+          ipc: hostIpc ? "host" : "new",
+          uts: hostNet ? "host" : "new",
+          pid: ns?.pid === NamespaceMode.NODE ? "host" : "new",
+        },
+        cgroupsPath: `${cgroupParent.replace(/\/$/, "")}/${id}`,
+        sysctls: config.linux?.sysctls,
+        seccomp: { type: "Unconfined" },
+        annotations: {
+          "io.kubernetes.cri.container-type": "sandbox",
+          "io.kubernetes.cri.sandbox-id": id,
+          "io.kubernetes.cri.sandbox-name": config.metadata!.name,
+          "io.kubernetes.cri.sandbox-namespace": config.metadata!.namespace,
+        },
+      },
+    });
+    undo.push(() => ctx.containers.delete(CRI_NAMESPACE, id).catch(() => {}));
+    await ctx.containers.createTask(CRI_NAMESPACE, id, { logPath: `${dir}/pause.log` });
+    undo.push(() => ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch(() => {}));
+    await ctx.containers.start(CRI_NAMESPACE, id);
+
+    ctx.store.db.prepare(
+      "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready' WHERE id = ?",
+    ).run(
+      netnsPath,
+      JSON.stringify(ips),
+      id,
+    );
+    log.info("pod sandbox running", { ip: ips[0] ?? "", netns: netnsPath });
+    return { podSandboxId: id };
+  } catch (e) {
+    log.warn("pod sandbox failed; undoing", { err: e });
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.warn("undo step failed", { err });
+      }
+    }
+    throw e;
+  }
+}
+
+/** Pulls an image into k8s.io unless present (the pause image on first use). */
+export async function ensureImage(ctx: CriContext, name: string): Promise<void> {
+  try {
+    await ctx.images.get(CRI_NAMESPACE, name);
+  } catch (e) {
+    if (!isKind(e, "not-found")) throw e;
+    await ctx.images.pull(CRI_NAMESPACE, name, { unpack: true });
+  }
+}

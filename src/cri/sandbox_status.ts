@@ -1,0 +1,85 @@
+/** CRI `PodSandboxStatus` and `ListPodSandbox`. */
+import {
+  type ListPodSandboxRequest,
+  type ListPodSandboxResponse,
+  NamespaceMode,
+  type PodSandbox,
+  type PodSandboxConfig,
+  PodSandboxState,
+  type PodSandboxStatusRequest,
+  type PodSandboxStatusResponse,
+} from "../gen/runtime/v1/api.ts";
+import { type CriContext, nanos } from "./context.ts";
+import type { SandboxRecord } from "./store.ts";
+
+function state(sb: SandboxRecord): PodSandboxState {
+  return sb.state === "ready" ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
+}
+
+export function podSandboxStatus(
+  ctx: CriContext,
+  req: PodSandboxStatusRequest,
+): Promise<PodSandboxStatusResponse> {
+  const sb = ctx.store.resolveSandbox(req.podSandboxId);
+  const c = sb.config as PodSandboxConfig;
+  const ns = c.linux?.securityContext?.namespaceOptions;
+  const info: Record<string, string> = {};
+  if (req.verbose) {
+    info.info = JSON.stringify({
+      pid: undefined,
+      netNamespacePath: sb.netnsPath,
+      runtimeHandler: sb.handler,
+      config: c,
+    }, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+  }
+  return Promise.resolve({
+    status: {
+      id: sb.id,
+      metadata: c.metadata,
+      state: state(sb),
+      createdAt: nanos(sb.createdAt),
+      network: { ip: sb.ips[0] ?? "", additionalIps: sb.ips.slice(1).map((ip) => ({ ip })) },
+      linux: {
+        namespaces: {
+          options: {
+            network: ns?.network ?? NamespaceMode.POD,
+            pid: ns?.pid ?? NamespaceMode.CONTAINER,
+            ipc: ns?.ipc ?? NamespaceMode.POD,
+            targetId: "",
+            usernsOptions: undefined,
+          },
+        },
+      },
+      labels: c.labels ?? {},
+      annotations: c.annotations ?? {},
+      runtimeHandler: sb.handler,
+    },
+    info,
+    containersStatuses: [],
+    timestamp: nanos(new Date()),
+  });
+}
+
+export function listPodSandbox(
+  ctx: CriContext,
+  req: ListPodSandboxRequest,
+): Promise<ListPodSandboxResponse> {
+  const f = req.filter;
+  const items: PodSandbox[] = [];
+  for (const sb of ctx.store.sandboxes()) {
+    const c = sb.config as PodSandboxConfig;
+    if (f?.id && !sb.id.startsWith(f.id)) continue;
+    if (f?.state && state(sb) !== f.state.state) continue;
+    if (f && Object.entries(f.labelSelector).some(([k, v]) => c.labels?.[k] !== v)) continue;
+    items.push({
+      id: sb.id,
+      metadata: c.metadata,
+      state: state(sb),
+      createdAt: nanos(sb.createdAt),
+      labels: c.labels ?? {},
+      annotations: c.annotations ?? {},
+      runtimeHandler: sb.handler,
+    });
+  }
+  return Promise.resolve({ items });
+}

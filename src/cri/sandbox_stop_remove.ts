@@ -1,0 +1,91 @@
+/**
+ * CRI `StopPodSandbox` and `RemovePodSandbox`. Stop kills every container of the pod and the
+ * pause container, tears the network down (CNI DEL, netns removed) and unmounts /dev/shm; it
+ * is idempotent, as the kubelet calls it repeatedly. Remove stops first if needed, then removes
+ * the pod's containers and records; removing an unknown pod is not an error.
+ */
+import type {
+  PodSandboxConfig,
+  RemovePodSandboxRequest,
+  RemovePodSandboxResponse,
+  StopPodSandboxRequest,
+  StopPodSandboxResponse,
+} from "../gen/runtime/v1/api.ts";
+import { isKind } from "../errdefs/errors.ts";
+import { unmountAll } from "../snapshots/mount.ts";
+import { CRI_NAMESPACE, type CriContext, sandboxDir } from "./context.ts";
+import { portMappings } from "./sandbox_run.ts";
+import { removeContainerRecord, stopContainerTask } from "./container_lifecycle.ts";
+import type { SandboxRecord } from "./store.ts";
+
+/** Kills a task and waits for it to be gone; missing tasks are fine. */
+async function killTask(ctx: CriContext, id: string): Promise<void> {
+  try {
+    const t = await ctx.containers.task(CRI_NAMESPACE, id);
+    if (t.status === "running" || t.status === "paused" || t.status === "created") {
+      await ctx.containers.kill(CRI_NAMESPACE, id, "SIGKILL", true).catch(() => {});
+      await ctx.containers.wait(CRI_NAMESPACE, id);
+    }
+  } catch (e) {
+    if (!isKind(e, "not-found")) throw e;
+  }
+}
+
+export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<void> {
+  // Containers first, with no grace period: the kubelet has already stopped them gracefully.
+  for (const c of ctx.store.containers(sb.id)) await stopContainerTask(ctx, c.id, 0);
+  await killTask(ctx, sb.id);
+  const config = sb.config as PodSandboxConfig;
+  if (sb.netnsPath) {
+    await ctx.network.tearDown({
+      podId: sb.id,
+      netnsPath: sb.netnsPath,
+      podName: config.metadata?.name,
+      podNamespace: config.metadata?.namespace,
+      podUid: config.metadata?.uid,
+      portMappings: portMappings(config),
+    });
+  }
+  unmountAll(`${sandboxDir(ctx, sb.id)}/shm`);
+  ctx.store.setSandboxState(sb.id, "notready");
+}
+
+export async function stopPodSandbox(
+  ctx: CriContext,
+  req: StopPodSandboxRequest,
+): Promise<StopPodSandboxResponse> {
+  let sb: SandboxRecord;
+  try {
+    sb = ctx.store.resolveSandbox(req.podSandboxId);
+  } catch (e) {
+    // The kubelet may retry a stop after a remove: nothing left to stop is success.
+    if (isKind(e, "not-found")) return {};
+    throw e;
+  }
+  await stopSandbox(ctx, sb);
+  return {};
+}
+
+export async function removePodSandbox(
+  ctx: CriContext,
+  req: RemovePodSandboxRequest,
+): Promise<RemovePodSandboxResponse> {
+  let sb: SandboxRecord;
+  try {
+    sb = ctx.store.resolveSandbox(req.podSandboxId);
+  } catch (e) {
+    if (isKind(e, "not-found")) return {};
+    throw e;
+  }
+  await stopSandbox(ctx, sb);
+  for (const c of ctx.store.containers(sb.id)) await removeContainerRecord(ctx, c.id);
+  await ctx.containers.deleteTask(CRI_NAMESPACE, sb.id, true).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+  await ctx.containers.delete(CRI_NAMESPACE, sb.id).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+  await Deno.remove(sandboxDir(ctx, sb.id), { recursive: true }).catch(() => {});
+  ctx.store.removeSandbox(sb.id);
+  return {};
+}

@@ -1,0 +1,220 @@
+/**
+ * The CRI's own records in the metadata database: pod sandboxes and the kubelet's view of each
+ * container. The kubelet requires names to be unique per pod attempt, so a name key is reserved
+ * with the record; releasing it is removing the record.
+ *
+ * @example
+ * ```ts
+ * const store = new CriStore(db);
+ * store.addSandbox({ id, nameKey: "web_default_uid_0", config, handler: "runc", state: "ready" });
+ * ```
+ */
+import type { MetadataDB } from "../metadata/db.ts";
+import { AlreadyExistsError, NotFoundError } from "../errdefs/errors.ts";
+
+export interface SandboxRecord {
+  id: string;
+  nameKey: string;
+  /** The PodSandboxConfig as the kubelet sent it (proto JSON-ish object). */
+  config: unknown;
+  handler: string;
+  netnsPath: string;
+  ips: string[];
+  state: "ready" | "notready";
+  createdAt: Date;
+}
+
+export interface ContainerRecord {
+  id: string;
+  sandboxId: string;
+  nameKey: string;
+  config: unknown;
+  imageRef: string;
+  imageId: string;
+  logPath: string;
+  createdAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  exitCode?: number;
+  reason: string;
+  message: string;
+}
+
+interface SandboxRow {
+  id: string;
+  name_key: string;
+  config: string;
+  handler: string;
+  netns_path: string;
+  ips: string;
+  state: "ready" | "notready";
+  created_at: number;
+}
+
+interface ContainerRow {
+  id: string;
+  sandbox_id: string;
+  name_key: string;
+  config: string;
+  image_ref: string;
+  image_id: string;
+  log_path: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  exit_code: number | null;
+  reason: string;
+  message: string;
+}
+
+/** bigints (int64 proto fields) survive as strings in stored configs. */
+function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
+}
+
+function sandbox(r: SandboxRow): SandboxRecord {
+  return {
+    id: r.id,
+    nameKey: r.name_key,
+    config: JSON.parse(r.config),
+    handler: r.handler,
+    netnsPath: r.netns_path,
+    ips: JSON.parse(r.ips),
+    state: r.state,
+    createdAt: new Date(r.created_at),
+  };
+}
+
+function container(r: ContainerRow): ContainerRecord {
+  return {
+    id: r.id,
+    sandboxId: r.sandbox_id,
+    nameKey: r.name_key,
+    config: JSON.parse(r.config),
+    imageRef: r.image_ref,
+    imageId: r.image_id,
+    logPath: r.log_path,
+    createdAt: new Date(r.created_at),
+    startedAt: r.started_at === null ? undefined : new Date(r.started_at),
+    finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
+    exitCode: r.exit_code ?? undefined,
+    reason: r.reason,
+    message: r.message,
+  };
+}
+
+export class CriStore {
+  constructor(readonly db: MetadataDB) {}
+
+  addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
+    const holder = this.db.prepare("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
+      s.nameKey,
+    ) as { id: string } | undefined;
+    if (holder) {
+      throw new AlreadyExistsError(`pod sandbox name "${s.nameKey}" is reserved for ${holder.id}`);
+    }
+    this.db.prepare(
+      "INSERT INTO cri_sandboxes (id, name_key, config, handler, netns_path, ips, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      s.id,
+      s.nameKey,
+      toJson(s.config),
+      s.handler,
+      s.netnsPath,
+      JSON.stringify(s.ips),
+      s.state,
+      Date.now(),
+    );
+    return this.sandbox(s.id);
+  }
+
+  sandbox(id: string): SandboxRecord {
+    const r = this.db.prepare("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
+      | SandboxRow
+      | undefined;
+    if (!r) throw new NotFoundError(`pod sandbox "${id}"`);
+    return sandbox(r);
+  }
+
+  /** Full id, or an unambiguous prefix (as crictl allows). */
+  resolveSandbox(idOrPrefix: string): SandboxRecord {
+    const rows = this.db.prepare("SELECT * FROM cri_sandboxes WHERE id LIKE ? || '%' LIMIT 2").all(
+      idOrPrefix,
+    ) as unknown as SandboxRow[];
+    if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`pod sandbox "${idOrPrefix}"`);
+    return sandbox(rows[0]);
+  }
+
+  sandboxes(): SandboxRecord[] {
+    return (this.db.prepare("SELECT * FROM cri_sandboxes ORDER BY created_at")
+      .all() as unknown as SandboxRow[]).map(sandbox);
+  }
+
+  setSandboxState(id: string, state: "ready" | "notready"): void {
+    this.db.prepare("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
+  }
+
+  removeSandbox(id: string): void {
+    this.db.prepare("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
+  }
+
+  addContainer(c: Omit<ContainerRecord, "createdAt" | "reason" | "message">): ContainerRecord {
+    const holder = this.db.prepare("SELECT id FROM cri_containers WHERE name_key = ?").get(
+      c.nameKey,
+    ) as { id: string } | undefined;
+    if (holder) {
+      throw new AlreadyExistsError(`container name "${c.nameKey}" is reserved for ${holder.id}`);
+    }
+    this.db.prepare(
+      "INSERT INTO cri_containers (id, sandbox_id, name_key, config, image_ref, image_id, log_path, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      c.id,
+      c.sandboxId,
+      c.nameKey,
+      toJson(c.config),
+      c.imageRef,
+      c.imageId,
+      c.logPath,
+      Date.now(),
+    );
+    return this.container(c.id);
+  }
+
+  container(id: string): ContainerRecord {
+    const r = this.db.prepare("SELECT * FROM cri_containers WHERE id = ?").get(id) as
+      | ContainerRow
+      | undefined;
+    if (!r) throw new NotFoundError(`container "${id}"`);
+    return container(r);
+  }
+
+  resolveContainer(idOrPrefix: string): ContainerRecord {
+    const rows = this.db.prepare("SELECT * FROM cri_containers WHERE id LIKE ? || '%' LIMIT 2").all(
+      idOrPrefix,
+    ) as unknown as ContainerRow[];
+    if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`container "${idOrPrefix}"`);
+    return container(rows[0]);
+  }
+
+  containers(sandboxId?: string): ContainerRecord[] {
+    const rows = sandboxId === undefined
+      ? this.db.prepare("SELECT * FROM cri_containers ORDER BY created_at").all()
+      : this.db.prepare("SELECT * FROM cri_containers WHERE sandbox_id = ? ORDER BY created_at")
+        .all(sandboxId);
+    return (rows as unknown as ContainerRow[]).map(container);
+  }
+
+  markStarted(id: string): void {
+    this.db.prepare("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(Date.now(), id);
+  }
+
+  markFinished(id: string, exitCode: number, finishedAt: Date, reason: string, message = ""): void {
+    this.db.prepare(
+      "UPDATE cri_containers SET finished_at = ?, exit_code = ?, reason = ?, message = ? WHERE id = ? AND finished_at IS NULL",
+    ).run(finishedAt.getTime(), exitCode, reason, message, id);
+  }
+
+  removeContainer(id: string): void {
+    this.db.prepare("DELETE FROM cri_containers WHERE id = ?").run(id);
+  }
+}
