@@ -429,6 +429,8 @@ export class ImageService {
 
 /** Accepts familiar names (busybox) wherever a full name is stored. */
 function normalizeName(name: string): string {
+  // An image id (config digest) is a name of its own, as the CRI stores it.
+  if (/^sha256:[0-9a-f]{64}$/.test(name)) return name;
   try {
     return normalize(name);
   } catch {
