@@ -213,6 +213,48 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     const log = await Deno.readTextFile(`${logDir}/app.log`);
     expect(log).toMatch(/^\S+ stdout F hello from app\n/);
 
+    // Stats the kubelet reads for eviction and metrics.
+    const stats = (await r(rt.containerStats.bind(rt), { containerId })).stats!;
+    expect(stats.cpu!.usageCoreNanoSeconds!.value).toBeGreaterThan(0n);
+    expect(stats.memory!.workingSetBytes!.value).toBeGreaterThan(0n);
+    expect(stats.writableLayer!.fsId!.mountpoint).not.toBe("");
+    const podStats = (await r(rt.podSandboxStats.bind(rt), { podSandboxId })).stats!;
+    expect(podStats.linux!.containers.map((c) => c.attributes!.id).sort()).toEqual(
+      [containerId, sideId].sort(),
+    );
+    const listedStats = await r(rt.listContainerStats.bind(rt), {
+      filter: { id: "", podSandboxId, labelSelector: { c: "side" } },
+    });
+    expect(listedStats.stats.map((s) => s.attributes!.id)).toEqual([sideId]);
+
+    // Resource updates reach the cgroup; log rotation makes conmon write a new file.
+    await r(rt.updateContainerResources.bind(rt), {
+      containerId: sideId,
+      linux: {
+        cpuPeriod: 0n,
+        cpuQuota: 0n,
+        cpuShares: 0n,
+        memoryLimitInBytes: 64n << 20n,
+        oomScoreAdj: 0n,
+        cpusetCpus: "",
+        cpusetMems: "",
+        hugepageLimits: [],
+        unified: {},
+        memorySwapLimitInBytes: 0n,
+      },
+      windows: undefined,
+      annotations: {},
+    });
+    const limit = new TextDecoder().decode(
+      (await exec(sideId, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).stdout,
+    ).trim();
+    expect(limit).toBe(String(64 << 20));
+    await Deno.rename(`${logDir}/app.log`, `${logDir}/app.log.1`);
+    await r(rt.reopenContainerLog.bind(rt), { containerId });
+    await exec(containerId, ["sh", "-c", "echo after rotation > /proc/1/fd/1"]);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(await Deno.readTextFile(`${logDir}/app.log`)).toMatch(/stdout F after rotation\n/);
+
     const listed = await r(rt.listContainers.bind(rt), {
       filter: { id: "", state: undefined, podSandboxId, labelSelector: { c: "app" } },
     });

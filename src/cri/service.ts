@@ -42,6 +42,13 @@ import {
 } from "./container_lifecycle.ts";
 import { containerStatus, listContainers } from "./container_status.ts";
 import { execSync } from "./exec_sync.ts";
+import {
+  containerStats,
+  listContainerStats,
+  listPodSandboxStats,
+  podSandboxStats,
+} from "./stats.ts";
+import { reopenContainerLog, updateContainerResources } from "./container_update.ts";
 
 /**
  * What the CRI server needs from the daemon. The first group is what openStores() returns
@@ -120,6 +127,12 @@ export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
     containerStatus: bind(containerStatus),
     listContainers: bind(listContainers),
     execSync: bind(execSync),
+    containerStats: bind(containerStats),
+    listContainerStats: bind(listContainerStats),
+    podSandboxStats: bind(podSandboxStats),
+    listPodSandboxStats: bind(listPodSandboxStats),
+    updateContainerResources: bind(updateContainerResources),
+    reopenContainerLog: bind(reopenContainerLog),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
       networkStatus: deps.networkStatus ?? (() => network.status()),

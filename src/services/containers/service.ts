@@ -464,6 +464,30 @@ export class ContainerService {
     return metricsFromStats(await this.#d.runtime.stats(id, ns) as RuncStatsData);
   }
 
+  /** Changes a running task's resources (cgroup limits), as `runc update` does. */
+  async updateResources(ns: string, id: string, resources: Record<string, unknown>): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.update(id, resources, ns);
+  }
+
+  /** Makes conmon reopen the log file, after the kubelet rotated it. */
+  async reopenLog(ns: string, id: string): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.reopenLog(id, ns);
+  }
+
+  /** Bytes and inodes the container wrote into its root snapshot, and where that lives. */
+  async writableLayer(
+    ns: string,
+    id: string,
+  ): Promise<{ size: number; inodes: number; mountpoint: string }> {
+    const c = this.#d.containers.get(ns, id);
+    const snap = this.#d.snapshotters.get(c.snapshotter);
+    if (!snap) return { size: 0, inodes: 0, mountpoint: "" };
+    const u = await snap.usage(ns, c.snapshotKey);
+    return { ...u, mountpoint: snap.upperDir(ns, c.snapshotKey) };
+  }
+
   logs(
     ns: string,
     id: string,

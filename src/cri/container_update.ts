@@ -1,0 +1,52 @@
+/** CRI `UpdateContainerResources` and `ReopenContainerLog`. */
+import type {
+  ReopenContainerLogRequest,
+  ReopenContainerLogResponse,
+  UpdateContainerResourcesRequest,
+  UpdateContainerResourcesResponse,
+} from "../gen/runtime/v1/api.ts";
+import { FailedPreconditionError } from "../errdefs/errors.ts";
+import { CRI_NAMESPACE, type CriContext } from "./context.ts";
+
+export async function updateContainerResources(
+  ctx: CriContext,
+  req: UpdateContainerResourcesRequest,
+): Promise<UpdateContainerResourcesResponse> {
+  const c = ctx.store.resolveContainer(req.containerId);
+  const r = req.linux;
+  if (!r) return {};
+  const n = (v: bigint) => (v ? Number(v) : undefined);
+  // runc update's resources document (OCI LinuxResources).
+  const resources: Record<string, unknown> = {
+    cpu: {
+      shares: n(r.cpuShares),
+      quota: n(r.cpuQuota),
+      period: n(r.cpuPeriod),
+      cpus: r.cpusetCpus || undefined,
+      mems: r.cpusetMems || undefined,
+    },
+    ...(r.memoryLimitInBytes
+      ? {
+        memory: {
+          limit: Number(r.memoryLimitInBytes),
+          swap: n(r.memorySwapLimitInBytes) ?? Number(r.memoryLimitInBytes),
+        },
+      }
+      : {}),
+  };
+  await ctx.containers.updateResources(CRI_NAMESPACE, c.id, resources);
+  return {};
+}
+
+export async function reopenContainerLog(
+  ctx: CriContext,
+  req: ReopenContainerLogRequest,
+): Promise<ReopenContainerLogResponse> {
+  const c = ctx.store.resolveContainer(req.containerId);
+  const t = await ctx.containers.task(CRI_NAMESPACE, c.id).catch(() => undefined);
+  if (t?.status !== "running") {
+    throw new FailedPreconditionError(`container ${c.id} is not running`);
+  }
+  await ctx.containers.reopenLog(CRI_NAMESPACE, c.id);
+  return {};
+}
