@@ -52,7 +52,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI ListImages", () => {
         `${env.reg}/user-uid:latest`,
         `${env.reg}/user-name:latest`,
         `${env.reg}/multiarch:latest`,
-        "registry.k8s.io/pause:3.10",
+        "registry.k8s.io/pause:3.9",
       ]
     ) {
       await env.images(env.image.pullImage, PullImageRequest.fromPartial({ image: { image } }));
@@ -100,7 +100,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI ListImages", () => {
 
   it("pins the sandbox image", async () => {
     const pause = byId(await list(), env.fixtures.pause!.manifests[0].config.digest)!;
-    expect(pause.repoTags).toEqual(["registry.k8s.io/pause:3.10"]);
+    expect(pause.repoTags).toEqual(["registry.k8s.io/pause:3.9"]);
     expect(pause.pinned).toBe(true);
   });
 
@@ -120,7 +120,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI ListImages", () => {
       const got = await list(f);
       expect({ f, ids: got.map((i) => i.id) }).toEqual({ f, ids: [id] });
     }
-    expect((await list("registry.k8s.io/pause:3.10")).map((i) => i.id)).toEqual([
+    expect((await list("registry.k8s.io/pause:3.9")).map((i) => i.id)).toEqual([
       env.fixtures.pause!.manifests[0].config.digest,
     ]);
   });

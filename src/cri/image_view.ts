@@ -39,7 +39,7 @@ export const MANAGED_LABEL = "io.cri-containerd.image";
 /** Label marking a pinned image (never removed by the kubelet's image GC), containerd 1.7+. */
 export const PINNED_LABEL = "io.cri-containerd.pinned";
 /** The sandbox (pause) image when none is configured: containerd 2.0's default. */
-export const DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
+export const DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.9";
 
 /** What the CRI image RPCs need from the daemon. */
 export interface CriImageDeps {
