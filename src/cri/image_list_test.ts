@@ -45,7 +45,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI ListImages", () => {
 
   beforeAll(async () => {
     env = await startCriEnv(["busybox", "pause", "user-uid", "user-name", "multiarch"]);
-    await env.push("pause", "pause", "3.10");
+    await env.push("pause", "pause", "3.9");
     for (
       const image of [
         `${env.reg}/busybox:latest`,
