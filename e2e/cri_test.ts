@@ -284,6 +284,43 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     expect(leases).not.toContain(ip);
   });
 
+  it("streams container events (evented PLEG)", async () => {
+    const stream = rt.getContainerEvents({});
+    const seen: { id: string; type: number; podState?: number }[] = [];
+    stream.on(
+      "data",
+      (e) =>
+        seen.push({
+          id: e.containerId,
+          type: e.containerEventType,
+          podState: e.podSandboxStatus?.state,
+        }),
+    );
+    stream.on("error", () => {});
+    await new Promise((res) => setTimeout(res, 200));
+    const logDir = `${dir}/logs/ev`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("ev", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    const { containerId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: containerConfig("once", busybox, ["true"]),
+      sandboxConfig: config,
+    });
+    await r(rt.startContainer.bind(rt), { containerId });
+    const deadline = Date.now() + 5000;
+    while (!seen.some((e) => e.id === containerId && e.type === 2) && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    stream.cancel();
+    const mine = seen.filter((e) => e.id === containerId).map((e) => e.type);
+    expect(mine).toEqual([0, 1, 2]); // CREATED, STARTED, STOPPED
+    expect(seen.find((e) => e.id === podSandboxId && e.type === 1)?.podState).toBe(
+      PodSandboxState.SANDBOX_READY,
+    );
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("answers duplicates and unknown ids the way the kubelet expects", async () => {
     const logDir = `${dir}/logs/dup`;
     await Deno.mkdir(logDir, { recursive: true });
@@ -308,5 +345,112 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
       }),
     ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+});
+
+describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
+  it("keeps pods running; after the restart they are listed, exec and logs work, removal frees the IP", async () => {
+    const registry = await startRegistry();
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-cri-restart-" });
+    const bridge2 = `k8scrs${subnetByte}`;
+    let d: TestDaemon | undefined;
+    try {
+      await pushFixtures(registry.address, ["busybox", "pause"]);
+      await Deno.mkdir(`${dir}/net.d`);
+      await Deno.writeTextFile(
+        `${dir}/net.d/10-rs.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: "rs",
+          plugins: [{
+            type: "bridge",
+            bridge: bridge2,
+            isGateway: true,
+            ipam: {
+              type: "host-local",
+              ranges: [[{ subnet: `10.224.${subnetByte}.0/24` }]],
+              dataDir: `${dir}/ipam`,
+            },
+          }],
+        }),
+      );
+      await Deno.writeTextFile(
+        `${dir}/config.toml`,
+        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
+      );
+      d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
+      const connect = () =>
+        new RuntimeServiceClient(`unix://${d!.socket}`, grpc.credentials.createInsecure());
+      let rt = connect();
+      const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
+        call<Req, Res>(d!.socket, "k8s.io", fn, req, 60_000);
+      const busybox = `${registry.address}/busybox:latest`;
+      const images = new ImageServiceClient(
+        `unix://${d.socket}`,
+        grpc.credentials.createInsecure(),
+      );
+      await r(images.pullImage.bind(images), {
+        image: {
+          image: busybox,
+          annotations: {},
+          userSpecifiedImage: "",
+          runtimeHandler: "",
+          imageRef: "",
+        },
+        auth: undefined,
+        sandboxConfig: undefined,
+      });
+      images.close();
+      await Deno.mkdir(`${dir}/logs`);
+      const config = podConfig("survivor", `${dir}/logs`);
+      const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+      const ip =
+        (await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false })).status!.network!
+          .ip;
+      const { containerId } = await r(rt.createContainer.bind(rt), {
+        podSandboxId,
+        config: containerConfig("app", busybox, ["sh", "-c", "echo before; sleep 1000"]),
+        sandboxConfig: config,
+      });
+      await r(rt.startContainer.bind(rt), { containerId });
+      rt.close();
+      await d.kill();
+
+      d = await startTestDaemon({ dir: d.dir, args: ["--config", `${dir}/config.toml`] });
+      rt = connect();
+      const pods = (await r(rt.listPodSandbox.bind(rt), { filter: undefined })).items;
+      expect(pods.map((p) => [p.id, p.state])).toEqual([[
+        podSandboxId,
+        PodSandboxState.SANDBOX_READY,
+      ]]);
+      expect(
+        (await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false })).status!.network!
+          .ip,
+      ).toBe(ip);
+      expect((await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!.state)
+        .toBe(ContainerState.CONTAINER_RUNNING);
+      const out = await r(rt.execSync.bind(rt), {
+        containerId,
+        cmd: ["echo", "after restart"],
+        timeout: 10n,
+      });
+      expect(new TextDecoder().decode(out.stdout)).toBe("after restart\n");
+      expect(await Deno.readTextFile(`${dir}/logs/app.log`)).toContain("stdout F before");
+      await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+      await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+      expect([...Deno.readDirSync(`${dir}/ipam/rs`)].map((e) => e.name)).not.toContain(ip);
+      rt.close();
+    } finally {
+      await d?.kill();
+      await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
+        ],
+      }).output();
+      await d?.cleanup();
+      await registry.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   });
 });

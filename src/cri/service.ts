@@ -42,6 +42,8 @@ import {
 } from "./container_lifecycle.ts";
 import { containerStatus, listContainers } from "./container_status.ts";
 import { execSync } from "./exec_sync.ts";
+import { containerEvents } from "./container_events.ts";
+import type { Exchange } from "../events/exchange.ts";
 import {
   containerStats,
   listContainerStats,
@@ -81,6 +83,8 @@ export interface CriDeps {
   cniBinDirs?: string[];
   /** The daemon's state dir: pod files under cri/, CNI results under cni/. */
   stateDir: string;
+  /** The event exchange GetContainerEvents reads. */
+  events: Exchange;
 }
 
 /** Registers both CRI services; returns the context (for recovery at start). */
@@ -133,6 +137,7 @@ export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
     listPodSandboxStats: bind(listPodSandboxStats),
     updateContainerResources: bind(updateContainerResources),
     reopenContainerLog: bind(reopenContainerLog),
+    getContainerEvents: containerEvents(ctx, deps.events),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
       networkStatus: deps.networkStatus ?? (() => network.status()),
