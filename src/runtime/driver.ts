@@ -223,6 +223,8 @@ interface Meta {
   createdAt: string;
   startedAt?: string;
   pid?: number;
+  /** Set by pause(), cleared by resume(): lets state() answer without asking runc. */
+  paused?: boolean;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -235,6 +237,17 @@ async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when the pid exists and is not a zombie (read from /proc, no subprocess). */
+async function processAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // The state letter follows the parenthesised command name, which may contain spaces.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
@@ -554,6 +567,12 @@ export class ConmonRuntime {
     };
     const done = await stopped();
     if (done) return done;
+    // Fast path, hot for the kubelet's polling: a started, unpaused container whose init
+    // process is alive is running — no `runc state` process needed. conmon writes the exit
+    // file as soon as it reaps the process, and that was checked above.
+    if (meta.startedAt && meta.pid && !meta.paused && await processAlive(meta.pid)) {
+      return { ...base, status: "running", pid: meta.pid, oomKilled: false };
+    }
     let status: RuncStatus | undefined;
     let pid = 0;
     try {
@@ -660,12 +679,18 @@ export class ConmonRuntime {
 
   /** Freezes every process of the container. */
   async pause(id: string, namespace = "default"): Promise<void> {
-    await this.#runc(await this.#meta(id, namespace)).pause(id);
+    const meta = await this.#meta(id, namespace);
+    await this.#runc(meta).pause(id);
+    meta.paused = true;
+    await this.#writeMeta(this.containerDir(id, namespace), meta);
   }
 
   /** Thaws a paused container. */
   async resume(id: string, namespace = "default"): Promise<void> {
-    await this.#runc(await this.#meta(id, namespace)).resume(id);
+    const meta = await this.#meta(id, namespace);
+    await this.#runc(meta).resume(id);
+    meta.paused = false;
+    await this.#writeMeta(this.containerDir(id, namespace), meta);
   }
 
   /** Host pids of the container's processes. */
