@@ -243,7 +243,10 @@ export async function openPortForward(
       return {
         readable: data.readable,
         writable: data.writable,
-        error: readAll(errorStream.readable).then((b) => new TextDecoder().decode(b)),
+        error: readAll(errorStream.readable).then(
+          (b) => new TextDecoder().decode(b),
+          (e: Error) => e.message, // a reset error stream: report why instead of rejecting
+        ),
       };
     },
   };

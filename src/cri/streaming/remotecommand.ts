@@ -261,7 +261,9 @@ export function spdyRemoteCommand(
       timeoutMs,
     );
   });
-  return Promise.race([collect(), timeout]).finally(() => clearTimeout(timer)).then(() => {
+  const collecting = collect();
+  collecting.catch(() => {}); // after a timeout it fails unobserved when the socket closes
+  return Promise.race([collecting, timeout]).finally(() => clearTimeout(timer)).then(() => {
     const abort = new AbortController();
     conn.closed.then(() => abort.abort(new Error("client disconnected")));
     const errorStream = got.get("error")!;

@@ -264,8 +264,10 @@ export class StreamingServer {
   async #serve(conn: Deno.TcpConn): Promise<void> {
     const reader = new ByteReader(conn);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const reading = reader.readHead(HEAD_LIMIT);
+    reading.catch(() => {}); // after a timeout, the closed socket rejects it unobserved
     const head = await Promise.race([
-      reader.readHead(HEAD_LIMIT),
+      reading,
       new Promise<null>((r) => timer = setTimeout(() => r(null), HEAD_TIMEOUT_MS)),
     ]).finally(() => clearTimeout(timer));
     if (!head) return;

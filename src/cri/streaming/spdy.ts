@@ -532,6 +532,8 @@ export class SpdyConnection {
     const stream = new SpdyStream(this, id, h, this.#bufferBytes);
     this.#streams.set(id, stream);
     const reply = deferred<SpdyStream>();
+    // Observed here so a reply that fails while nobody awaits it is not an unhandled rejection.
+    reply.promise.catch(() => {});
     this.#pendingReplies.set(id, reply);
     await this.#enqueue(async () => {
       const block = await this.#compressor.compress(encodeHeaderBlock(h));

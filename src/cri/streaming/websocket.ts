@@ -104,17 +104,23 @@ export class WebSocketConnection {
       }
       if (opcode === 0xa) continue;
       if (opcode === 0x1 || opcode === 0x2) {
-        if (inMessage) throw new Error("websocket: new message inside a fragmented one");
+        if (inMessage) {
+          await this.close(1002, "new message inside a fragmented one");
+          this.#terminate();
+          return null;
+        }
         inMessage = true;
         binary = opcode === 0x2;
       } else if (opcode !== 0x0 || !inMessage) {
         await this.close(1002, "protocol error");
+        this.#terminate();
         return null;
       }
       parts.push(payload);
       size += payload.length;
       if (size > MAX_MESSAGE) {
         await this.close(1009, "message too big");
+        this.#terminate();
         return null;
       }
       if (fin) return { binary, data: concatBytes(parts) };
