@@ -29,7 +29,9 @@ export async function pss(pid: number): Promise<number> {
 }
 
 /** Starts containerd 1.6 from Debian on a private root; its CRI plugin stays on, as on a node. */
-export async function startContainerd(opts: { hostsDir?: string } = {}): Promise<Daemon> {
+export async function startContainerd(
+  opts: { hostsDir?: string; extra?: string[] } = {},
+): Promise<Daemon> {
   const dir = await Deno.makeTempDir({ prefix: "bench-containerd-" });
   const socket = `${dir}/containerd.sock`;
   const config = [
@@ -40,11 +42,14 @@ export async function startContainerd(opts: { hostsDir?: string } = {}): Promise
     `  address = "${socket}"`,
     "[debug]",
     '  level = "warn"',
-    '[plugins."io.containerd.grpc.v1.cri"]',
-    "  restrict_oom_score_adj = true",
-    ...(opts.hostsDir
-      ? ['[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${opts.hostsDir}"`]
-      : []),
+    // `extra` replaces the CRI plugin section (the pod benchmark configures CNI and the pause image).
+    ...(opts.extra ?? [
+      '[plugins."io.containerd.grpc.v1.cri"]',
+      "  restrict_oom_score_adj = true",
+      ...(opts.hostsDir
+        ? ['[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${opts.hostsDir}"`]
+        : []),
+    ]),
   ].join("\n");
   await Deno.writeTextFile(`${dir}/config.toml`, config);
   const child = new Deno.Command("containerd", {

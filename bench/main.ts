@@ -6,11 +6,17 @@
  */
 import { benchPull, reportPull } from "./pull.ts";
 import { benchContainers, reportContainers } from "./containers.ts";
+import { benchPods, reportPods } from "./pods.ts";
 
 const quick = Deno.args.includes("--quick");
 const started = new Date();
 const pull = await benchPull(["busybox", "big"], quick ? 1 : 3);
 const containers = await benchContainers(quick ? 5 : 50, quick ? 3 : 10, quick ? 5 : 50);
+const pods = await benchPods(
+  quick
+    ? { pods: 5, concurrent: 3, list: 10, memory: 10 }
+    : { pods: 30, concurrent: 10, list: 100, memory: 50 },
+);
 const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
 
 Run ${started.toISOString()} on ${Deno.osRelease()} ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs.
@@ -24,6 +30,10 @@ ${reportPull(pull)}
 ## Containers (busybox)
 
 ${reportContainers(containers)}
+
+## Pods through the CRI (same client for both runtimes, each on its own CNI bridge)
+
+${reportPods(pods)}
 `;
 await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
 console.log(report);

@@ -1,0 +1,332 @@
+/**
+ * Pods through the CRI, k8scontainerd vs containerd 1.6's CRI plugin, both driven by the same
+ * client (grpc-js + our runtime.v1 types) in the same run, each on its own CNI bridge:
+ *   - pod start: RunPodSandbox + CreateContainer + StartContainer, and teardown
+ *     (StopPodSandbox + RemovePodSandbox): N in sequence and C at once, p50 and p99;
+ *   - ListContainers and ContainerStatus latency with K containers;
+ *   - memory with M pods running: daemon PSS and node memory (daemon + monitors).
+ *
+ * Run: scripts/deno run -A bench/pods.ts [--pods 30] [--concurrent 10] [--list 100] [--memory 50]
+ */
+import * as grpc from "@grpc/grpc-js";
+import { parseArgs } from "node:util";
+import { startRegistry } from "../scripts/fixtures/registry.ts";
+import { pushFixtures } from "../scripts/fixtures/images.ts";
+import {
+  type ContainerConfig,
+  ImageServiceClient,
+  type PodSandboxConfig,
+  RuntimeServiceClient,
+} from "../src/gen/runtime/v1/api.ts";
+import { call } from "../src/cli/client.ts";
+import { type Daemon, median, percentile, pss, startContainerd, startOurs } from "./lib.ts";
+
+export interface PodBench {
+  start: { ours: number[]; containerd: number[] };
+  teardown: { ours: number[]; containerd: number[] };
+  concurrent: { n: number; ours: number; containerd: number };
+  list: {
+    n: number;
+    ours: { listMs: number[]; statusMs: number[] };
+    containerd: { listMs: number[]; statusMs: number[] };
+  };
+  memory: {
+    n: number;
+    ours: { daemon: number; node: number };
+    containerd: { daemon: number; node: number };
+  };
+}
+
+function podConfig(name: string, logDir: string): PodSandboxConfig {
+  return {
+    metadata: { name, uid: `uid-${name}`, namespace: "bench", attempt: 0 },
+    hostname: name,
+    logDirectory: logDir,
+    dnsConfig: undefined,
+    portMappings: [],
+    labels: {},
+    annotations: {},
+    linux: undefined,
+    windows: undefined,
+  };
+}
+
+function containerConfig(image: string): ContainerConfig {
+  return {
+    metadata: { name: "c", attempt: 0 },
+    image: { image, annotations: {}, userSpecifiedImage: "", runtimeHandler: "", imageRef: "" },
+    command: ["sleep", "3600"],
+    args: [],
+    workingDir: "",
+    envs: [],
+    mounts: [],
+    devices: [],
+    labels: {},
+    annotations: {},
+    logPath: "c.log",
+    stdin: false,
+    stdinOnce: false,
+    tty: false,
+    linux: undefined,
+    windows: undefined,
+    CDIDevices: [],
+    stopSignal: 0,
+  };
+}
+
+async function cniConf(dir: string, name: string, bridge: string, subnet: string): Promise<string> {
+  const conf = `${dir}/net.d`;
+  await Deno.mkdir(conf, { recursive: true });
+  await Deno.writeTextFile(
+    `${conf}/10-${name}.conflist`,
+    JSON.stringify({
+      cniVersion: "0.4.0",
+      name,
+      plugins: [
+        {
+          type: "bridge",
+          bridge,
+          isGateway: true,
+          ipMasq: false,
+          ipam: { type: "host-local", ranges: [[{ subnet }]], dataDir: `${dir}/ipam` },
+        },
+        { type: "loopback" },
+      ].slice(0, 1),
+    }),
+  );
+  return conf;
+}
+
+async function monitorsPss(dir: string): Promise<number> {
+  let sum = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
+      if (/(conmon|containerd-shim)/.test(cmd[0]) && cmd.some((a) => a.includes(dir))) {
+        sum += await pss(Number(e.name));
+      }
+    } catch { /* gone */ }
+  }
+  return sum;
+}
+
+export async function benchPods(
+  o: { pods: number; concurrent: number; list: number; memory: number },
+): Promise<PodBench> {
+  const registry = await startRegistry();
+  const image = `${registry.address}/busybox:latest`;
+  const pause = `${registry.address}/pause:latest`;
+  const res: PodBench = {
+    start: { ours: [], containerd: [] },
+    teardown: { ours: [], containerd: [] },
+    concurrent: { n: o.concurrent, ours: 0, containerd: 0 },
+    list: {
+      n: o.list,
+      ours: { listMs: [], statusMs: [] },
+      containerd: { listMs: [], statusMs: [] },
+    },
+    memory: { n: o.memory, ours: { daemon: 0, node: 0 }, containerd: { daemon: 0, node: 0 } },
+  };
+  try {
+    await pushFixtures(registry.address, ["busybox", "pause"]);
+    for (
+      const [who, subnet] of [["ours", "10.231.0.0/16"], ["containerd", "10.232.0.0/16"]] as const
+    ) {
+      const work = await Deno.makeTempDir({ prefix: `bench-pods-${who}-` });
+      const bridge = who === "ours" ? "k8scbench0" : "ctrdbench0";
+      const confDir = await cniConf(work, `bench-${who}`, bridge, subnet);
+      await Deno.mkdir(`${work}/certs.d/${registry.address}`, { recursive: true });
+      await Deno.writeTextFile(
+        `${work}/certs.d/${registry.address}/hosts.toml`,
+        `server = "http://${registry.address}"\n[host."http://${registry.address}"]\n  capabilities = ["pull", "resolve"]\n`,
+      );
+      let d: Daemon;
+      if (who === "ours") {
+        await Deno.writeTextFile(
+          `${work}/config.toml`,
+          `[cri]\nsandbox_image = "${pause}"\ncni_conf_dir = "${confDir}"\n`,
+        );
+        d = await startOurs(["--config", `${work}/config.toml`]);
+      } else {
+        d = await startContainerd({
+          extra: [
+            '[plugins."io.containerd.grpc.v1.cri"]',
+            `  sandbox_image = "${pause}"`,
+            "  restrict_oom_score_adj = true",
+            '[plugins."io.containerd.grpc.v1.cri".cni]',
+            '  bin_dir = "/usr/lib/cni"',
+            `  conf_dir = "${confDir}"`,
+            '[plugins."io.containerd.grpc.v1.cri".registry]',
+            `  config_path = "${work}/certs.d"`,
+          ],
+        });
+      }
+      const ns = who === "ours" ? "k8s.io" : "k8s.io";
+      const rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
+      const img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
+      const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
+        call<Req, Res>(d.socket, ns, fn, req, 120_000);
+      try {
+        const ref = await r(img.pullImage.bind(img), {
+          image: {
+            image,
+            annotations: {},
+            userSpecifiedImage: "",
+            runtimeHandler: "",
+            imageRef: "",
+          },
+          auth: undefined,
+          sandboxConfig: undefined,
+        });
+        const startPod = async (name: string) => {
+          const logDir = `${work}/logs/${name}`;
+          await Deno.mkdir(logDir, { recursive: true });
+          const config = podConfig(name, logDir);
+          const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), {
+            config,
+            runtimeHandler: "",
+          });
+          const { containerId } = await r(rt.createContainer.bind(rt), {
+            podSandboxId,
+            config: containerConfig(ref.imageRef || image),
+            sandboxConfig: config,
+          });
+          await r(rt.startContainer.bind(rt), { containerId });
+          return podSandboxId;
+        };
+        const stopPod = async (id: string) => {
+          await r(rt.stopPodSandbox.bind(rt), { podSandboxId: id });
+          await r(rt.removePodSandbox.bind(rt), { podSandboxId: id });
+        };
+        await stopPod(await startPod("warmup"));
+        for (let i = 0; i < o.pods; i++) {
+          let t = performance.now();
+          const id = await startPod(`seq${i}`);
+          res.start[who].push((performance.now() - t) / 1000);
+          t = performance.now();
+          await stopPod(id);
+          res.teardown[who].push((performance.now() - t) / 1000);
+        }
+        let t = performance.now();
+        const ids = await Promise.all(
+          Array.from({ length: o.concurrent }, (_, i) => startPod(`par${i}`)),
+        );
+        res.concurrent[who] = (performance.now() - t) / 1000;
+        await Promise.all(ids.map(stopPod));
+
+        // Memory with M pods, then list/status latency with enough containers.
+        const running: string[] = [];
+        for (let i = 0; i < Math.max(o.memory, o.list); i++) {
+          running.push(await startPod(`mem${i}`));
+        }
+        await new Promise((res) => setTimeout(res, 1000));
+        if (running.length >= o.memory) {
+          const daemon = await pss(d.pid);
+          res.memory[who] = { daemon, node: daemon + (await monitorsPss(d.dir)) };
+        }
+        const { containers } = await r(rt.listContainers.bind(rt), { filter: undefined });
+        for (let i = 0; i < 20; i++) {
+          t = performance.now();
+          await r(rt.listContainers.bind(rt), { filter: undefined });
+          res.list[who].listMs.push(performance.now() - t);
+          t = performance.now();
+          await r(rt.containerStatus.bind(rt), {
+            containerId: containers[i % containers.length].id,
+            verbose: false,
+          });
+          res.list[who].statusMs.push(performance.now() - t);
+        }
+        for (const id of running) await stopPod(id);
+      } finally {
+        rt.close();
+        img.close();
+        await d.stop();
+        await new Deno.Command("sh", {
+          args: [
+            "-c",
+            `pkill -9 -f 'containerd-shim.*${d.dir}'; pkill -9 -f 'conmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; for n in $(ip netns list | awk '{print $1}' | grep -E '^(k8sc-|cni-)'); do ip netns del $n 2>/dev/null; done; true`,
+          ],
+        }).output();
+        await Deno.remove(work, { recursive: true }).catch(() => {});
+      }
+    }
+    return res;
+  } finally {
+    await registry.stop();
+  }
+}
+
+export function reportPods(b: PodBench): string {
+  const row = (name: string, x: number, y: number, unit: string, digits = 3) =>
+    `| ${name} | ${x.toFixed(digits)} ${unit} | ${y.toFixed(digits)} ${unit} | ${
+      (x / y).toFixed(2)
+    } |`;
+  const mib = (n: number) => n / 1048576;
+  return [
+    "| measure | k8scontainerd | containerd 1.6 CRI | ratio |",
+    "|---|---|---|---|",
+    row(
+      `pod start p50 (${b.start.ours.length} in sequence)`,
+      median(b.start.ours),
+      median(b.start.containerd),
+      "s",
+    ),
+    row("pod start p99", percentile(b.start.ours, 99), percentile(b.start.containerd, 99), "s"),
+    row("pod teardown p50", median(b.teardown.ours), median(b.teardown.containerd), "s"),
+    row(
+      "pod teardown p99",
+      percentile(b.teardown.ours, 99),
+      percentile(b.teardown.containerd, 99),
+      "s",
+    ),
+    row(`${b.concurrent.n} pods at once, wall`, b.concurrent.ours, b.concurrent.containerd, "s"),
+    row(
+      `ListContainers p50 (${b.list.n} containers)`,
+      median(b.list.ours.listMs),
+      median(b.list.containerd.listMs),
+      "ms",
+      2,
+    ),
+    row(
+      "ContainerStatus p50",
+      median(b.list.ours.statusMs),
+      median(b.list.containerd.statusMs),
+      "ms",
+      2,
+    ),
+    row(
+      `daemon PSS, ${b.memory.n} pods`,
+      mib(b.memory.ours.daemon),
+      mib(b.memory.containerd.daemon),
+      "MiB",
+      1,
+    ),
+    row(
+      `node memory (daemon + monitors), ${b.memory.n} pods`,
+      mib(b.memory.ours.node),
+      mib(b.memory.containerd.node),
+      "MiB",
+      1,
+    ),
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      pods: { type: "string" },
+      concurrent: { type: "string" },
+      list: { type: "string" },
+      memory: { type: "string" },
+    },
+  });
+  const b = await benchPods({
+    pods: Number(values.pods ?? 30),
+    concurrent: Number(values.concurrent ?? 10),
+    list: Number(values.list ?? 100),
+    memory: Number(values.memory ?? 50),
+  });
+  console.log(reportPods(b));
+}
