@@ -26,6 +26,7 @@ import {
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
 
 const subnetByte = 100 + Math.floor(Math.random() * 100);
 const bridge = `k8sce2e${subnetByte}`;
@@ -194,6 +195,25 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     );
     expect(addr).toContain(ip);
 
+    // Exec through the streaming server (SPDY, as crictl and the kubelet use it).
+    const { url } = await r(rt.exec.bind(rt), {
+      containerId,
+      cmd: ["sh", "-c", "cat; echo err >&2; exit 3"],
+      tty: false,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    });
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+    const rc = await remoteCommand(url, {
+      stdin: new TextEncoder().encode("piped in\n"),
+      stdout: true,
+      stderr: true,
+    });
+    expect(new TextDecoder().decode(rc.stdout)).toBe("piped in\n");
+    expect(new TextDecoder().decode(rc.stderr)).toBe("err\n");
+    expect(rc.exitCode).toBe(3);
+
     // A second container shares the pod's network and /dev/shm.
     const side = containerConfig("side", busybox, ["sleep", "1000"]);
     const { containerId: sideId } = await r(rt.createContainer.bind(rt), {
@@ -209,6 +229,27 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
         (await exec(sideId, ["ip", "-o", "-4", "addr", "show", "eth0"])).stdout,
       ),
     ).toContain(ip);
+
+    // Port-forward reaches a server on the pod's loopback.
+    await exec(sideId, [
+      "sh",
+      "-c",
+      "mkdir -p /www && echo served-from-pod > /www/index.html && httpd -p 127.0.0.1:8080 -h /www",
+    ]);
+    const pf = await openPortForward(
+      (await r(rt.portForward.bind(rt), { podSandboxId, port: [8080] })).url,
+    );
+    try {
+      const s = await pf.forward(8080);
+      const w = s.writable.getWriter();
+      await w.write(new TextEncoder().encode("GET /index.html HTTP/1.0\r\n\r\n"));
+      const body = new TextDecoder().decode(
+        new Uint8Array(await new Response(s.readable).arrayBuffer()),
+      );
+      expect(body).toContain("served-from-pod");
+    } finally {
+      pf.close();
+    }
 
     const log = await Deno.readTextFile(`${logDir}/app.log`);
     expect(log).toMatch(/^\S+ stdout F hello from app\n/);

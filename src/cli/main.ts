@@ -120,6 +120,8 @@ export async function main(argv: string[]): Promise<number> {
       return await withClient(address, namespace, (c) => logsCommand(rest, c));
     case "events":
       return await withClient(address, namespace, (c) => eventsCommand(rest, c));
+    case "__relay":
+      return await (await import("./relay.ts")).relayCommand(rest);
     default:
       throw new UsageError(`unknown command "${cmd}" (see 'k8scontainerd help')`);
   }

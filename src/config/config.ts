@@ -57,6 +57,10 @@ export interface Config {
     cni_bin_dirs: string[];
     /** "cgroupfs", or "systemd" on systemd hosts (reported to the kubelet). */
     cgroup_driver: string;
+    /** Where the exec/attach/port-forward streaming server listens (the kubelet proxies to it). */
+    stream_server_address: string;
+    /** Its port; 0 picks a free one. */
+    stream_server_port: number;
   };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
@@ -93,6 +97,8 @@ export function defaultConfig(): Config {
       cni_conf_dir: "/etc/cni/net.d",
       cni_bin_dirs: ["/opt/cni/bin", "/usr/lib/cni"],
       cgroup_driver: "cgroupfs",
+      stream_server_address: "127.0.0.1",
+      stream_server_port: 0,
     },
     metrics: { address: "" },
   };
@@ -174,6 +180,11 @@ const CHECKS: Record<string, Check> = {
   "cri.sandbox_image": isString,
   "cri.cni_conf_dir": absolutePath,
   "cri.cni_bin_dirs": stringList,
+  "cri.stream_server_address": isString,
+  "cri.stream_server_port": (key, v) => {
+    nonNegativeInt(key, v);
+    if ((v as number) > 65535) throw bad(key, v, "a port number (0 picks a free one)");
+  },
   "cri.cgroup_driver": (key, v) => {
     if (v !== "cgroupfs" && v !== "systemd") throw bad(key, v, '"cgroupfs" or "systemd"');
   },

@@ -157,6 +157,11 @@ export async function createContainer(
         propagation: PROPAGATION[m.propagation] ?? "rprivate",
       });
     }
+    if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername) {
+      throw new InvalidArgumentError(
+        "runAsGroup should only be specified when runAsUser or runAsUsername is specified",
+      );
+    }
     const user = sc?.runAsUsername
       ? sc.runAsUsername + (sc.runAsGroup ? `:${sc.runAsGroup.value}` : "")
       : sc?.runAsUser

@@ -107,7 +107,8 @@ export async function runPodSandbox(
       );
     }
 
-    const hostname = config.hostname || (hostNet ? Deno.hostname() : config.metadata!.name);
+    // No hostname asked for: the node's, as containerd does (pod names can exceed 63 chars).
+    const hostname = config.hostname || Deno.hostname();
     await Deno.writeTextFile(`${dir}/hostname`, `${hostname}\n`);
     await Deno.writeTextFile(
       `${dir}/hosts`,

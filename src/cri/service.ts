@@ -43,6 +43,9 @@ import {
 import { containerStatus, listContainers } from "./container_status.ts";
 import { execSync } from "./exec_sync.ts";
 import { containerEvents } from "./container_events.ts";
+import { StreamingServer } from "./streaming/server.ts";
+import { criStreamingBackend } from "./streaming_backend.ts";
+import { streamingHandlers } from "./streaming_urls.ts";
 import type { Exchange } from "../events/exchange.ts";
 import {
   containerStats,
@@ -85,10 +88,19 @@ export interface CriDeps {
   stateDir: string;
   /** The event exchange GetContainerEvents reads. */
   events: Exchange;
+  /** Where the streaming server listens (default 127.0.0.1, a free port). */
+  streamAddress?: string;
+  streamPort?: number;
 }
 
-/** Registers both CRI services; returns the context (for recovery at start). */
-export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
+/**
+ * Registers both CRI services and starts the streaming server their Exec/Attach/PortForward
+ * URLs point at; returns what the daemon stops on shutdown.
+ */
+export async function registerCri(
+  server: GrpcServer,
+  deps: CriDeps,
+): Promise<{ ctx: CriContext; streaming: StreamingServer }> {
   const log = deps.log.child({ component: "cri" });
   const sandboxImage = deps.sandboxImage ?? DEFAULT_SANDBOX_IMAGE;
   const view = new CriImageView({
@@ -115,6 +127,13 @@ export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
     log,
   };
+  const streaming = new StreamingServer({
+    address: deps.streamAddress ?? "127.0.0.1",
+    port: deps.streamPort ?? 0,
+    backend: criStreamingBackend(ctx),
+    log,
+  });
+  await streaming.start();
   const bind = <Req, Res>(fn: (ctx: CriContext, req: Req) => Promise<Res>) => (req: Req) =>
     fn(ctx, req);
   server.add(RuntimeServiceService, {
@@ -138,6 +157,7 @@ export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
     updateContainerResources: bind(updateContainerResources),
     reopenContainerLog: bind(reopenContainerLog),
     getContainerEvents: containerEvents(ctx, deps.events),
+    ...streamingHandlers(ctx, streaming),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
       networkStatus: deps.networkStatus ?? (() => network.status()),
@@ -157,5 +177,5 @@ export function registerCri(server: GrpcServer, deps: CriDeps): CriContext {
       snapshotter: deps.defaultSnapshotter,
     }),
   });
-  return ctx;
+  return { ctx, streaming };
 }

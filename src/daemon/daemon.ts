@@ -82,7 +82,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(ContainersService, containersApi(stores.containers));
     grpc.add(TasksService, tasksApi(stores.containers));
     grpc.add(EventsService, eventsApi(stores.events));
-    registerCri(grpc, {
+    const cri = await registerCri(grpc, {
       ...stores,
       log,
       sandboxImage: config.cri.sandbox_image,
@@ -91,7 +91,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       cgroupDriver: config.cri.cgroup_driver as "cgroupfs" | "systemd",
       runtimeHandlers: [...new Set(["runc", ...stores.runtimeHandlers])],
       stateDir: config.state,
+      streamAddress: config.cri.stream_server_address,
+      streamPort: config.cri.stream_server_port,
     });
+    cleanup.push(() => cri.streaming.stop());
+    log.info("CRI streaming server listening", { url: cri.streaming.url });
 
     const socket = config.grpc.address;
     await prepareSocketPath(socket);

@@ -326,10 +326,24 @@ export class ConmonRuntime {
     });
   }
 
+  /** Parsed meta files and final exits, by container dir: state() is polled constantly. */
+  #metaCache = new Map<string, Meta>();
+  #exitCache = new Map<string, { code: number; at: Date }>();
+
+  #forget(dir: string): void {
+    this.#metaCache.delete(dir);
+    this.#exitCache.delete(dir);
+  }
+
   async #meta(id: string, namespace: string): Promise<Meta> {
     const dir = this.containerDir(id, namespace);
+    const hit = this.#metaCache.get(dir);
+    // A copy: callers change it and then write it back through #writeMeta.
+    if (hit) return structuredClone(hit);
     try {
-      return JSON.parse(await Deno.readTextFile(containerFiles(dir).meta)) as Meta;
+      const meta = JSON.parse(await Deno.readTextFile(containerFiles(dir).meta)) as Meta;
+      this.#metaCache.set(dir, structuredClone(meta));
+      return meta;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new NotFoundError(`container "${id}" in namespace "${namespace}"`);
@@ -342,6 +356,7 @@ export class ConmonRuntime {
     const f = containerFiles(dir);
     await Deno.writeTextFile(`${f.meta}.tmp`, JSON.stringify(meta, null, 2));
     await Deno.rename(`${f.meta}.tmp`, f.meta);
+    this.#metaCache.set(dir, structuredClone(meta));
   }
 
   /**
@@ -492,6 +507,7 @@ export class ConmonRuntime {
     await runc.delete(meta.id, { force: true }).catch(() => {});
     await this.#reapConmon(conmonPid, dir);
     await Deno.remove(`${this.stateDir}/attach/${meta.cuuid}`).catch(() => {});
+    this.#forget(dir);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
@@ -523,12 +539,16 @@ export class ConmonRuntime {
 
   /** Reads conmon's exit file: the exit code and when it was written. */
   async #exit(dir: string, id: string): Promise<{ code: number; at: Date } | undefined> {
+    const cached = this.#exitCache.get(dir);
+    if (cached) return cached;
     const path = `${containerFiles(dir).exitDir}/${id}`;
     try {
       const [text, st] = await Promise.all([Deno.readTextFile(path), Deno.stat(path)]);
       const code = parseInt(text.trim(), 10);
       if (!Number.isFinite(code)) return undefined; // being written
-      return { code, at: st.mtime ?? new Date() };
+      const exit = { code, at: st.mtime ?? new Date() };
+      this.#exitCache.set(dir, exit); // an exit never changes
+      return exit;
     } catch {
       return undefined;
     }
@@ -972,6 +992,7 @@ export class ConmonRuntime {
         } catch {
           // No record: a create that died before writing it. Nothing of ours can run there.
           this.#log?.warn("removing container state without meta.json", { id, namespace });
+          this.#forget(dir);
           await Deno.remove(dir, { recursive: true }).catch(() => {});
           out.push({ id, namespace, status: "removed" });
           continue;

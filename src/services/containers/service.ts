@@ -43,7 +43,12 @@ import {
 } from "../../runtime/spec/builder.ts";
 import { capabilitiesFromMask } from "../../runtime/spec/capabilities.ts";
 import type { Spec } from "../../runtime/spec/types.ts";
-import type { ConmonRuntime, ContainerState as TaskState } from "../../runtime/driver.ts";
+import type {
+  AttachStreams,
+  ConmonRuntime,
+  ContainerState as TaskState,
+  ExecProcess,
+} from "../../runtime/driver.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
 import { readLog } from "./logs.ts";
 
@@ -462,6 +467,34 @@ export class ContainerService {
   async metrics(ns: string, id: string): Promise<TaskMetrics> {
     this.#d.containers.get(ns, id);
     return metricsFromStats(await this.#d.runtime.stats(id, ns) as RuncStatsData);
+  }
+
+  /**
+   * Starts a command in the container with its stdio as streams (the CRI streaming server
+   * pipes them to kubectl/crictl). TTY exec needs a console from the runtime, which the driver
+   * does not offer yet.
+   */
+  async execStream(
+    ns: string,
+    id: string,
+    o: { args: string[]; tty: boolean; stdin: boolean },
+  ): Promise<ExecProcess> {
+    this.#d.containers.get(ns, id);
+    if (!o.args.length) throw new InvalidArgumentError("exec: a command is required");
+    const p = await this.#d.runtime.exec(id, { args: o.args, tty: o.tty, stdin: o.stdin }, ns);
+    this.#d.events.publish(ns, "/tasks/exec-started", { containerId: id, pid: await p.pid() });
+    p.exitCode.then(
+      (code) =>
+        this.#d.events.publish(ns, "/tasks/exec-exited", { containerId: id, exitStatus: code }),
+      () => {},
+    );
+    return p;
+  }
+
+  /** The container's output (and stdin, if it was created with one) as streams. */
+  async attach(ns: string, id: string): Promise<AttachStreams> {
+    this.#d.containers.get(ns, id);
+    return await this.#d.runtime.attach(id, ns);
   }
 
   /** Changes a running task's resources (cgroup limits), as `runc update` does. */
