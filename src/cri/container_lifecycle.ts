@@ -9,6 +9,7 @@ import {
   type ContainerConfig,
   type CreateContainerRequest,
   type CreateContainerResponse,
+  type LinuxContainerResources,
   MountPropagation,
   NamespaceMode,
   type PodSandboxConfig,
@@ -76,8 +77,8 @@ async function seccomp(c: ContainerConfig): Promise<SpecOptions["seccomp"]> {
   return { type: "Unconfined" };
 }
 
-function resources(c: ContainerConfig): SpecOptions["resources"] {
-  const r = c.linux?.resources;
+/** CRI LinuxContainerResources → the spec builder's resource options (also for updates). */
+export function resourceOptions(r: LinuxContainerResources | undefined): SpecOptions["resources"] {
   if (!r) return undefined;
   const n = (v: bigint) => (v ? Number(v) : undefined);
   return {
@@ -209,7 +210,7 @@ export async function createContainer(
             : "new",
         },
         cgroupsPath: `${cgroupParent.replace(/\/$/, "")}/${id}`,
-        resources: resources(config),
+        resources: resourceOptions(config.linux?.resources),
         oomScoreAdj: config.linux?.resources?.oomScoreAdj
           ? Number(config.linux.resources.oomScoreAdj)
           : undefined,

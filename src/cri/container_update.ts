@@ -7,6 +7,7 @@ import type {
 } from "../gen/runtime/v1/api.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext } from "./context.ts";
+import { resourceOptions } from "./container_lifecycle.ts";
 
 export async function updateContainerResources(
   ctx: CriContext,

@@ -863,10 +863,31 @@ export class ConmonRuntime {
   async execSync(
     id: string,
     args: string[],
-    opts: { timeoutMs?: number; maxOutput?: number; namespace?: string; env?: string[] } = {},
+    opts: {
+      timeoutMs?: number;
+      maxOutput?: number;
+      namespace?: string;
+      env?: string[];
+      cwd?: string;
+      user?: ExecUser;
+      /** Bytes written to the command's stdin, which is then closed. */
+      stdin?: Uint8Array;
+      /** Called once the process runs (for exec-started events). */
+      onStart?: (pid: number | undefined) => void;
+    } = {},
   ): Promise<ExecSyncResult> {
     const max = opts.maxOutput ?? 16 * 1024 * 1024;
-    const p = await this.exec(id, { args, env: opts.env }, opts.namespace ?? "default");
+    const p = await this.exec(
+      id,
+      { args, env: opts.env, cwd: opts.cwd, user: opts.user, stdin: opts.stdin !== undefined },
+      opts.namespace ?? "default",
+    );
+    opts.onStart?.(await p.pid());
+    if (p.stdin) {
+      const w = p.stdin.getWriter();
+      if (opts.stdin?.length) await w.write(opts.stdin).catch(() => {});
+      await w.close().catch(() => {});
+    }
     let truncated = false;
     const collect = async (s: ReadableStream<Uint8Array>) => {
       const parts: Uint8Array[] = [];

@@ -34,7 +34,6 @@ import {
   isKind,
   NotFoundError,
 } from "../../errdefs/errors.ts";
-import { DeadlineExceededError } from "../../runtime/driver.ts";
 import {
   buildSpec,
   clampOomScoreAdj,
@@ -403,44 +402,18 @@ export class ContainerService {
         await this.#readRootfsFile(rootfs, "/etc/group"),
       )
       : undefined;
-    const p = await this.#d.runtime.exec(id, {
-      args: o.args,
+    const r = await this.#d.runtime.execSync(id, o.args, {
+      namespace: ns,
       env: o.env,
       cwd: o.cwd,
       user: user && { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      stdin: !!o.stdin,
-    }, ns);
-    this.#d.events.publish(ns, "/tasks/exec-started", { containerId: id, pid: await p.pid() });
-    if (p.stdin) {
-      const w = p.stdin.getWriter();
-      if (o.stdin) await w.write(o.stdin).catch(() => {});
-      await w.close().catch(() => {});
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    if (o.timeoutMs) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        p.kill("SIGKILL").catch(() => {});
-      }, o.timeoutMs);
-    }
-    try {
-      const [stdout, stderr, exitCode] = await Promise.all([
-        collect(p.stdout),
-        collect(p.stderr),
-        p.exitCode,
-      ]);
-      if (timedOut) {
-        throw new DeadlineExceededError(
-          `exec in container "${id}" timed out after ${o.timeoutMs} ms`,
-        );
-      }
-      const r = { exitCode, stdout, stderr };
-      this.#d.events.publish(ns, "/tasks/exec-exited", { containerId: id, exitStatus: r.exitCode });
-      return r;
-    } finally {
-      clearTimeout(timer);
-    }
+      stdin: o.stdin,
+      timeoutMs: o.timeoutMs,
+      maxOutput: MAX_EXEC_OUTPUT,
+      onStart: (pid) => this.#d.events.publish(ns, "/tasks/exec-started", { containerId: id, pid }),
+    });
+    this.#d.events.publish(ns, "/tasks/exec-exited", { containerId: id, exitStatus: r.exitCode });
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
   }
 
   async pause(ns: string, id: string): Promise<void> {
@@ -607,24 +580,6 @@ export function metricsFromStats(d: RuncStatsData): TaskMetrics {
 
 /** Exec output is capped so a chatty command cannot exhaust the daemon's memory. */
 const MAX_EXEC_OUTPUT = 16 << 20;
-
-async function collect(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const c of s) {
-    if (size >= MAX_EXEC_OUTPUT) continue;
-    const keep = c.subarray(0, MAX_EXEC_OUTPUT - size);
-    parts.push(keep.slice());
-    size += keep.length;
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** "K=V" → {key, value}; a bare "K" sets an empty value, as docker does. */
 function parseEnv(e: string): { key: string; value: string } {
