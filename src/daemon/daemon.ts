@@ -20,6 +20,7 @@ import { versionService } from "../api/version.ts";
 import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
+import { startAuthorityProxy } from "../api/authority_proxy.ts";
 import { openStores } from "./stores.ts";
 import { imagesApi } from "../api/images.ts";
 import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
@@ -97,11 +98,22 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     cleanup.push(() => cri.streaming.stop());
     log.info("CRI streaming server listening", { url: cri.streaming.url });
 
+    // gRPC serves on a private socket; the public one is a proxy that fixes up the
+    // `:authority` older grpc-go clients (kubelet/crictl 1.26) send and Deno's HTTP/2 refuses.
     const socket = config.grpc.address;
     await prepareSocketPath(socket);
-    await grpc.listen(socket);
-    cleanup.push(() => Deno.remove(socket).catch(() => {}));
+    const internal = `${config.state}/k8scontainerd-grpc.sock`;
+    await Deno.remove(internal).catch(() => {});
+    await grpc.listen(internal);
+    await Deno.chmod(internal, 0o600);
+    cleanup.push(() => Deno.remove(internal).catch(() => {}));
     cleanup.push(() => grpc.shutdown());
+    const proxy = await startAuthorityProxy({
+      listenPath: socket,
+      targetPath: internal,
+      log: log.child({ component: "grpc-proxy" }),
+    });
+    cleanup.push(() => proxy.close());
     await secureSocket(socket, config.grpc.uid, config.grpc.gid);
 
     let metricsServer: MetricsServer | undefined;
@@ -143,13 +155,23 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
 /** Runs the daemon in the foreground until SIGTERM or SIGINT. */
 export async function runDaemon(config: Config, log: Logger): Promise<void> {
-  const daemon = await startDaemon(config, log);
-  const onSignal = (sig: Deno.Signal) => () => void daemon.stop(sig);
-  const handlers: [Deno.Signal, () => void][] = [["SIGTERM", onSignal("SIGTERM")], [
-    "SIGINT",
-    onSignal("SIGINT"),
-  ]];
+  // Handlers go in before the socket exists: a signal during start-up stops cleanly after it.
+  let requested: Deno.Signal | undefined;
+  let daemon: Daemon | undefined;
+  const onSignal = (sig: Deno.Signal) => () => {
+    requested = sig;
+    if (daemon) void daemon.stop(sig);
+  };
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+  ];
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
-  await daemon.stopped;
-  for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  try {
+    daemon = await startDaemon(config, log);
+    if (requested) void daemon.stop(requested);
+    await daemon.stopped;
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  }
 }
