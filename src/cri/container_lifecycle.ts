@@ -74,7 +74,10 @@ async function seccomp(c: ContainerConfig): Promise<SpecOptions["seccomp"]> {
     };
   }
   // CRI: no profile asked for means unconfined.
-  return { type: "Unconfined" };
+  if (legacy === "" || legacy === "unconfined") return { type: "Unconfined" };
+  throw new InvalidArgumentError(
+    `unknown seccomp profile "${legacy}": use runtime/default, docker/default, unconfined or localhost/<path>`,
+  );
 }
 
 /** CRI LinuxContainerResources → the spec builder's resource options (also for updates). */

@@ -478,8 +478,22 @@ export class ContainerService {
 
   /** Makes conmon reopen the log file, after the kubelet rotated it. */
   async reopenLog(ns: string, id: string): Promise<void> {
-    this.#d.containers.get(ns, id);
+    const c = this.#d.containers.get(ns, id);
     await this.#d.runtime.reopenLog(id, ns);
+    // conmon reopens asynchronously; callers (the kubelet's rotation) expect the file to exist
+    // when the call returns.
+    const path = c.labels[LOG_PATH_LABEL] || this.defaultLogPath(ns, id);
+    for (let i = 0; i < 100; i++) {
+      try {
+        await Deno.stat(path);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    throw new FailedPreconditionError(
+      `container "${id}": conmon did not reopen its log at ${path}`,
+    );
   }
 
   /** Bytes and inodes the container wrote into its root snapshot, and where that lives. */
