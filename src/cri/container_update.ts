@@ -16,23 +16,12 @@ export async function updateContainerResources(
   const c = ctx.store.resolveContainer(req.containerId);
   const r = req.linux;
   if (!r) return {};
-  const n = (v: bigint) => (v ? Number(v) : undefined);
-  // runc update's resources document (OCI LinuxResources).
+  // runc update takes OCI LinuxResources; swap follows the limit unless given (no swapping).
+  const opts = resourceOptions(r)!;
   const resources: Record<string, unknown> = {
-    cpu: {
-      shares: n(r.cpuShares),
-      quota: n(r.cpuQuota),
-      period: n(r.cpuPeriod),
-      cpus: r.cpusetCpus || undefined,
-      mems: r.cpusetMems || undefined,
-    },
-    ...(r.memoryLimitInBytes
-      ? {
-        memory: {
-          limit: Number(r.memoryLimitInBytes),
-          swap: n(r.memorySwapLimitInBytes) ?? Number(r.memoryLimitInBytes),
-        },
-      }
+    cpu: opts.cpu,
+    ...(opts.memory
+      ? { memory: { limit: opts.memory.limit, swap: opts.memory.swap ?? opts.memory.limit } }
       : {}),
   };
   await ctx.containers.updateResources(CRI_NAMESPACE, c.id, resources);
