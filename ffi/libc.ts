@@ -85,6 +85,35 @@ export const LIBC_SYMBOLS = {
     result: "i32",
     nonblocking: false,
   },
+
+  // int socket(int domain, int type, int protocol)
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32", nonblocking: false },
+  // int bind(int fd, const struct sockaddr *addr, socklen_t len)
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32", nonblocking: false },
+  // int connect(int fd, const struct sockaddr *addr, socklen_t len)
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32", nonblocking: false },
+  // int listen(int fd, int backlog)
+  listen: { parameters: ["i32", "i32"], result: "i32", nonblocking: false },
+  // int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32", nonblocking: false },
+  // int shutdown(int fd, int how)
+  shutdown: { parameters: ["i32", "i32"], result: "i32", nonblocking: false },
+  // ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: false },
+  // ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: false },
+  // ssize_t read(int fd, void *buf, size_t count)
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
+  // ssize_t write(int fd, const void *buf, size_t count)
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
+  // int ioctl(int fd, unsigned long request, ... /* void *argp */)
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32", nonblocking: false },
+  // int posix_openpt(int flags)
+  posix_openpt: { parameters: ["i32"], result: "i32", nonblocking: false },
+  // int unlockpt(int fd)
+  unlockpt: { parameters: ["i32"], result: "i32", nonblocking: false },
+  // int ptsname_r(int fd, char *buf, size_t len)   (returns an errno value, not -1)
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32", nonblocking: false },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The typed symbols of libc this layer uses. */
@@ -104,6 +133,37 @@ let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 export function libc(): LibcSymbols {
   lib ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
   return lib.symbols;
+}
+
+/**
+ * The one exception to "every symbol blocks the JS thread": `poll(2)` declared
+ * `nonblocking: true` (a symbol cannot be both, so it lives in a second handle of the same
+ * library). It runs on a worker thread and returns a promise, so the daemon can wait for a
+ * descriptor to become readable or writable without stalling the event loop; the read or
+ * write itself then runs synchronously on the JS thread, where `errno` is readable. Its own
+ * errno is the worker's and is never read: a -1 (EINTR) is simply retried.
+ */
+export const LIBC_ASYNC_SYMBOLS = {
+  // int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let asyncLib: Deno.DynamicLibrary<typeof LIBC_ASYNC_SYMBOLS> | undefined;
+
+/**
+ * Returns the nonblocking libc symbols (see {@link LIBC_ASYNC_SYMBOLS}), opening the second
+ * handle on first use.
+ *
+ * @example
+ * ```ts
+ * import { libcAsync } from "./libc.ts";
+ * const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
+ * await libcAsync().poll(pfd, 1n, 100);
+ * ```
+ */
+export function libcAsync(): Deno.DynamicLibrary<typeof LIBC_ASYNC_SYMBOLS>["symbols"] {
+  asyncLib ??= Deno.dlopen("libc.so.6", LIBC_ASYNC_SYMBOLS);
+  return asyncLib.symbols;
 }
 
 /**

@@ -18,4 +18,6 @@ export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./namespaces.ts";
 export * from "./process.ts";
+export * from "./socket.ts";
+export * from "./tty.ts";
 export * from "./xattr.ts";
