@@ -137,6 +137,24 @@ export function connectUnix(fd: number, path: string): void {
 }
 
 /**
+ * Sets O_NONBLOCK on a descriptor (fcntl F_GETFL/F_SETFL), so {@link writeAsync} never waits
+ * on the JS thread.
+ *
+ * @example
+ * ```ts
+ * import { setNonblocking } from "./socket.ts";
+ * setNonblocking(5);
+ * ```
+ */
+export function setNonblocking(fd: number): void {
+  const flags = libc().fcntl(fd, 3, /* F_GETFL */ 0);
+  if (flags < 0) throw lastError("fcntl", undefined, `F_GETFL fd ${fd}`);
+  if (libc().fcntl(fd, 4, /* F_SETFL */ flags | SOCK_NONBLOCK) < 0) {
+    throw lastError("fcntl", undefined, `F_SETFL fd ${fd}`);
+  }
+}
+
+/**
  * Calls listen(2).
  *
  * @example

@@ -40,10 +40,29 @@ import {
   isKind,
   NotFoundError,
   RuntimeError,
-  UnimplementedError,
 } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
-import { closeOnExecAll } from "../../ffi/mod.ts";
+import {
+  AF_UNIX,
+  close as closeFd,
+  closeOnExecAll,
+  connectUnix,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_RDWR,
+  open as openFd,
+  openPty,
+  readAsync,
+  setNonblocking,
+  setWinsize,
+  SHUT_WR,
+  shutdown,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_SEQPACKET,
+  socket,
+  writeAsync,
+} from "../../ffi/mod.ts";
 import {
   conmonArgs,
   containerFiles,
@@ -159,7 +178,7 @@ export interface ExecOptions {
   stdin?: boolean;
 }
 
-/** A running exec'd process (non-TTY): its stdio as web streams and its exit code. */
+/** A running exec'd process: its stdio as web streams and its exit code. */
 export interface ExecProcess {
   /** Host pid of the exec'd process (undefined if it exited before runc wrote it). */
   pid(): Promise<number | undefined>;
@@ -170,6 +189,8 @@ export interface ExecProcess {
   exitCode: Promise<number>;
   /** Sends a signal to the exec'd process (inside the container). */
   kill(signal?: string | number): Promise<void>;
+  /** TTY exec only: sets the terminal's size in character cells. */
+  resize?(width: number, height: number): Promise<void>;
 }
 
 /** What {@link ConmonRuntime.execSync} returns. */
@@ -189,7 +210,10 @@ export interface AttachChunk {
 
 /** What {@link ConmonRuntime.attach} returns. */
 export interface AttachStreams {
-  /** Present when the container was created with stdin and without a terminal. */
+  /**
+   * Present when the container was created with stdin. Closing it ends the container's stdin
+   * when the container was created with stdinOnce (conmon closes it as the client leaves).
+   */
   stdin?: WritableStream<Uint8Array>;
   /** The container's output from now on; ends after the container exited. */
   output: ReadableStream<AttachChunk>;
@@ -767,6 +791,7 @@ export class ConmonRuntime {
 
   /** The exec process spec: the container's process with the caller's overrides. */
   async #execSpec(dir: string, o: ExecOptions): Promise<Record<string, unknown>> {
+    // (terminal follows o.tty: runc then makes the console and hands it over)
     const config = JSON.parse(await Deno.readTextFile(containerFiles(dir).config)) as {
       process?: Record<string, unknown>;
     };
@@ -776,7 +801,7 @@ export class ConmonRuntime {
       ...base,
       args: o.args,
       env,
-      terminal: false,
+      terminal: o.tty === true,
     };
     if (o.cwd) spec.cwd = o.cwd;
     if (o.user) {
@@ -792,18 +817,16 @@ export class ConmonRuntime {
   }
 
   /**
-   * Runs a process inside a running container with piped stdio (`runc exec --process`). TTY
-   * exec is not supported: it needs the console fd passed over a unix socket (recvmsg with
-   * SCM_RIGHTS) or conmon's seqpacket attach socket, neither reachable without ffi socket
-   * bindings.
+   * Runs a process inside a running container (`runc exec --process`, in the foreground so
+   * runc's exit status is the process's). Without a terminal stdio are pipes. With `tty`, runc
+   * 1.1 refuses `--console-socket` unless it detaches (and a detached exec's exit status would
+   * be lost), so the driver opens a pty of its own and gives its slave to runc as stdin and
+   * stdout: runc puts it in raw mode and copies between it and the container's console, and
+   * forwards our window size on SIGWINCH. stdout is the pty master, stdin writes to it, stderr
+   * is empty, and `resize` sets the master's size and signals runc.
    */
   async exec(id: string, o: ExecOptions, namespace = "default"): Promise<ExecProcess> {
     if (!o.args.length) throw new InvalidArgumentError(`exec in "${id}": no command given`);
-    if (o.tty) {
-      throw new UnimplementedError(
-        `exec with a terminal in "${id}": needs ffi socket/sendmsg/recvmsg bindings`,
-      );
-    }
     const meta = await this.#meta(id, namespace);
     const st = await this.state(id, namespace);
     if (st.status !== "running") {
@@ -819,6 +842,9 @@ export class ConmonRuntime {
     await Deno.writeTextFile(processFile, JSON.stringify(await this.#execSpec(dir, o)));
     const runc = this.#runc(meta);
     closeOnExecAll();
+    if (o.tty) {
+      return this.#execTty(id, meta, runc, { processFile, pidFile, logFile, stdin: o.stdin });
+    }
     const child = runc.execCommand(id, { processFile, pidFile, stdin: o.stdin }, logFile);
     const readPid = () => readPidFile(pidFile);
     let knownPid: number | undefined;
@@ -851,6 +877,135 @@ export class ConmonRuntime {
       kill: async (sig: string | number = "SIGKILL") => {
         await Promise.race([pidWatch, exitCode.catch(() => {})]);
         if (knownPid) killPid(knownPid, signalNumber(sig));
+      },
+    };
+  }
+
+  /** The TTY half of {@link exec}: see there. */
+  #execTty(
+    id: string,
+    meta: Meta,
+    runc: Runc,
+    f: { processFile: string; pidFile: string; logFile: string; stdin?: boolean },
+  ): ExecProcess {
+    const pty = openPty();
+    // Our own slave descriptor keeps the master from reading EIO before runc opened the slave;
+    // it is closed once runc exits, after which the master drains and then reads end-of-file.
+    let slave = -1;
+    let child: Deno.ChildProcess;
+    try {
+      setNonblocking(pty.master);
+      setWinsize(pty.master, 24, 80);
+      slave = openFd(pty.slavePath, O_RDWR | O_NOCTTY | O_CLOEXEC);
+      const args = [
+        ...runc.globalArgs(f.logFile),
+        "exec",
+        "--process",
+        f.processFile,
+        "--pid-file",
+        f.pidFile,
+        id,
+      ];
+      child = new Deno.Command("/bin/sh", {
+        args: ["-c", 'exec "$0" "$@" <"$K8SC_PTY" >"$K8SC_PTY"', meta.runtimePath, ...args],
+        env: { K8SC_PTY: pty.slavePath },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      if (slave >= 0) closeFd(slave);
+      closeFd(pty.master);
+      throw e;
+    }
+    const runcStderr = new Response(child.stderr).text().catch(() => "");
+    let refs = 2; // the output reader and the exit watcher
+    const release = () => {
+      if (--refs === 0) closeFd(pty.master);
+    };
+    let knownPid: number | undefined;
+    const readPid = () => readPidFile(f.pidFile);
+    const pidWatch = (async () => {
+      for (let i = 0; i < 200 && knownPid === undefined; i++) {
+        knownPid = await readPid();
+        if (knownPid) break;
+        await sleep(10);
+      }
+    })();
+    const exitCode = child.status.then(async (s) => {
+      closeFd(slave);
+      knownPid ??= await readPid();
+      const err = s.code !== 0 ? await runc.execError(id, f.logFile) : undefined;
+      await runcStderr;
+      await Promise.all(
+        [f.processFile, f.pidFile, f.logFile].map((p) => Deno.remove(p).catch(() => {})),
+      );
+      release();
+      if (err) throw err;
+      return s.signal ? 128 + signalNumber(s.signal) : s.code;
+    });
+    exitCode.catch(() => {});
+    const ac = new AbortController();
+    let reading: Promise<unknown> | undefined;
+    let ended = false;
+    const stdout = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        const buf = new Uint8Array(32 * 1024);
+        try {
+          reading = readAsync(pty.master, buf, { signal: ac.signal });
+          const n = await reading as number;
+          if (n > 0) {
+            c.enqueue(buf.slice(0, n));
+            return;
+          }
+        } catch (e) {
+          if (!ac.signal.aborted) c.error(e);
+        }
+        if (!ended) {
+          ended = true;
+          if (!ac.signal.aborted) c.close();
+          release();
+        }
+      },
+      async cancel() {
+        ac.abort();
+        await reading?.catch(() => {});
+        if (!ended) {
+          ended = true;
+          release();
+        }
+      },
+    }, { highWaterMark: 0 });
+    const stdin = f.stdin
+      ? new WritableStream<Uint8Array>({
+        async write(chunk) {
+          if (refs > 0) await writeAsync(pty.master, chunk, { signal: ac.signal });
+        },
+      })
+      : undefined;
+    const stderr = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    return {
+      pid: async () => {
+        await Promise.race([pidWatch, exitCode.catch(() => {})]);
+        return knownPid;
+      },
+      stdin,
+      stdout,
+      stderr,
+      exitCode,
+      kill: async (sig: string | number = "SIGKILL") => {
+        await Promise.race([pidWatch, exitCode.catch(() => {})]);
+        if (knownPid) killPid(knownPid, signalNumber(sig));
+      },
+      resize: (width: number, height: number) => {
+        if (refs > 0) {
+          setWinsize(pty.master, height, width);
+          // runc copies its console's size to the container's on SIGWINCH.
+          try {
+            child.kill("SIGWINCH");
+          } catch { /* runc already exited */ }
+        }
+        return Promise.resolve();
       },
     };
   }
@@ -937,13 +1092,16 @@ export class ConmonRuntime {
   }
 
   /**
-   * Attaches to the container's output (and stdin). conmon 2.1.6's attach socket is
-   * `SOCK_SEQPACKET`, which `Deno.connect` cannot open (it makes stream sockets only) and the
-   * ffi layer has no socket bindings yet; so, as a documented fallback, output is the tail of
-   * the CRI log file (lines as conmon wrote them, from now on; partial lines are joined), and
-   * stdin (non-TTY containers created with stdin) is the container init's stdin pipe opened
-   * through /proc/<pid>/fd/0. Closing this stdin does not close the container's (conmon keeps
-   * its end); that needs the socket. TTY containers get output only.
+   * Attaches to the container's output (and stdin) through conmon's attach socket,
+   * `<stateDir>/attach/<cuuid>/attach` (`SOCK_SEQPACKET`): every packet conmon sends is one
+   * byte naming the pipe (2 stdout, 3 stderr; a terminal's output is stdout) and the data;
+   * what the client writes is the container's stdin, and shutting down the write side ends it
+   * (conmon closes the container's stdin unless it runs with --leave-stdin-open, i.e. unless
+   * stdinOnce is false).
+   *
+   * Fallback when the socket cannot be reached: output is the tail of the CRI log file (lines
+   * as conmon wrote them, from now on; partial lines joined), and stdin (non-TTY containers
+   * created with stdin) is the container init's stdin pipe opened through /proc/<pid>/fd/0.
    */
   async attach(id: string, namespace = "default"): Promise<AttachStreams> {
     const meta = await this.#meta(id, namespace);
@@ -952,6 +1110,14 @@ export class ConmonRuntime {
       throw new FailedPreconditionError(`cannot attach to container "${id}": it is ${st.status}`);
     }
     const dir = this.containerDir(id, namespace);
+    const sockPath = `${this.stateDir}/attach/${meta.cuuid}/attach`;
+    if (await exists(sockPath)) {
+      try {
+        return attachSocket(sockPath, meta.stdin);
+      } catch (e) {
+        this.#log?.warn("attach socket unusable, tailing the log", { id, error: String(e) });
+      }
+    }
     let stdin: WritableStream<Uint8Array> | undefined;
     if (meta.stdin && !meta.tty && st.pid > 0) {
       const file = await Deno.open(`/proc/${st.pid}/fd/0`, { write: true });
@@ -1052,6 +1218,82 @@ export class ConmonRuntime {
     }
     return out;
   }
+}
+
+/** The largest stdin packet sent to conmon (it reads at most 32 KiB - 1 per packet). */
+const ATTACH_STDIN_PACKET = 4096;
+
+/** Connects to conmon's attach socket; see {@link ConmonRuntime.attach}. */
+function attachSocket(path: string, withStdin: boolean): AttachStreams {
+  const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK);
+  try {
+    connectUnix(fd, path);
+  } catch (e) {
+    closeFd(fd);
+    throw e;
+  }
+  let refs = withStdin ? 2 : 1;
+  const release = () => {
+    if (--refs === 0) closeFd(fd);
+  };
+  const ac = new AbortController();
+  let reading: Promise<number> | undefined;
+  let outputDone = false;
+  const finishOutput = () => {
+    if (outputDone) return;
+    outputDone = true;
+    release();
+  };
+  const output = new ReadableStream<AttachChunk>({
+    async pull(c) {
+      const buf = new Uint8Array(32 * 1024);
+      for (;;) {
+        let n: number;
+        try {
+          reading = readAsync(fd, buf, { signal: ac.signal });
+          n = await reading;
+        } catch (e) {
+          if (!ac.signal.aborted) c.error(e);
+          finishOutput();
+          return;
+        }
+        if (n === 0) {
+          c.close();
+          finishOutput();
+          return;
+        }
+        if (n === 1) continue;
+        c.enqueue({ stream: buf[0] === 3 ? "stderr" : "stdout", data: buf.slice(1, n) });
+        return;
+      }
+    },
+    async cancel() {
+      ac.abort();
+      await reading?.catch(() => {});
+      finishOutput();
+    },
+  }, { highWaterMark: 0 });
+  let stdinDone = false;
+  const endStdin = () => {
+    if (stdinDone) return;
+    stdinDone = true;
+    try {
+      shutdown(fd, SHUT_WR);
+    } catch { /* conmon already gone */ }
+    release();
+  };
+  const stdin = withStdin
+    ? new WritableStream<Uint8Array>({
+      async write(chunk) {
+        for (let off = 0; off < chunk.length; off += ATTACH_STDIN_PACKET) {
+          await writeAsync(fd, chunk.subarray(off, off + ATTACH_STDIN_PACKET));
+        }
+      },
+      close: endStdin,
+      abort: endStdin,
+    })
+    : undefined;
+  return { stdin, output };
 }
 
 /** Sends a signal by number to a host pid, ignoring a process that already left. */

@@ -421,6 +421,84 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     await rt.delete(id, { namespace: NS, force: true });
   });
 
+  it("attach goes through conmon's seqpacket socket: cat echoes stdin", async () => {
+    const id = "attachcat";
+    await createStarted(id, { args: ["cat"], stdin: true });
+    const a = await rt.attach(id, NS);
+    const w = a.stdin!.getWriter();
+    const reader = a.output.getReader();
+    await w.write(new TextEncoder().encode("hello\n"));
+    let got = "";
+    while (!got.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      expect(value.stream).toBe("stdout");
+      got += decoder.decode(value.data);
+    }
+    expect(got).toBe("hello\n");
+    // The log has it too, so it went through conmon.
+    await eventually(async () =>
+      (await Deno.readTextFile(logPathOf(id)).catch(() => "")).includes("stdout F hello") ||
+      undefined
+    );
+    await reader.cancel();
+    await w.close();
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
+  it("attach with stdinOnce: closing stdin ends the container", async () => {
+    const id = "attachonce";
+    ids.push(id);
+    const b = await bundle(id, { args: ["sh", "-c", "cat; echo bye"] });
+    await rt.create({
+      id,
+      namespace: NS,
+      bundle: b,
+      logPath: logPathOf(id),
+      tty: false,
+      stdin: true,
+      stdinOnce: true,
+    });
+    await rt.start(id, NS);
+    const a = await rt.attach(id, NS);
+    const w = a.stdin!.getWriter();
+    await w.write(new TextEncoder().encode("x\n"));
+    await w.close();
+    let out = "";
+    for await (const c of a.output) out += decoder.decode(c.data);
+    expect(out).toBe("x\nbye\n");
+    expect((await rt.wait(id, NS)).exitCode).toBe(0);
+    await rt.delete(id, { namespace: NS });
+  });
+
+  it("TTY exec: resize reaches stty; exit codes come back", async () => {
+    const id = "ttyexec";
+    await createStarted(id, { args: ["sleep", "1000"] });
+    const p = await rt.exec(id, {
+      args: ["sh", "-c", "read x; stty size; echo done"],
+      tty: true,
+      stdin: true,
+    }, NS);
+    expect(p.resize).toBeDefined();
+    const outP = new Response(p.stdout).text();
+    expect(await p.pid()).toBeGreaterThan(0);
+    await p.resize!(100, 30);
+    await sleep(300); // runc applies the size on SIGWINCH, asynchronously
+    const w = p.stdin!.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    expect(await p.exitCode).toBe(0);
+    const out = (await outP).replaceAll("\r", "");
+    expect(out).toContain("30 100\n");
+    expect(out).toContain("done\n");
+    expect(await new Response(p.stderr).text()).toBe("");
+
+    const p3 = await rt.exec(id, { args: ["sh", "-c", "echo three; exit 3"], tty: true }, NS);
+    const out3 = await new Response(p3.stdout).text();
+    expect(await p3.exitCode).toBe(3);
+    expect(out3.replaceAll("\r", "")).toBe("three\n");
+    await rt.delete(id, { namespace: NS, force: true });
+  });
+
   it("a terminal container: output in the log, resize accepted", async () => {
     const id = "tty";
     await createStarted(id, { args: ["sh", "-c", "echo ttyout; sleep 1000"], tty: true });
