@@ -77,6 +77,8 @@ export async function benchContainers(
   };
   try {
     await pushFixtures(registry.address, ["busybox"]);
+    // containerd's shim keeps runc state in a global root: ids must not repeat across runs.
+    const tag = crypto.randomUUID().slice(0, 8);
     for (const who of ["ours", "containerd"] as const) {
       const d = who === "ours" ? await startOurs() : await startContainerd();
       try {
@@ -85,20 +87,20 @@ export async function benchContainers(
             ? [...OUR_CLI, "--address", d.socket, "images", "pull", "--quiet", image]
             : ["ctr", "-a", d.socket, "images", "pull", "--plain-http", image],
         );
-        await timed(runCmd(who, d, image, "warmup", ["true"]));
+        await timed(runCmd(who, d, image, `warmup-${tag}`, ["true"]));
         for (let i = 0; i < runs; i++) {
-          result.sequential[who].push(await timed(runCmd(who, d, image, `seq${i}`, ["true"])));
+          result.sequential[who].push(await timed(runCmd(who, d, image, `seq${i}-${tag}`, ["true"])));
         }
         const t0 = performance.now();
         await Promise.all(
           Array.from(
             { length: concurrent },
-            (_, i) => timed(runCmd(who, d, image, `par${i}`, ["true"])),
+            (_, i) => timed(runCmd(who, d, image, `par${i}-${tag}`, ["true"])),
           ),
         );
         result.concurrent[who] = (performance.now() - t0) / 1000;
         for (let i = 0; i < running; i++) {
-          await timed(runCmd(who, d, image, `mem${i}`, ["sleep", "1000"], true));
+          await timed(runCmd(who, d, image, `mem${i}-${tag}`, ["sleep", "1000"], true));
         }
         await new Promise((r) => setTimeout(r, 1000));
         const monitors = await childrenPss(d.dir, who === "ours" ? /conmon$/ : /containerd-shim/);
@@ -111,10 +113,10 @@ export async function benchContainers(
         }
         for (let i = 0; i < running; i++) {
           if (who === "ours") {
-            await timed([...OUR_CLI, "--address", d.socket, "tasks", "rm", "--force", `mem${i}`]);
-            await timed([...OUR_CLI, "--address", d.socket, "containers", "rm", `mem${i}`]);
+            await timed([...OUR_CLI, "--address", d.socket, "tasks", "rm", "--force", `mem${i}-${tag}`]);
+            await timed([...OUR_CLI, "--address", d.socket, "containers", "rm", `mem${i}-${tag}`]);
           } else {
-            await timed(["ctr", "-a", d.socket, "tasks", "kill", "-s", "SIGKILL", `mem${i}`]).catch(
+            await timed(["ctr", "-a", d.socket, "tasks", "kill", "-s", "SIGKILL", `mem${i}-${tag}`]).catch(
               () => {},
             );
           }

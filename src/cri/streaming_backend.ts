@@ -41,6 +41,11 @@ export function criStreamingBackend(ctx: CriContext): StreamingBackend {
       o.signal?.addEventListener("abort", () => void p.kill("SIGKILL").catch(() => {}), {
         once: true,
       });
+      if (o.tty && o.resize && p.resize) {
+        (async () => {
+          for await (const size of o.resize!) await p.resize!(size.width, size.height);
+        })().catch(() => {});
+      }
       const feeding = o.stdin && p.stdin
         ? o.stdin.pipeTo(p.stdin).catch(() => {})
         : Promise.resolve();
@@ -56,6 +61,13 @@ export function criStreamingBackend(ctx: CriContext): StreamingBackend {
     async attach(o: AttachOptions): Promise<void> {
       const c = ctx.store.resolveContainer(o.containerId);
       const a = await ctx.containers.attach(CRI_NAMESPACE, c.id);
+      if (o.tty && o.resize) {
+        (async () => {
+          for await (const size of o.resize!) {
+            await ctx.containers.resize(CRI_NAMESPACE, c.id, size.width, size.height);
+          }
+        })().catch(() => {});
+      }
       if (o.stdin && a.stdin) o.stdin.pipeTo(a.stdin).catch(() => {});
       const out = o.stdout?.getWriter();
       const err = o.stderr?.getWriter();

@@ -649,7 +649,21 @@ export class ConmonRuntime {
    * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
    * reports it. `signal` aborts the wait.
    */
-  async wait(id: string, namespace = "default", signal?: AbortSignal): Promise<ExitStatus> {
+  /** One poll per container however many callers wait on it (the CRI and events both do). */
+  #waits = new Map<string, Promise<ExitStatus>>();
+
+  wait(id: string, namespace = "default", signal?: AbortSignal): Promise<ExitStatus> {
+    if (signal) return this.#poll(id, namespace, signal);
+    const dir = this.containerDir(id, namespace);
+    let p = this.#waits.get(dir);
+    if (!p) {
+      p = this.#poll(id, namespace).finally(() => this.#waits.delete(dir));
+      this.#waits.set(dir, p);
+    }
+    return p;
+  }
+
+  async #poll(id: string, namespace: string, signal?: AbortSignal): Promise<ExitStatus> {
     const meta = await this.#meta(id, namespace);
     const dir = this.containerDir(id, namespace);
     const f = containerFiles(dir);
@@ -669,7 +683,7 @@ export class ConmonRuntime {
       }
       signal?.throwIfAborted();
       await sleep(delay);
-      delay = Math.min(delay * 2, 250);
+      delay = Math.min(delay * 2, 500);
     }
   }
 

@@ -464,6 +464,12 @@ export class ContainerService {
     return p;
   }
 
+  /** Resizes the container's terminal (TTY containers). */
+  async resize(ns: string, id: string, width: number, height: number): Promise<void> {
+    this.#d.containers.get(ns, id);
+    await this.#d.runtime.resize(id, { width, height }, ns);
+  }
+
   /** The container's output (and stdin, if it was created with one) as streams. */
   async attach(ns: string, id: string): Promise<AttachStreams> {
     this.#d.containers.get(ns, id);
