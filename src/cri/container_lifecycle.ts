@@ -180,6 +180,7 @@ export async function createContainer(
       runtime: sb.handler,
       tty: config.tty,
       stdin: config.stdin,
+      stdinOnce: config.stdinOnce,
       labels: {
         "io.kubernetes.cri.container-type": "container",
         "io.kubernetes.cri.sandbox-id": sb.id,

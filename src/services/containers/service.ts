@@ -80,6 +80,8 @@ export interface CreateContainerOptions {
   user?: string;
   tty?: boolean;
   stdin?: boolean;
+  /** Close the container's stdin when the first attach ends (CRI stdin_once). */
+  stdinOnce?: boolean;
   mounts?: { type: string; source: string; destination: string; options: string[] }[];
   netHost?: boolean;
   readonlyRootfs?: boolean;
@@ -103,6 +105,8 @@ export interface TaskView extends TaskState {
 /** Labels the daemon keeps on a container for its task. */
 const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
 const TTY_LABEL = "io.k8scontainerd.tty";
+/** "stdin" or "stdin-once": the task keeps the container's stdin open for attach. */
+const STDIN_LABEL = "io.k8scontainerd.stdin";
 
 export class ContainerService {
   readonly #d: ContainerServiceDeps;
@@ -238,7 +242,11 @@ export class ContainerService {
         spec,
         snapshotter: snapName,
         snapshotKey: o.id,
-        labels: { ...o.labels, [TTY_LABEL]: o.tty ? "true" : "" },
+        labels: {
+          ...o.labels,
+          [TTY_LABEL]: o.tty ? "true" : "",
+          [STDIN_LABEL]: o.stdin ? (o.stdinOnce ? "stdin-once" : "stdin") : "",
+        },
       });
       this.#d.events.publish(ns, "/containers/create", { id: o.id, image: image.name, runtime });
       return c;
@@ -296,8 +304,8 @@ export class ContainerService {
       handler: c.runtime,
       logPath,
       tty: c.labels[TTY_LABEL] === "true",
-      stdin: false,
-      stdinOnce: false,
+      stdin: !!c.labels[STDIN_LABEL],
+      stdinOnce: c.labels[STDIN_LABEL] === "stdin-once",
     });
     this.#d.containers.setLabels(ns, id, { [LOG_PATH_LABEL]: logPath });
     this.#d.events.publish(ns, "/tasks/create", { containerId: id, pid });
