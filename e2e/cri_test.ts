@@ -214,6 +214,30 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     expect(new TextDecoder().decode(rc.stderr)).toBe("err\n");
     expect(rc.exitCode).toBe(3);
 
+    // Attach to a container that reads its stdin (stdin_once), as kubectl attach -i does.
+    const shell = { ...containerConfig("shell", busybox, ["sh"]), stdin: true, stdinOnce: true };
+    const { containerId: shellId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: shell,
+      sandboxConfig: config,
+    });
+    await r(rt.startContainer.bind(rt), { containerId: shellId });
+    const attach = await r(rt.attach.bind(rt), {
+      containerId: shellId,
+      stdin: true,
+      tty: false,
+      stdout: true,
+      stderr: true,
+    });
+    const att = await remoteCommand(attach.url, {
+      stdin: new TextEncoder().encode("echo attached; echo e >&2\n"),
+      stdout: true,
+      stderr: true,
+    });
+    expect(new TextDecoder().decode(att.stdout)).toBe("attached\n");
+    expect(new TextDecoder().decode(att.stderr)).toBe("e\n");
+    await r(rt.removeContainer.bind(rt), { containerId: shellId });
+
     // A second container shares the pod's network and /dev/shm.
     const side = containerConfig("side", busybox, ["sleep", "1000"]);
     const { containerId: sideId } = await r(rt.createContainer.bind(rt), {
