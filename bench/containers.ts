@@ -89,7 +89,9 @@ export async function benchContainers(
         );
         await timed(runCmd(who, d, image, `warmup-${tag}`, ["true"]));
         for (let i = 0; i < runs; i++) {
-          result.sequential[who].push(await timed(runCmd(who, d, image, `seq${i}-${tag}`, ["true"])));
+          result.sequential[who].push(
+            await timed(runCmd(who, d, image, `seq${i}-${tag}`, ["true"])),
+          );
         }
         const t0 = performance.now();
         await Promise.all(
@@ -113,12 +115,21 @@ export async function benchContainers(
         }
         for (let i = 0; i < running; i++) {
           if (who === "ours") {
-            await timed([...OUR_CLI, "--address", d.socket, "tasks", "rm", "--force", `mem${i}-${tag}`]);
+            await timed([
+              ...OUR_CLI,
+              "--address",
+              d.socket,
+              "tasks",
+              "rm",
+              "--force",
+              `mem${i}-${tag}`,
+            ]);
             await timed([...OUR_CLI, "--address", d.socket, "containers", "rm", `mem${i}-${tag}`]);
           } else {
-            await timed(["ctr", "-a", d.socket, "tasks", "kill", "-s", "SIGKILL", `mem${i}-${tag}`]).catch(
-              () => {},
-            );
+            await timed(["ctr", "-a", d.socket, "tasks", "kill", "-s", "SIGKILL", `mem${i}-${tag}`])
+              .catch(
+                () => {},
+              );
           }
         }
       } finally {
