@@ -209,6 +209,48 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
     expect(new TextDecoder().decode(runcState.stdout).trim()).not.toMatch(/x1|x2|x3|dup/);
   });
 
+  it("gives an interactive terminal: run -t, tasks exec -t (with the window size) and attach", async () => {
+    // `script` gives the CLI a real pseudo-terminal; keystrokes arrive after a pause, as typed.
+    const typed = async (cmdline: string, keys: string) => {
+      const child = new Deno.Command("sh", {
+        args: ["-c", `(sleep 1.5; printf '${keys}') | script -qfec "${cmdline}" /dev/null`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const r = await child;
+      return { code: r.code, out: new TextDecoder().decode(r.stdout) };
+    };
+    const k = `${command().join(" ")} --address ${d.socket}`;
+    const run = await typed(`${k} run -t --rm ${image} tty1 sh`, "echo hi-from-tty\\nexit 5\\n");
+    expect(run.out).toContain("hi-from-tty");
+    expect(run.code).toBe(5);
+    expect((await cli("containers", "ls", "--quiet")).stdout).not.toContain("tty1");
+
+    await cli("run", "-d", image, "tty2", "sleep", "1000");
+    const ex = await typed(
+      `stty cols 120 rows 40; ${k} tasks exec -t tty2 sh`,
+      "stty size; exit 7\\n",
+    );
+    expect(ex.out).toContain("40 120");
+    expect(ex.code).toBe(7);
+    await cli("tasks", "rm", "--force", "tty2");
+    await cli("containers", "rm", "tty2");
+
+    expect((await cli("run", "-d", "-t", image, "tty3", "sh")).code).toBe(0);
+    const att = await typed(`${k} attach tty3`, "echo attached-here; exit 3\\n");
+    expect(att.out).toContain("attached-here");
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await cli("tasks", "ls")).stdout.match(/tty3\s+\d+\s+STOPPED \(exit 3\)/) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await cli("tasks", "ls")).stdout).toMatch(/tty3\s+\d+\s+STOPPED \(exit 3\)/);
+    await cli("tasks", "rm", "tty3");
+    await cli("containers", "rm", "tty3");
+  });
+
   it("streams task events", async () => {
     const ac = new AbortController();
     const events = new Deno.Command(command()[0], {

@@ -8,6 +8,9 @@ import type { Exchange } from "../events/exchange.ts";
 import type * as cpb from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 import * as tpb from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import type * as epb from "../gen/k8scontainerd/services/events/v1/events.ts";
+import type { StreamingServer } from "../cri/streaming/server.ts";
+import { managementStreamId } from "./stream_backend.ts";
+import { FailedPreconditionError } from "../errdefs/errors.ts";
 
 function wireContainer(c: Container): cpb.Container {
   return {
@@ -87,7 +90,7 @@ export function containersApi(svc: ContainerService) {
   };
 }
 
-export function tasksApi(svc: ContainerService) {
+export function tasksApi(svc: ContainerService, streaming: () => StreamingServer) {
   const ns = (ctx: CallContext) => namespaceOf(ctx.metadata);
   return {
     async create(req: tpb.CreateTaskRequest, ctx: CallContext): Promise<tpb.CreateTaskResponse> {
@@ -151,6 +154,20 @@ export function tasksApi(svc: ContainerService) {
     async wait(req: tpb.WaitRequest, ctx: CallContext): Promise<tpb.WaitResponse> {
       const r = await svc.wait(ns(ctx), required(req.containerId, "container_id"));
       return { exitStatus: r.exitCode, exitedAt: toNanos(r.finishedAt), oomKilled: r.oomKilled };
+    },
+    async streamUrl(req: tpb.StreamUrlRequest, ctx: CallContext): Promise<tpb.StreamUrlResponse> {
+      const id = required(req.containerId, "container_id");
+      const t = await svc.task(ns(ctx), id);
+      if (t.status !== "running") {
+        throw new FailedPreconditionError(`task of container "${id}" is ${t.status}, not running`);
+      }
+      const containerId = managementStreamId(ns(ctx), id);
+      const stdio = { tty: req.tty, stdin: req.stdin, stdout: true, stderr: !req.tty };
+      return {
+        url: req.execArgs.length
+          ? streaming().getExecUrl({ containerId, cmd: req.execArgs, ...stdio })
+          : streaming().getAttachUrl({ containerId, ...stdio }),
+      };
     },
     async *logs(req: tpb.LogsRequest, ctx: CallContext): AsyncGenerator<tpb.LogsResponse> {
       for await (

@@ -7,6 +7,7 @@ import type { DaemonClient } from "./client.ts";
 import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 import { splitAtCommand } from "./split_args.ts";
+import { interactiveSession } from "./interactive.ts";
 import { Status } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -15,10 +16,11 @@ export const CONTAINERS_USAGE = `Usage: k8scontainerd [-n NS] COMMAND
   run [--rm] [-d] [-t] [--env K=V]… [--mount type=bind,src=…,dst=…[,options=ro]]… [--net-host]
       [--user U] [--cwd DIR] [--runtime NAME] [--read-only] [--privileged] [--label K=V]… IMAGE ID [CMD…]
                            create and start a container; without -d, print its output and exit
-                           with its exit code (interactive -t is not available yet)
+                           with its exit code; -t gives an interactive terminal
   containers ls [--quiet] [--format F] | info ID | rm ID…
-  tasks ls [--quiet] [--format F] | start ID | kill [--signal S] [--all] ID | exec [--env K=V]… [--user U] [--cwd D] ID CMD…
+  tasks ls [--quiet] [--format F] | start ID | kill [--signal S] [--all] ID | exec [-t] [--env K=V]… [--user U] [--cwd D] ID CMD…
         ps ID | pause ID | resume ID | metrics ID | rm [--force] ID
+  attach ID                 the container's terminal, or its output and stdin
   logs [-f] [--tail N] ID   print the container's output (CRI log format, decoded)
   events [--all-namespaces] [TOPIC-PREFIX…]
 `;
@@ -116,11 +118,6 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
   if (!image || !id) {
     throw new UsageError(`usage: run [flags] IMAGE ID [CMD…]\n\n${CONTAINERS_USAGE}`);
   }
-  if (values.tty) {
-    throw new UsageError(
-      "run -t: interactive terminals are not available yet (use -d and 'tasks exec')",
-    );
-  }
   if (values.rm && values.detach) throw new UsageError("run: --rm and -d cannot be combined");
   await c.unary(c.containers.create.bind(c.containers), {
     id,
@@ -131,8 +128,8 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
     env: values.env ?? [],
     cwd: values.cwd ?? "",
     user: values.user ?? "",
-    tty: false,
-    stdin: false,
+    tty: !!values.tty,
+    stdin: !!values.tty,
     mounts: (values.mount ?? []).map(parseMount),
     netHost: !!values["net-host"],
     readonlyRootfs: !!values["read-only"],
@@ -156,6 +153,26 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
   if (values.detach) {
     console.log(id);
     return 0;
+  }
+  if (values.tty) {
+    // An interactive terminal: attach, then the container's exit code is ours.
+    try {
+      const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+        containerId: id,
+        execArgs: [],
+        tty: true,
+        stdin: true,
+      });
+      await interactiveSession(url, { tty: true, stdin: true });
+      const res = await c.unary(
+        c.tasks.wait.bind(c.tasks),
+        { containerId: id },
+        365 * 24 * 3600_000,
+      );
+      return res.exitStatus;
+    } finally {
+      await cleanup();
+    }
   }
   // Ctrl-C stops the container, as `ctr run` does.
   const onSigint = () =>
@@ -280,11 +297,21 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
           user: { type: "string", short: "u" },
           cwd: { type: "string" },
           timeout: { type: "string" },
+          tty: { type: "boolean", short: "t" },
         },
       });
       const [id] = head;
       const cmd = split.command;
       if (!id || !cmd.length) throw new UsageError("usage: tasks exec [flags] ID CMD…");
+      if (values.tty) {
+        const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+          containerId: id,
+          execArgs: cmd,
+          tty: true,
+          stdin: true,
+        });
+        return await interactiveSession(url, { tty: true, stdin: true });
+      }
       const r = await c.unary(
         c.tasks.exec.bind(c.tasks),
         {
@@ -345,6 +372,22 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
 function one(list: string[], usage: string): string {
   if (list.length !== 1) throw new UsageError(`usage: ${usage}`);
   return list[0];
+}
+
+/** `attach ID`: the container's terminal (or output and stdin) until it exits or we detach. */
+export async function attachCommand(args: string[], c: DaemonClient): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const id = one(positionals, "attach ID");
+  const { container } = await c.unary(c.containers.get.bind(c.containers), { id });
+  const tty = container?.labels["io.k8scontainerd.tty"] === "true";
+  const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+    containerId: id,
+    execArgs: [],
+    tty,
+    stdin: true,
+  });
+  await interactiveSession(url, { tty, stdin: true });
+  return 0;
 }
 
 export async function logsCommand(args: string[], c: DaemonClient): Promise<number> {

@@ -17,6 +17,7 @@ import { REVISION, VERSION } from "../version.ts";
 import { CallError, connect, type DaemonClient } from "./client.ts";
 import { imagesCommand } from "./images.ts";
 import {
+  attachCommand,
   containersCommand,
   eventsCommand,
   logsCommand,
@@ -116,6 +117,8 @@ export async function main(argv: string[]): Promise<number> {
     case "task":
     case "t":
       return await withClient(address, namespace, (c) => tasksCommand(rest, c));
+    case "attach":
+      return await withClient(address, namespace, (c) => attachCommand(rest, c));
     case "logs":
       return await withClient(address, namespace, (c) => logsCommand(rest, c));
     case "events":

@@ -45,6 +45,7 @@ import { execSync } from "./exec_sync.ts";
 import { containerEvents } from "./container_events.ts";
 import { StreamingServer } from "./streaming/server.ts";
 import { criStreamingBackend } from "./streaming_backend.ts";
+import { withManagementStreams } from "../api/stream_backend.ts";
 import { streamingHandlers } from "./streaming_urls.ts";
 import type { Exchange } from "../events/exchange.ts";
 import {
@@ -130,7 +131,7 @@ export async function registerCri(
   const streaming = new StreamingServer({
     address: deps.streamAddress ?? "127.0.0.1",
     port: deps.streamPort ?? 0,
-    backend: criStreamingBackend(ctx),
+    backend: withManagementStreams(criStreamingBackend(ctx), deps.containers),
     log,
   });
   await streaming.start();

@@ -21,6 +21,7 @@ import { VersionService } from "../gen/k8scontainerd/services/version/v1/version
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
 import { startAuthorityProxy } from "../api/authority_proxy.ts";
+import type { StreamingServer } from "../cri/streaming/server.ts";
 import { openStores } from "./stores.ts";
 import { imagesApi } from "../api/images.ts";
 import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
@@ -81,7 +82,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(SnapshotsService, snapshotsApi(stores.snapshotters, stores.defaultSnapshotter));
     grpc.add(LeasesService, leasesApi(stores.leases, stores.images));
     grpc.add(ContainersService, containersApi(stores.containers));
-    grpc.add(TasksService, tasksApi(stores.containers));
+    // The streaming server starts with the CRI below; calls only arrive once we serve.
+    let streaming: StreamingServer | undefined;
+    grpc.add(TasksService, tasksApi(stores.containers, () => streaming!));
     grpc.add(EventsService, eventsApi(stores.events));
     const cri = await registerCri(grpc, {
       ...stores,
@@ -95,6 +98,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       streamAddress: config.cri.stream_server_address,
       streamPort: config.cri.stream_server_port,
     });
+    streaming = cri.streaming;
     cleanup.push(() => cri.streaming.stop());
     log.info("CRI streaming server listening", { url: cri.streaming.url });
 

@@ -173,7 +173,9 @@ export async function remoteCommand(
       stderr ? readAll(stderr.readable) : new Uint8Array(0),
       readAll(errorStream.readable).then((b) => new TextDecoder().decode(b)),
     ]);
-    await Promise.allSettled(background);
+    // The session is over once the server closed its streams; stdin and resize copying may
+    // still wait on a terminal that never ends, so they are not waited for (kubectl does the same).
+    void Promise.allSettled(background);
     let status: RemoteStatus | undefined;
     let exitCode = errText === "" ? 0 : -1;
     if (protocol === "v4.channel.k8s.io" && errText !== "") {

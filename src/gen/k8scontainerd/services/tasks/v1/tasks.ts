@@ -36,6 +36,18 @@ export enum Status {
   UNRECOGNIZED = -1,
 }
 
+export interface StreamUrlRequest {
+  containerId: string;
+  /** Exec this command; empty attaches to the container's own process. */
+  execArgs: string[];
+  tty: boolean;
+  stdin: boolean;
+}
+
+export interface StreamUrlResponse {
+  url: string;
+}
+
 export interface Process {
   id: string;
   pid: number;
@@ -171,6 +183,152 @@ export interface LogsRequest {
 export interface LogsResponse {
   data: Buffer;
 }
+
+function createBaseStreamUrlRequest(): StreamUrlRequest {
+  return { containerId: "", execArgs: [], tty: false, stdin: false };
+}
+
+export const StreamUrlRequest: MessageFns<StreamUrlRequest> = {
+  encode(message: StreamUrlRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    for (const v of message.execArgs) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.tty !== false) {
+      writer.uint32(24).bool(message.tty);
+    }
+    if (message.stdin !== false) {
+      writer.uint32(32).bool(message.stdin);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamUrlRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamUrlRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.execArgs.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tty = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stdin = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StreamUrlRequest>, I>>(base?: I): StreamUrlRequest {
+    return StreamUrlRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamUrlRequest>, I>>(object: I): StreamUrlRequest {
+    const message = createBaseStreamUrlRequest();
+    message.containerId = object.containerId ?? "";
+    message.execArgs = object.execArgs?.map((e) => e) || [];
+    message.tty = object.tty ?? false;
+    message.stdin = object.stdin ?? false;
+    return message;
+  },
+};
+
+function createBaseStreamUrlResponse(): StreamUrlResponse {
+  return { url: "" };
+}
+
+export const StreamUrlResponse: MessageFns<StreamUrlResponse> = {
+  encode(message: StreamUrlResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamUrlResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamUrlResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StreamUrlResponse>, I>>(base?: I): StreamUrlResponse {
+    return StreamUrlResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamUrlResponse>, I>>(object: I): StreamUrlResponse {
+    const message = createBaseStreamUrlResponse();
+    message.url = object.url ?? "";
+    return message;
+  },
+};
 
 function createBaseProcess(): Process {
   return { id: "", pid: 0, status: 0, exitStatus: 0, exitedAt: 0n, oomKilled: false, logPath: "" };
@@ -2145,6 +2303,19 @@ export const TasksService = {
     responseSerialize: (value: LogsResponse): Buffer => Buffer.from(LogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LogsResponse => LogsResponse.decode(value),
   },
+  /**
+   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
+   * uses) for an interactive exec or attach with a terminal and stdin.
+   */
+  streamUrl: {
+    path: "/k8scontainerd.services.tasks.v1.Tasks/StreamUrl" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StreamUrlRequest): Buffer => Buffer.from(StreamUrlRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StreamUrlRequest => StreamUrlRequest.decode(value),
+    responseSerialize: (value: StreamUrlResponse): Buffer => Buffer.from(StreamUrlResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StreamUrlResponse => StreamUrlResponse.decode(value),
+  },
 } as const;
 
 export interface TasksServer extends UntypedServiceImplementation {
@@ -2165,6 +2336,11 @@ export interface TasksServer extends UntypedServiceImplementation {
   wait: handleUnaryCall<WaitRequest, WaitResponse>;
   /** Logs streams the container's log (CRI format lines); follow keeps it open. */
   logs: handleServerStreamingCall<LogsRequest, LogsResponse>;
+  /**
+   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
+   * uses) for an interactive exec or attach with a terminal and stdin.
+   */
+  streamUrl: handleUnaryCall<StreamUrlRequest, StreamUrlResponse>;
 }
 
 export interface TasksClient extends Client {
@@ -2342,6 +2518,25 @@ export interface TasksClient extends Client {
   /** Logs streams the container's log (CRI format lines); follow keeps it open. */
   logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
   logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
+  /**
+   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
+   * uses) for an interactive exec or attach with a terminal and stdin.
+   */
+  streamUrl(
+    request: StreamUrlRequest,
+    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
+  ): ClientUnaryCall;
+  streamUrl(
+    request: StreamUrlRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
+  ): ClientUnaryCall;
+  streamUrl(
+    request: StreamUrlRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const TasksClient = makeGenericClientConstructor(

@@ -1,0 +1,90 @@
+/**
+ * Interactive exec and attach for management containers (`run -t`, `attach`, `tasks exec -t`)
+ * through the same streaming server the CRI uses. Their stream ids are `<namespace>/<id>` —
+ * a `/` never appears in CRI ids — so one server serves both.
+ */
+import type {
+  AttachOptions,
+  ExecOptions,
+  PortForwardOptions,
+  StreamingBackend,
+} from "../cri/streaming/backend.ts";
+import type { ContainerService } from "../services/containers/service.ts";
+
+/** The stream id for a management container. */
+export function managementStreamId(namespace: string, id: string): string {
+  return `${namespace}/${id}`;
+}
+
+function split(streamId: string): [string, string] | undefined {
+  const i = streamId.indexOf("/");
+  return i > 0 ? [streamId.slice(0, i), streamId.slice(i + 1)] : undefined;
+}
+
+async function pipeOut(
+  from: ReadableStream<Uint8Array>,
+  to?: WritableStream<Uint8Array>,
+): Promise<void> {
+  if (to) await from.pipeTo(to, { preventClose: true }).catch(() => {});
+  else await from.cancel().catch(() => {});
+}
+
+/** Routes `ns/id` streams to the container service and everything else to `cri`. */
+export function withManagementStreams(
+  cri: StreamingBackend,
+  containers: ContainerService,
+): StreamingBackend {
+  return {
+    async exec(o: ExecOptions): Promise<number> {
+      const ref = split(o.containerId);
+      if (!ref) return await cri.exec(o);
+      const p = await containers.execStream(ref[0], ref[1], {
+        args: o.cmd,
+        tty: o.tty,
+        stdin: !!o.stdin,
+      });
+      o.signal?.addEventListener("abort", () => void p.kill("SIGKILL").catch(() => {}), {
+        once: true,
+      });
+      if (o.tty && o.resize && p.resize) {
+        (async () => {
+          for await (const size of o.resize!) await p.resize!(size.width, size.height);
+        })().catch(() => {});
+      }
+      if (o.stdin && p.stdin) o.stdin.pipeTo(p.stdin).catch(() => {});
+      const [code] = await Promise.all([
+        p.exitCode,
+        pipeOut(p.stdout, o.stdout),
+        pipeOut(p.stderr, o.stderr),
+      ]);
+      return code;
+    },
+    async attach(o: AttachOptions): Promise<void> {
+      const ref = split(o.containerId);
+      if (!ref) return await cri.attach(o);
+      const a = await containers.attach(ref[0], ref[1]);
+      if (o.tty && o.resize) {
+        (async () => {
+          for await (const size of o.resize!) {
+            await containers.resize(ref[0], ref[1], size.width, size.height);
+          }
+        })().catch(() => {});
+      }
+      if (o.stdin && a.stdin) o.stdin.pipeTo(a.stdin).catch(() => {});
+      const out = o.stdout?.getWriter();
+      const err = o.stderr?.getWriter();
+      try {
+        for await (const chunk of a.output) {
+          if (o.signal?.aborted) break;
+          await (chunk.stream === "stderr" && err ? err : out)?.write(chunk.data);
+        }
+      } finally {
+        out?.releaseLock();
+        err?.releaseLock();
+      }
+    },
+    portForward(o: PortForwardOptions): Promise<void> {
+      return cri.portForward(o);
+    },
+  };
+}
