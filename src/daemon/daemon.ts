@@ -83,8 +83,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     grpc.add(LeasesService, leasesApi(stores.leases, stores.images));
     grpc.add(ContainersService, containersApi(stores.containers));
     // The streaming server starts with the CRI below; calls only arrive once we serve.
-    let streaming: StreamingServer | undefined;
-    grpc.add(TasksService, tasksApi(stores.containers, () => streaming!));
+    const streaming: { server?: StreamingServer } = {};
+    grpc.add(TasksService, tasksApi(stores.containers, () => streaming.server!));
     grpc.add(EventsService, eventsApi(stores.events));
     const cri = await registerCri(grpc, {
       ...stores,
@@ -98,7 +98,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       streamAddress: config.cri.stream_server_address,
       streamPort: config.cri.stream_server_port,
     });
-    streaming = cri.streaming;
+    streaming.server = cri.streaming;
     cleanup.push(() => cri.streaming.stop());
     log.info("CRI streaming server listening", { url: cri.streaming.url });
 
