@@ -55,11 +55,21 @@ export function validateContainerId(id: string): string {
 }
 
 function fromRow(r: Row): Container {
+  // The spec (tens of KB with its seccomp profile) is parsed only when someone reads it: state
+  // queries such as the kubelet's ListContainers never do.
+  let spec: unknown;
+  let parsed = false;
   return {
     id: r.id,
     image: r.image,
     runtime: r.runtime,
-    spec: JSON.parse(r.spec),
+    get spec() {
+      if (!parsed) {
+        spec = JSON.parse(r.spec);
+        parsed = true;
+      }
+      return spec;
+    },
     snapshotter: r.snapshotter,
     snapshotKey: r.snapshot_key,
     labels: JSON.parse(r.labels),

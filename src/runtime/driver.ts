@@ -267,9 +267,9 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** True when the pid exists and is not a zombie (read from /proc, no subprocess). */
-async function processAlive(pid: number): Promise<boolean> {
+function processAlive(pid: number): boolean {
   try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`); // procfs: no I/O to wait for
     // The state letter follows the parenthesised command name, which may contain spaces.
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
@@ -562,12 +562,15 @@ export class ConmonRuntime {
   }
 
   /** Reads conmon's exit file: the exit code and when it was written. */
-  async #exit(dir: string, id: string): Promise<{ code: number; at: Date } | undefined> {
+  #exit(dir: string, id: string): { code: number; at: Date } | undefined {
     const cached = this.#exitCache.get(dir);
     if (cached) return cached;
     const path = `${containerFiles(dir).exitDir}/${id}`;
     try {
-      const [text, st] = await Promise.all([Deno.readTextFile(path), Deno.stat(path)]);
+      // Synchronous on purpose: a tiny file on the state tmpfs, read on the kubelet's hot path,
+      // where scheduling async ops costs far more than the read.
+      const text = Deno.readTextFileSync(path);
+      const st = Deno.statSync(path);
       const code = parseInt(text.trim(), 10);
       if (!Number.isFinite(code)) return undefined; // being written
       const exit = { code, at: st.mtime ?? new Date() };
@@ -1156,7 +1159,7 @@ export class ConmonRuntime {
       meta.logPath,
       log,
       ino,
-      () => this.#exit(dir, id).then((e) => e !== undefined),
+      () => Promise.resolve(this.#exit(dir, id) !== undefined),
     );
     return { stdin, output };
   }
