@@ -238,6 +238,41 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     expect(new TextDecoder().decode(att.stderr)).toBe("e\n");
     await r(rt.removeContainer.bind(rt), { containerId: shellId });
 
+    // The same over WebSocket (v5.channel.k8s.io, as newer kubectl speaks): channel-prefixed
+    // binary frames, stdin closed with the v5 close frame, the exit status on channel 3.
+    const wsUrl = (await r(rt.exec.bind(rt), {
+      containerId,
+      cmd: ["sh", "-c", "cat; echo err >&2; exit 4"],
+      tty: false,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    })).url
+      .replace(/^http:/, "ws:");
+    const ws = new WebSocket(wsUrl, ["v5.channel.k8s.io"]);
+    ws.binaryType = "arraybuffer";
+    const got: Record<number, string> = { 1: "", 2: "", 3: "" };
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => {
+        ws.send(new Uint8Array([0, ...new TextEncoder().encode("over websocket\n")]));
+        ws.send(new Uint8Array([255, 0])); // close stdin
+      };
+      ws.onmessage = (ev) => {
+        const b = new Uint8Array(ev.data as ArrayBuffer);
+        if (b.length && b[0] in got) got[b[0]] += new TextDecoder().decode(b.subarray(1));
+      };
+      ws.onclose = () => resolve();
+      ws.onerror = () => reject(new Error("websocket error"));
+    });
+    expect(ws.protocol).toBe("v5.channel.k8s.io");
+    expect(got[1]).toBe("over websocket\n");
+    expect(got[2]).toBe("err\n");
+    expect(JSON.parse(got[3])).toMatchObject({
+      status: "Failure",
+      reason: "NonZeroExitCode",
+      details: { causes: [{ reason: "ExitCode", message: "4" }] },
+    });
+
     // A second container shares the pod's network and /dev/shm.
     const side = containerConfig("side", busybox, ["sleep", "1000"]);
     const { containerId: sideId } = await r(rt.createContainer.bind(rt), {
