@@ -29,59 +29,69 @@ async function pipeOut(
   else await from.cancel().catch(() => {});
 }
 
+/** Runs an exec in a container with its stdio wired to a streaming session; the exit code. */
+export async function execOverStreams(
+  containers: ContainerService,
+  ns: string,
+  id: string,
+  o: ExecOptions,
+): Promise<number> {
+  const p = await containers.execStream(ns, id, { args: o.cmd, tty: o.tty, stdin: !!o.stdin });
+  o.signal?.addEventListener("abort", () => void p.kill("SIGKILL").catch(() => {}), { once: true });
+  if (o.tty && o.resize && p.resize) {
+    (async () => {
+      for await (const size of o.resize!) await p.resize!(size.width, size.height);
+    })().catch(() => {});
+  }
+  if (o.stdin && p.stdin) o.stdin.pipeTo(p.stdin).catch(() => {});
+  const [code] = await Promise.all([
+    p.exitCode,
+    pipeOut(p.stdout, o.stdout),
+    pipeOut(p.stderr, o.stderr),
+  ]);
+  return code;
+}
+
+/** Attaches a streaming session to a container's own process until its output ends. */
+export async function attachOverStreams(
+  containers: ContainerService,
+  ns: string,
+  id: string,
+  o: AttachOptions,
+): Promise<void> {
+  const a = await containers.attach(ns, id);
+  if (o.tty && o.resize) {
+    (async () => {
+      for await (const size of o.resize!) await containers.resize(ns, id, size.width, size.height);
+    })().catch(() => {});
+  }
+  if (o.stdin && a.stdin) o.stdin.pipeTo(a.stdin).catch(() => {});
+  const out = o.stdout?.getWriter();
+  const err = o.stderr?.getWriter();
+  try {
+    for await (const chunk of a.output) {
+      if (o.signal?.aborted) break;
+      await (chunk.stream === "stderr" && err ? err : out)?.write(chunk.data);
+    }
+  } finally {
+    out?.releaseLock();
+    err?.releaseLock();
+  }
+}
+
 /** Routes `ns/id` streams to the container service and everything else to `cri`. */
 export function withManagementStreams(
   cri: StreamingBackend,
   containers: ContainerService,
 ): StreamingBackend {
   return {
-    async exec(o: ExecOptions): Promise<number> {
+    exec(o: ExecOptions): Promise<number> {
       const ref = split(o.containerId);
-      if (!ref) return await cri.exec(o);
-      const p = await containers.execStream(ref[0], ref[1], {
-        args: o.cmd,
-        tty: o.tty,
-        stdin: !!o.stdin,
-      });
-      o.signal?.addEventListener("abort", () => void p.kill("SIGKILL").catch(() => {}), {
-        once: true,
-      });
-      if (o.tty && o.resize && p.resize) {
-        (async () => {
-          for await (const size of o.resize!) await p.resize!(size.width, size.height);
-        })().catch(() => {});
-      }
-      if (o.stdin && p.stdin) o.stdin.pipeTo(p.stdin).catch(() => {});
-      const [code] = await Promise.all([
-        p.exitCode,
-        pipeOut(p.stdout, o.stdout),
-        pipeOut(p.stderr, o.stderr),
-      ]);
-      return code;
+      return ref ? execOverStreams(containers, ref[0], ref[1], o) : cri.exec(o);
     },
-    async attach(o: AttachOptions): Promise<void> {
+    attach(o: AttachOptions): Promise<void> {
       const ref = split(o.containerId);
-      if (!ref) return await cri.attach(o);
-      const a = await containers.attach(ref[0], ref[1]);
-      if (o.tty && o.resize) {
-        (async () => {
-          for await (const size of o.resize!) {
-            await containers.resize(ref[0], ref[1], size.width, size.height);
-          }
-        })().catch(() => {});
-      }
-      if (o.stdin && a.stdin) o.stdin.pipeTo(a.stdin).catch(() => {});
-      const out = o.stdout?.getWriter();
-      const err = o.stderr?.getWriter();
-      try {
-        for await (const chunk of a.output) {
-          if (o.signal?.aborted) break;
-          await (chunk.stream === "stderr" && err ? err : out)?.write(chunk.data);
-        }
-      } finally {
-        out?.releaseLock();
-        err?.releaseLock();
-      }
+      return ref ? attachOverStreams(containers, ref[0], ref[1], o) : cri.attach(o);
     },
     portForward(o: PortForwardOptions): Promise<void> {
       return cri.portForward(o);

@@ -11,6 +11,7 @@ import type {
 } from "./streaming/backend.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext } from "./context.ts";
+import { attachOverStreams, execOverStreams } from "../api/stream_backend.ts";
 
 /** How to run this executable again: the compiled binary, or deno with this source tree. */
 export function selfCommand(): string[] {
@@ -21,66 +22,16 @@ export function selfCommand(): string[] {
   return [exe, "run", "--allow-all", "--quiet", "--no-prompt", `--config=${repo}/deno.json`, main];
 }
 
-async function pipeOut(
-  from: ReadableStream<Uint8Array>,
-  to?: WritableStream<Uint8Array>,
-): Promise<void> {
-  if (to) await from.pipeTo(to, { preventClose: true }).catch(() => {});
-  else await from.cancel().catch(() => {});
-}
-
 export function criStreamingBackend(ctx: CriContext): StreamingBackend {
   return {
     async exec(o: ExecOptions): Promise<number> {
       const c = ctx.store.resolveContainer(o.containerId);
-      const p = await ctx.containers.execStream(CRI_NAMESPACE, c.id, {
-        args: o.cmd,
-        tty: o.tty,
-        stdin: !!o.stdin,
-      });
-      o.signal?.addEventListener("abort", () => void p.kill("SIGKILL").catch(() => {}), {
-        once: true,
-      });
-      if (o.tty && o.resize && p.resize) {
-        (async () => {
-          for await (const size of o.resize!) await p.resize!(size.width, size.height);
-        })().catch(() => {});
-      }
-      const feeding = o.stdin && p.stdin
-        ? o.stdin.pipeTo(p.stdin).catch(() => {})
-        : Promise.resolve();
-      const [code] = await Promise.all([
-        p.exitCode,
-        pipeOut(p.stdout, o.stdout),
-        pipeOut(p.stderr, o.stderr),
-      ]);
-      void feeding;
-      return code;
+      return await execOverStreams(ctx.containers, CRI_NAMESPACE, c.id, o);
     },
 
     async attach(o: AttachOptions): Promise<void> {
       const c = ctx.store.resolveContainer(o.containerId);
-      const a = await ctx.containers.attach(CRI_NAMESPACE, c.id);
-      if (o.tty && o.resize) {
-        (async () => {
-          for await (const size of o.resize!) {
-            await ctx.containers.resize(CRI_NAMESPACE, c.id, size.width, size.height);
-          }
-        })().catch(() => {});
-      }
-      if (o.stdin && a.stdin) o.stdin.pipeTo(a.stdin).catch(() => {});
-      const out = o.stdout?.getWriter();
-      const err = o.stderr?.getWriter();
-      try {
-        for await (const chunk of a.output) {
-          if (o.signal?.aborted) break;
-          const w = chunk.stream === "stderr" && err ? err : out;
-          await w?.write(chunk.data);
-        }
-      } finally {
-        out?.releaseLock();
-        err?.releaseLock();
-      }
+      return await attachOverStreams(ctx.containers, CRI_NAMESPACE, c.id, o);
     },
 
     async portForward(o: PortForwardOptions): Promise<void> {
