@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "../src/testing/bdd.ts
 import { RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { AF_UNIX, bindUnix, readAsync, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../ffi/socket.ts";
+import { close } from "../ffi/fs.ts";
 
 function criClient(socket: string) {
   return new RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
@@ -159,6 +161,73 @@ describe("daemon lifecycle", () => {
       expect(await again.stop()).toBe(0);
     } finally {
       await d.cleanup();
+    }
+  });
+
+  it("tells systemd it is ready once it serves, and that it is stopping (Type=notify)", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-notify-" });
+    const notify = `${dir}/notify`;
+    const rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC);
+    bindUnix(rx, notify);
+    const dec = new TextDecoder();
+    const next = async () => {
+      const buf = new Uint8Array(4096);
+      const n = await readAsync(rx, buf, { signal: AbortSignal.timeout(30_000) });
+      return dec.decode(buf.subarray(0, n));
+    };
+    const daemonDir = `${dir}/d`;
+    await Deno.mkdir(daemonDir);
+    // READY=1 must come only once the socket answers: connect the moment it arrives.
+    const ready = next().then(async (msg) => {
+      const conn = await Deno.connect({
+        transport: "unix",
+        path: `${daemonDir}/k8scontainerd.sock`,
+      });
+      conn.close();
+      return msg;
+    });
+    const d = await startTestDaemon({ dir: daemonDir, env: { NOTIFY_SOCKET: notify } });
+    try {
+      const msg = await ready;
+      expect(msg.split("\n")).toContain("READY=1");
+      expect(msg).toContain(`STATUS=serving on ${d.socket}`);
+      const stopping = next();
+      expect(await d.stop()).toBe(0);
+      expect(await stopping).toBe("STOPPING=1");
+    } finally {
+      close(rx);
+      await d.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  it.skipIf(
+    Deno.readTextFileSync("/proc/1/comm").trim() === "systemd",
+    "systemd is the init system here (the VM suite runs the systemd driver)",
+  )("refuses the systemd cgroup driver where systemd is not the init system", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/c.toml`, '[cri]\ncgroup_driver = "systemd"\n');
+      const r = await runCli([
+        "daemon",
+        "--config",
+        `${dir}/c.toml`,
+        "--root",
+        `${dir}/r`,
+        "--state",
+        `${dir}/s`,
+        "--address",
+        `${dir}/s.sock`,
+      ]);
+      expect(r.code).toBe(1);
+      const fatal = r.stderr.trim().split("\n").map((l) => JSON.parse(l)).find((l) =>
+        l.level === "fatal"
+      );
+      expect(fatal.err.message).toContain(
+        'cri.cgroup_driver = "systemd" needs systemd as the init system',
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   });
 

@@ -62,6 +62,8 @@ export interface StartOptions {
   args?: string[];
   /** How long to wait for the socket to answer. */
   timeoutMs?: number;
+  /** Extra environment for the daemon process. */
+  env?: Record<string, string>;
 }
 
 /** Starts a daemon and waits until its socket accepts connections. */
@@ -86,6 +88,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     stdout: "null",
     stderr: "piped",
     stdin: "null",
+    env: opts.env,
   }).spawn();
   let log = "";
   const dec = new TextDecoder();

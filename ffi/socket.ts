@@ -38,6 +38,8 @@ export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
 /** Socket type: reliable, ordered, message-boundary-preserving packets. */
 export const SOCK_SEQPACKET = 5;
+/** Socket type: datagrams (systemd's notify socket). */
+export const SOCK_DGRAM = 2;
 /** Flag for socket(2)/accept4(2): close-on-exec. */
 export const SOCK_CLOEXEC = 0o2000000;
 /** Flag for socket(2)/accept4(2): nonblocking. */
@@ -86,6 +88,45 @@ function sockaddrUn(path: string, call: string): Uint8Array<ArrayBuffer> {
   return addr;
 }
 
+/**
+ * An address for a path or, when it starts with "@", for the abstract namespace (a leading
+ * NUL; the length then counts exactly, since trailing NULs would be part of the name).
+ */
+function sockaddrAny(path: string, call: string): [Uint8Array<ArrayBuffer>, number] {
+  if (!path.startsWith("@")) return [sockaddrUn(path, call), SOCKADDR_UN_SIZE];
+  const name = encoder.encode(path.slice(1));
+  if (name.length >= SUN_PATH_MAX) {
+    throw new SyscallError(call, 36, /* ENAMETOOLONG */ path, `longer than ${SUN_PATH_MAX - 1}`);
+  }
+  const addr = new Uint8Array(SOCKADDR_UN_SIZE);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(name, 3);
+  return [addr, 3 + name.length];
+}
+
+/**
+ * Sends one datagram to an AF_UNIX datagram socket at `path` ("@name" for an abstract one) and
+ * closes the sending socket: the whole of sd_notify(3)'s transport.
+ *
+ * @example
+ * ```ts
+ * import { sendDatagram } from "./socket.ts";
+ * sendDatagram(Deno.env.get("NOTIFY_SOCKET")!, new TextEncoder().encode("READY=1"));
+ * ```
+ */
+export function sendDatagram(path: string, data: Uint8Array): void {
+  const fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC);
+  try {
+    const [addr, len] = sockaddrAny(path, "connect");
+    if (libc().connect(fd, addr, len) < 0) throw lastError("connect", path);
+    const buf = new Uint8Array(data);
+    const n = toNumber(libc().write(fd, buf, BigInt(buf.length)));
+    if (n < 0) throw lastError("write", path);
+  } finally {
+    libc().close(fd);
+  }
+}
+
 function ptr(buf: Uint8Array<ArrayBuffer> | null): bigint {
   if (buf === null || buf.length === 0) return 0n;
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
@@ -107,7 +148,8 @@ export function socket(domain: number, type: number, protocol = 0): number {
 }
 
 /**
- * Binds an AF_UNIX socket to a filesystem path (at most 107 bytes).
+ * Binds an AF_UNIX socket to a filesystem path (at most 107 bytes), or to an abstract name
+ * written "@name".
  *
  * @example
  * ```ts
@@ -116,7 +158,8 @@ export function socket(domain: number, type: number, protocol = 0): number {
  * ```
  */
 export function bindUnix(fd: number, path: string): void {
-  if (libc().bind(fd, sockaddrUn(path, "bind"), SOCKADDR_UN_SIZE) < 0) {
+  const [addr, len] = sockaddrAny(path, "bind");
+  if (libc().bind(fd, addr, len) < 0) {
     throw lastError("bind", path);
   }
 }
@@ -131,7 +174,8 @@ export function bindUnix(fd: number, path: string): void {
  * ```
  */
 export function connectUnix(fd: number, path: string): void {
-  if (libc().connect(fd, sockaddrUn(path, "connect"), SOCKADDR_UN_SIZE) < 0) {
+  const [addr, len] = sockaddrAny(path, "connect");
+  if (libc().connect(fd, addr, len) < 0) {
     throw lastError("connect", path);
   }
 }

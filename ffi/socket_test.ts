@@ -8,10 +8,12 @@ import {
   listen,
   readAsync,
   recvFdAsync,
+  sendDatagram,
   sendFd,
   SHUT_WR,
   shutdown,
   SOCK_CLOEXEC,
+  SOCK_DGRAM,
   SOCK_SEQPACKET,
   SOCK_STREAM,
   socket,
@@ -105,5 +107,30 @@ describe("socket", () => {
       await Deno.remove(file);
       await cleanup(p);
     }
+  });
+
+  for (const abstract of [false, true]) {
+    it(`sends a datagram to ${abstract ? "an abstract" : "a path"} socket (sd_notify's transport)`, async () => {
+      const dir = await Deno.makeTempDir({ prefix: "k8sc-dgram-" });
+      const path = abstract ? `@k8sc-test-${Deno.pid}-${Math.random()}` : `${dir}/notify`;
+      const rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC);
+      try {
+        bindUnix(rx, path);
+        sendDatagram(path, enc.encode("READY=1\nSTATUS=serving"));
+        const buf = new Uint8Array(256);
+        const n = await readAsync(rx, buf, { signal: AbortSignal.timeout(5000) });
+        expect(dec.decode(buf.subarray(0, n))).toBe("READY=1\nSTATUS=serving");
+        if (!abstract) expect(Deno.statSync(path).isSocket).toBe(true);
+      } finally {
+        close(rx);
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  }
+
+  it("names the socket a datagram could not reach", () => {
+    expect(() => sendDatagram("/nonexistent/notify", new Uint8Array(1))).toThrow(
+      /connect.*\/nonexistent\/notify/,
+    );
   });
 });

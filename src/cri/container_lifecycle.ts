@@ -171,8 +171,6 @@ export async function createContainer(
       : sc?.runAsUser
       ? `${sc.runAsUser.value}${sc.runAsGroup ? `:${sc.runAsGroup.value}` : ""}`
       : undefined;
-    const cgroupParent = (sb.config as PodSandboxConfig).linux?.cgroupParent ||
-      "/k8scontainerd/pods";
     const podName = (sb.config as PodSandboxConfig).metadata!;
     await ctx.containers.create(CRI_NAMESPACE, {
       id,
@@ -192,6 +190,7 @@ export async function createContainer(
       user,
       privileged: !!sc?.privileged,
       readonlyRootfs: !!sc?.readonlyRootfs,
+      cgroupParent: (sb.config as PodSandboxConfig).linux?.cgroupParent ?? "",
       specOverrides: {
         hostname: undefined,
         supplementalGroups: sc?.supplementalGroups.map(Number),
@@ -213,7 +212,6 @@ export async function createContainer(
             ? podNs("pid")
             : "new",
         },
-        cgroupsPath: `${cgroupParent.replace(/\/$/, "")}/${id}`,
         resources: resourceOptions(config.linux?.resources),
         oomScoreAdj: config.linux?.resources?.oomScoreAdj
           ? Number(config.linux.resources.oomScoreAdj)

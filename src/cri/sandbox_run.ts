@@ -131,7 +131,6 @@ export async function runPodSandbox(
     }
 
     const sc = config.linux?.securityContext;
-    const cgroupParent = config.linux?.cgroupParent || "/k8scontainerd/pods";
     await ctx.containers.create(CRI_NAMESPACE, {
       id,
       image: ctx.sandboxImage,
@@ -139,6 +138,7 @@ export async function runPodSandbox(
       hostname,
       labels: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id },
       privileged: !!sc?.privileged,
+      cgroupParent: config.linux?.cgroupParent ?? "",
       specOverrides: {
         hostname,
         namespaces: {
@@ -147,7 +147,6 @@ export async function runPodSandbox(
           uts: hostNet ? "host" : "new",
           pid: ns?.pid === NamespaceMode.NODE ? "host" : "new",
         },
-        cgroupsPath: `${cgroupParent.replace(/\/$/, "")}/${id}`,
         sysctls: config.linux?.sysctls,
         seccomp: { type: "Unconfined" },
         annotations: {

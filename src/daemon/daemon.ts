@@ -36,6 +36,7 @@ import { EventsService } from "../gen/k8scontainerd/services/events/v1/events.ts
 import { containersApi, eventsApi, tasksApi } from "../api/containers.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import { REVISION, VERSION } from "../version.ts";
+import { systemdNotifier } from "./sd_notify.ts";
 
 export interface Daemon {
   config: Config;
@@ -162,8 +163,11 @@ export async function runDaemon(config: Config, log: Logger): Promise<void> {
   // Handlers go in before the socket exists: a signal during start-up stops cleanly after it.
   let requested: Deno.Signal | undefined;
   let daemon: Daemon | undefined;
+  // Taken before anything is spawned: runc must not inherit NOTIFY_SOCKET.
+  const systemd = systemdNotifier(log);
   const onSignal = (sig: Deno.Signal) => () => {
     requested = sig;
+    systemd.notify("STOPPING=1");
     if (daemon) void daemon.stop(sig);
   };
   const handlers: [Deno.Signal, () => void][] = [
@@ -173,6 +177,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<void> {
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   try {
     daemon = await startDaemon(config, log);
+    systemd.notify(`READY=1\nSTATUS=serving on ${config.grpc.address}`);
     if (requested) void daemon.stop(requested);
     await daemon.stopped;
   } finally {

@@ -20,6 +20,8 @@ import { ContainerStore } from "../metadata/containers.ts";
 import { ContainerService } from "../services/containers/service.ts";
 import { ConmonRuntime, type RuntimeHandler } from "../runtime/driver.ts";
 import { Exchange } from "../events/exchange.ts";
+import { systemdBooted } from "../runtime/cgroups_path.ts";
+import { FailedPreconditionError } from "../errdefs/errors.ts";
 
 export interface Stores {
   db: MetadataDB;
@@ -39,7 +41,7 @@ export interface Stores {
 }
 
 /** runc always; crun too when installed (a second runtime handler, as CRI-O offers). */
-async function runtimeHandlers(): Promise<Record<string, RuntimeHandler>> {
+async function runtimeHandlers(systemdCgroup: boolean): Promise<Record<string, RuntimeHandler>> {
   const handlers: Record<string, RuntimeHandler> = {};
   for (const name of ["runc", "crun"]) {
     for (
@@ -47,7 +49,7 @@ async function runtimeHandlers(): Promise<Record<string, RuntimeHandler>> {
     ) {
       try {
         await Deno.stat(`${dir}/${name}`);
-        handlers[name] = { name, path: `${dir}/${name}` };
+        handlers[name] = { name, path: `${dir}/${name}`, systemdCgroup };
         break;
       } catch { /* next */ }
     }
@@ -102,7 +104,14 @@ export async function openStores(
     metrics,
   });
   const events = new Exchange();
-  const handlers = await runtimeHandlers();
+  const systemdCgroup = config.cri.cgroup_driver === "systemd";
+  if (systemdCgroup && !(await systemdBooted())) {
+    throw new FailedPreconditionError(
+      'cri.cgroup_driver = "systemd" needs systemd as the init system (/run/systemd/system is ' +
+        'missing): use "cgroupfs" on this host',
+    );
+  }
+  const handlers = await runtimeHandlers(systemdCgroup);
   const runtime = new ConmonRuntime({
     stateDir: `${config.state}/runtime`,
     handlers,
@@ -128,6 +137,7 @@ export async function openStores(
     events,
     log,
     daemonOomScoreAdj,
+    cgroupDriver: systemdCgroup ? "systemd" : "cgroupfs",
   });
   return {
     db,

@@ -13,6 +13,7 @@
  * await svc.start("default", "web");
  * ```
  */
+import { type CgroupDriver, cgroupsPath } from "../../runtime/cgroups_path.ts";
 import {
   type Container,
   type ContainerStore,
@@ -52,6 +53,8 @@ import { resolveUser } from "../../runtime/spec/user.ts";
 import { readLog } from "./logs.ts";
 
 export interface ContainerServiceDeps {
+  /** How container cgroups are named and created (runc's --systemd-cgroup); cgroupfs if unset. */
+  cgroupDriver?: CgroupDriver;
   containers: ContainerStore;
   images: ImageService;
   content: ContentStore;
@@ -95,6 +98,11 @@ export interface CreateContainerOptions {
    * context and resources this way); merged over what the fields above produce.
    */
   specOverrides?: Partial<SpecOptions>;
+  /**
+   * The cgroup parent the kubelet chose (a path for cgroupfs, a slice for systemd; "" for the
+   * driver's default). Unset: the namespace's own group.
+   */
+  cgroupParent?: string;
 }
 
 export interface TaskView extends TaskState {
@@ -151,6 +159,20 @@ export class ContainerService {
     }
   }
 
+  /** A namespace's containers share one cgroup parent unless the caller (the CRI) names one. */
+  #cgroupsPath(ns: string, o: CreateContainerOptions): string {
+    const driver = this.#d.cgroupDriver ?? "cgroupfs";
+    if (driver === "systemd") {
+      return cgroupsPath(
+        driver,
+        o.cgroupParent,
+        o.cgroupParent === undefined ? `${ns}-${o.id}` : o.id,
+        "",
+      );
+    }
+    return cgroupsPath(driver, o.cgroupParent, o.id, `/k8scontainerd/${ns}`);
+  }
+
   async create(ns: string, o: CreateContainerOptions): Promise<Container> {
     validateContainerId(o.id);
     const runtime = o.runtime || this.#d.handlers[0];
@@ -159,6 +181,7 @@ export class ContainerService {
         `unknown runtime "${runtime}" (configured: ${this.#d.handlers.join(", ")})`,
       );
     }
+    const cgroupPath = this.#cgroupsPath(ns, o);
     try {
       this.#d.containers.get(ns, o.id);
       throw new FailedPreconditionError(`container "${o.id}" already exists`);
@@ -224,7 +247,7 @@ export class ContainerService {
         privileged: !!o.privileged,
         mounts: o.mounts?.map((m, i) => userMount(m, i)),
         namespaces: o.netHost ? { network: "host" } : undefined,
-        cgroupsPath: `/k8scontainerd/${ns}/${o.id}`,
+        cgroupsPath: cgroupPath,
         oomScoreAdj: floor,
         command: o.command?.length ? o.command : undefined,
         ...o.specOverrides,
