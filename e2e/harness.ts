@@ -11,6 +11,7 @@
  * ```
  */
 import { fileURLToPath } from "node:url";
+import { startSystemdDaemon } from "./systemd_daemon.ts";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
 
@@ -46,7 +47,8 @@ export interface TestDaemon {
   root: string;
   state: string;
   socket: string;
-  process: Deno.ChildProcess;
+  /** The daemon process (undefined when systemd runs it: see ./systemd_daemon.ts). */
+  process?: Deno.ChildProcess;
   /** Everything the daemon wrote to stderr so far (its JSON log). */
   log(): string;
   /** SIGTERM and wait; returns the exit code. */
@@ -68,6 +70,8 @@ export interface StartOptions {
 
 /** Starts a daemon and waits until its socket accepts connections. */
 export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  const unit = Deno.env.get("K8SC_E2E_SYSTEMD_UNIT");
+  if (unit) return startSystemdDaemon(unit, opts);
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "k8sc-e2e-" });
   const root = `${dir}/root`, state = `${dir}/state`, socket = `${dir}/k8scontainerd.sock`;
   const [cmd, ...pre] = command();

@@ -19,6 +19,12 @@ pkgs+=(protobuf-compiler nodejs npm)
 # Test fixtures and side-by-side benchmarks: a real registry, test image inputs, containerd.
 if [ "$want_test" = 1 ]; then
   pkgs+=(docker-registry busybox-static skopeo umoci containerd procps psmisc)
+  # The VM suite (vm/, e2e/vm_test.ts): Debian guests built with debootstrap, booted by QEMU.
+  pkgs+=(debootstrap qemu-utils e2fsprogs)
+  case $(dpkg --print-architecture) in
+    amd64) pkgs+=(qemu-system-x86) ;;
+    arm64) pkgs+=(qemu-system-arm) ;;
+  esac
 fi
 
 # The multi-arch fixture carries Debian's busybox for the other architecture too (fetched with

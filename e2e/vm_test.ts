@@ -1,0 +1,88 @@
+/**
+ * The VM suite (vm/): a Debian bookworm guest with systemd as PID 1 and cgroup v2, booted
+ * under QEMU (TCG here). In it k8scontainerd runs as the systemd service the project ships
+ * (Type=notify, systemd cgroup driver), the CRI e2e suite passes against it, and after a clean
+ * shutdown and a second boot of the same disk the service is back by itself, reports the
+ * earlier pod as NOTREADY with its container EXITED, and releases its IP on removal.
+ *
+ * Slow (minutes): the guest image build (~2 min, cached under .cache/vm) and two boots under
+ * emulation. `K8SC_VM=0` skips it, saying so.
+ */
+import { describe, expect, isRoot, it, ROOT_REASON } from "../src/testing/bdd.ts";
+import { runVmSuite, type VmReport } from "../vm/suite.ts";
+
+function missingTools(): string[] {
+  const need = ["qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4"];
+  if (Deno.build.arch === "aarch64") need[0] = "qemu-system-aarch64";
+  return need.filter((t) =>
+    !new Deno.Command("sh", { args: ["-c", `command -v ${t}`], stdout: "null" }).outputSync()
+      .success
+  );
+}
+
+const missing = isRoot ? missingTools() : [];
+const skipReason = !isRoot
+  ? ROOT_REASON
+  : Deno.env.get("K8SC_VM") === "0"
+  ? "K8SC_VM=0 asks to skip the VM suite"
+  : missing.length
+  ? `missing ${missing.join(", ")} (scripts/setup.sh --test installs them)`
+  : "";
+
+describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", () => {
+  let report: VmReport;
+  const step = (phase: string, name: string) => {
+    const boot = report.boots.find((b) => b.phase === phase);
+    if (!boot) throw new Error(`phase ${phase} never booted`);
+    const s = boot.steps.find((x) => x.step === name);
+    if (!s) {
+      throw new Error(
+        `phase ${phase}: no step ${name} reported (${boot.steps.map((x) => x.step).join(", ")}); ` +
+          `console:\n${boot.consoleTail}`,
+      );
+    }
+    if (!s.ok) throw new Error(`phase ${phase}: step ${name} failed: ${s.detail}`);
+    return s;
+  };
+
+  it("builds the guest, boots it twice and collects every step", async () => {
+    report = await runVmSuite({ log: (l) => console.log(l) });
+    console.log(
+      `vm: image ${report.imageCached ? "reused" : "built"} in ${
+        report.imageSeconds.toFixed(0)
+      } s; ` +
+        report.boots.map((b) => `${b.phase} ${b.seconds.toFixed(0)} s`).join(", ") +
+        `; logs in ${report.jobDir}`,
+    );
+    expect(report.boots.map((b) => [b.phase, b.timedOut])).toEqual([
+      ["install-and-test", false],
+      ["after-reboot", false],
+    ]);
+  });
+
+  it("boots systemd as PID 1 with the unified cgroup v2 hierarchy", () => {
+    expect(step("install-and-test", "boot").detail).toContain("init=systemd");
+    expect(step("install-and-test", "boot").detail).toContain("cgroupfs=cgroup2fs");
+  });
+
+  it("installs the shipped unit; systemctl start returns once READY=1 was sent", () => {
+    step("install-and-test", "install");
+    step("install-and-test", "service-start");
+    const ready = step("install-and-test", "service-ready").detail;
+    expect(ready).toContain("Type=notify");
+    expect(ready).toContain("ActiveState=active");
+  });
+
+  it("passes the CRI e2e suite against the systemd service (systemd cgroup driver)", () => {
+    expect(step("install-and-test", "cri-e2e").detail).toMatch(/ok \| \d+ passed/);
+  });
+
+  it("puts containers in systemd scopes under the kubelet's slice", () => {
+    step("install-and-test", "pod-before-reboot");
+  });
+
+  it("comes back after the reboot and reports the earlier pod correctly", () => {
+    step("after-reboot", "service-after-reboot");
+    step("after-reboot", "pod-after-reboot");
+  });
+});

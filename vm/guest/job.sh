@@ -1,0 +1,82 @@
+#!/bin/sh
+# Runs inside the guest (k8sc-vm-job.service → /mnt/job/run.sh → here) for one boot's phase:
+#   install-and-test  install k8scontainerd as a systemd service, run the CRI e2e suite
+#                     against it, leave a pod running, power off cleanly (the "reboot")
+#   after-reboot      check that the service came back by itself, cleaned up, and reports
+#                     the earlier pod correctly; power off
+# Every step appends a JSON line to /mnt/job/<phase>.results for the host to assert on; the
+# guest always powers itself off at the end (the host kills it on a timeout).
+set -u
+phase=$1
+J=/mnt/job
+P=/opt/k8scontainerd
+R=$J/$phase.results
+: > "$R"
+export DENO_DIR=/var/cache/deno HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+deno="$P/scripts/deno"
+
+now() { date +%s.%N; }
+# result <step> <ok:true|false> <seconds> <detail>
+result() {
+  detail=$(printf '%s' "$4" | tail -c 3000 | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr '\n\t' '  ')
+  printf '{"step":"%s","ok":%s,"seconds":%s,"detail":"%s"}\n' "$1" "$2" "$3" "$detail" >> "$R"
+  echo "k8sc-vm: $1 ok=$2 (${3}s)"
+}
+# check <step> <command...>: runs the command, records its status and the tail of its output
+check() {
+  step=$1; shift
+  t=$(now)
+  out=$("$@" 2>&1); rc=$?
+  s=$(awk "BEGIN { printf \"%.1f\", $(now) - $t }")
+  if [ $rc = 0 ]; then result "$step" true "$s" "$out"; else result "$step" false "$s" "exit $rc: $out"; fi
+  return $rc
+}
+
+echo "k8sc-vm: phase $phase on $(uname -m), kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup)"
+result boot true "$(cut -d' ' -f1 /proc/uptime)" "$(uname -a); init=$(cat /proc/1/comm); cgroupfs=$(stat -fc %T /sys/fs/cgroup)"
+
+case $phase in
+install-and-test)
+  check install sh -ec "
+    install -m 0644 $P/packaging/systemd/k8scontainerd.service /etc/systemd/system/
+    install -m 0755 $P/vm/guest/k8scontainerd-wrapper.sh /usr/local/bin/k8scontainerd
+    mkdir -p /etc/systemd/system/k8scontainerd.service.d /etc/k8scontainerd
+    install -m 0644 $P/vm/guest/k8scontainerd-vm.conf /etc/systemd/system/k8scontainerd.service.d/
+    printf '[cri]\ncgroup_driver = \"systemd\"\n' > /etc/k8scontainerd/config.toml
+    systemctl daemon-reload
+    systemctl enable k8scontainerd 2>&1
+  "
+  # Type=notify: `start` returns when the daemon sent READY=1.
+  check service-start systemctl start k8scontainerd
+  check service-ready sh -ec '
+    systemctl show -p Type -p ActiveState -p SubState -p StatusText -p NRestarts k8scontainerd
+    [ "$(systemctl show -p Type --value k8scontainerd)" = notify ]
+    [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ]
+    systemctl show -p StatusText --value k8scontainerd | grep -q "serving on /run/k8scontainerd/k8scontainerd.sock"
+    k8scontainerd version
+  '
+  check doctor k8scontainerd doctor
+  check cri-e2e sh -c "cd $P && K8SC_E2E_SYSTEMD_UNIT=k8scontainerd.service $deno test -A --no-check e2e/cri_test.ts > $J/cri-e2e.log 2>&1; rc=\$?; tail -c 1500 $J/cri-e2e.log; exit \$rc"
+  check pod-before-reboot "$deno" run -A --no-check "$P/vm/guest/pods.ts" create "$J/pods.json"
+  journalctl -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
+  ;;
+after-reboot)
+  # The service is enabled: it must be up without anyone starting it.
+  check service-after-reboot sh -ec '
+    for i in $(seq 1 300); do
+      [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ] && break
+      sleep 1
+    done
+    systemctl show -p ActiveState -p SubState -p NRestarts -p ExecMainStartTimestamp k8scontainerd
+    [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ]
+  '
+  check pod-after-reboot "$deno" run -A --no-check "$P/vm/guest/pods.ts" check "$J/pods.json"
+  journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
+  ;;
+*)
+  result phase false 0 "unknown phase $phase"
+  ;;
+esac
+result done true "$(cut -d' ' -f1 /proc/uptime)" "phase $phase finished"
+sync
+systemctl --no-block poweroff
