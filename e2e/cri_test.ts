@@ -421,6 +421,98 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
   });
 
+  it("reports a container killed over its memory limit as OOMKilled (status, list, events)", async () => {
+    const stream = rt.getContainerEvents({});
+    const stopped: { id: string; reason?: string; state?: number; exitCode?: number }[] = [];
+    stream.on("data", (e) => {
+      if (e.containerEventType !== 2) return; // STOPPED
+      const s = e.containersStatuses[0];
+      stopped.push({
+        id: e.containerId,
+        reason: s?.reason,
+        state: s?.state,
+        exitCode: s?.exitCode,
+      });
+    });
+    stream.on("error", () => {});
+    await new Promise((res) => setTimeout(res, 200));
+    const logDir = `${dir}/logs/oom`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("oom", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    const limit = 24n << 20n;
+    // The shell doubles a string until the cgroup's memory (and memory+swap) limit is hit.
+    const cc: ContainerConfig = {
+      ...containerConfig("hog", busybox, ["sh", "-c", "x=a; while true; do x=$x$x; done"]),
+      linux: {
+        resources: {
+          cpuPeriod: 0n,
+          cpuQuota: 0n,
+          cpuShares: 0n,
+          memoryLimitInBytes: limit,
+          oomScoreAdj: 0n,
+          cpusetCpus: "",
+          cpusetMems: "",
+          hugepageLimits: [],
+          unified: {},
+          memorySwapLimitInBytes: 0n,
+        },
+        securityContext: undefined,
+      },
+    };
+    const { containerId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: cc,
+      sandboxConfig: config,
+    });
+    const started = Date.now();
+    await r(rt.startContainer.bind(rt), { containerId });
+    const deadline = Date.now() + 30_000;
+    let status = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!;
+    while (status.state !== ContainerState.CONTAINER_EXITED && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      status = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!;
+    }
+    expect(status.state).toBe(ContainerState.CONTAINER_EXITED);
+    expect(status.reason).toBe("OOMKilled");
+    expect(status.exitCode).toBe(137);
+    const finishedMs = Number(status.finishedAt / 1_000_000n);
+    expect(finishedMs).toBeGreaterThanOrEqual(started - 1000);
+    expect(finishedMs).toBeLessThanOrEqual(Date.now() + 1000);
+    expect(status.finishedAt).toBeGreaterThanOrEqual(status.startedAt);
+
+    const listed = await r(rt.listContainers.bind(rt), {
+      filter: { id: containerId, state: undefined, podSandboxId: "", labelSelector: {} },
+    });
+    expect(listed.containers.map((c) => [c.id, c.state])).toEqual([[
+      containerId,
+      ContainerState.CONTAINER_EXITED,
+    ]]);
+    const exitedOnly = await r(rt.listContainers.bind(rt), {
+      filter: {
+        id: "",
+        state: { state: ContainerState.CONTAINER_EXITED },
+        podSandboxId,
+        labelSelector: {},
+      },
+    });
+    expect(exitedOnly.containers.map((c) => c.id)).toEqual([containerId]);
+
+    const evDeadline = Date.now() + 5000;
+    while (!stopped.some((e) => e.id === containerId) && Date.now() < evDeadline) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    stream.cancel();
+    expect(stopped.filter((e) => e.id === containerId)).toEqual([{
+      id: containerId,
+      reason: "OOMKilled",
+      state: ContainerState.CONTAINER_EXITED,
+      exitCode: 137,
+    }]);
+
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("answers duplicates and unknown ids the way the kubelet expects", async () => {
     const logDir = `${dir}/logs/dup`;
     await Deno.mkdir(logDir, { recursive: true });
