@@ -25,7 +25,7 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
 
 const subnetByte = 100 + Math.floor(Math.random() * 100);
@@ -426,6 +426,98 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
   });
 
+  it("reports a container killed over its memory limit as OOMKilled (status, list, events)", async () => {
+    const stream = rt.getContainerEvents({});
+    const stopped: { id: string; reason?: string; state?: number; exitCode?: number }[] = [];
+    stream.on("data", (e) => {
+      if (e.containerEventType !== 2) return; // STOPPED
+      const s = e.containersStatuses[0];
+      stopped.push({
+        id: e.containerId,
+        reason: s?.reason,
+        state: s?.state,
+        exitCode: s?.exitCode,
+      });
+    });
+    stream.on("error", () => {});
+    await new Promise((res) => setTimeout(res, 200));
+    const logDir = `${dir}/logs/oom`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("oom", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    const limit = 24n << 20n;
+    // The shell doubles a string until the cgroup's memory (and memory+swap) limit is hit.
+    const cc: ContainerConfig = {
+      ...containerConfig("hog", busybox, ["sh", "-c", "x=a; while true; do x=$x$x; done"]),
+      linux: {
+        resources: {
+          cpuPeriod: 0n,
+          cpuQuota: 0n,
+          cpuShares: 0n,
+          memoryLimitInBytes: limit,
+          oomScoreAdj: 0n,
+          cpusetCpus: "",
+          cpusetMems: "",
+          hugepageLimits: [],
+          unified: {},
+          memorySwapLimitInBytes: 0n,
+        },
+        securityContext: undefined,
+      },
+    };
+    const { containerId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: cc,
+      sandboxConfig: config,
+    });
+    const started = Date.now();
+    await r(rt.startContainer.bind(rt), { containerId });
+    const deadline = Date.now() + 30_000;
+    let status = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!;
+    while (status.state !== ContainerState.CONTAINER_EXITED && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      status = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!;
+    }
+    expect(status.state).toBe(ContainerState.CONTAINER_EXITED);
+    expect(status.reason).toBe("OOMKilled");
+    expect(status.exitCode).toBe(137);
+    const finishedMs = Number(status.finishedAt / 1_000_000n);
+    expect(finishedMs).toBeGreaterThanOrEqual(started - 1000);
+    expect(finishedMs).toBeLessThanOrEqual(Date.now() + 1000);
+    expect(status.finishedAt).toBeGreaterThanOrEqual(status.startedAt);
+
+    const listed = await r(rt.listContainers.bind(rt), {
+      filter: { id: containerId, state: undefined, podSandboxId: "", labelSelector: {} },
+    });
+    expect(listed.containers.map((c) => [c.id, c.state])).toEqual([[
+      containerId,
+      ContainerState.CONTAINER_EXITED,
+    ]]);
+    const exitedOnly = await r(rt.listContainers.bind(rt), {
+      filter: {
+        id: "",
+        state: { state: ContainerState.CONTAINER_EXITED },
+        podSandboxId,
+        labelSelector: {},
+      },
+    });
+    expect(exitedOnly.containers.map((c) => c.id)).toEqual([containerId]);
+
+    const evDeadline = Date.now() + 5000;
+    while (!stopped.some((e) => e.id === containerId) && Date.now() < evDeadline) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    stream.cancel();
+    expect(stopped.filter((e) => e.id === containerId)).toEqual([{
+      id: containerId,
+      reason: "OOMKilled",
+      state: ContainerState.CONTAINER_EXITED,
+      exitCode: 137,
+    }]);
+
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("answers duplicates and unknown ids the way the kubelet expects", async () => {
     const logDir = `${dir}/logs/dup`;
     await Deno.mkdir(logDir, { recursive: true });
@@ -554,6 +646,177 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
         args: [
           "-c",
           `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
+        ],
+      }).output();
+      await d?.cleanup();
+      await registry.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+});
+
+describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed during RunPodSandbox", () => {
+  it("the next start releases the netns and the IP, and keeps the pod NOTREADY for Stop/Remove", async () => {
+    const registry = await startRegistry();
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-cri-halfpod-" });
+    const bridge3 = `k8schp${subnetByte}`;
+    const made: string[] = []; // netns names, for clean-up should an assertion fail
+    let d: TestDaemon | undefined;
+    try {
+      await pushFixtures(registry.address, ["pause"]);
+      // A chained plugin after the bridge: on ADD it says so, then blocks (the bridge has
+      // assigned the pod's IP by then) until released or 60 s pass. DEL fails while the file
+      // fail-del exists, and succeeds otherwise.
+      await Deno.mkdir(`${dir}/bin`);
+      await Deno.writeTextFile(
+        `${dir}/bin/e2e-block`,
+        `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD)
+  echo "$$" > ${dir}/blocked
+  i=0
+  while [ ! -e ${dir}/release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  echo '{"cniVersion":"1.0.0","code":11,"msg":"released by the test"}'
+  exit 1 ;;
+DEL)
+  if [ -e ${dir}/fail-del ]; then
+    echo '{"cniVersion":"1.0.0","code":11,"msg":"DEL refused by the test"}'
+    exit 1
+  fi ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`,
+        { mode: 0o755 },
+      );
+      await Deno.mkdir(`${dir}/net.d`);
+      await Deno.writeTextFile(
+        `${dir}/net.d/10-hp.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: "hp",
+          plugins: [
+            {
+              type: "bridge",
+              bridge: bridge3,
+              isGateway: true,
+              ipam: {
+                type: "host-local",
+                ranges: [[{ subnet: `10.225.${subnetByte}.0/24` }]],
+                dataDir: `${dir}/ipam`,
+              },
+            },
+            { type: "e2e-block" },
+          ],
+        }),
+      );
+      await Deno.writeTextFile(
+        `${dir}/config.toml`,
+        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n` +
+          `cni_bin_dirs = ["${dir}/bin", "/usr/lib/cni", "/opt/cni/bin"]\n`,
+      );
+      await Deno.mkdir(`${dir}/logs`);
+      d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
+      const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
+        call<Req, Res>(d!.socket, "k8s.io", fn, req, 60_000);
+      const leases = () =>
+        [...Deno.readDirSync(`${dir}/ipam/hp`)].map((e) => e.name).filter((n) =>
+          /^\d+\.\d+\.\d+\.\d+$/.test(n)
+        );
+      const netnsList = () => [...Deno.readDirSync("/run/netns")].map((e) => e.name);
+      const connect = () =>
+        new RuntimeServiceClient(`unix://${d!.socket}`, grpc.credentials.createInsecure());
+
+      /** Starts RunPodSandbox, kills the daemon -9 while CNI ADD blocks, starts it again. */
+      const killMidRun = async (name: string) => {
+        await Deno.remove(`${dir}/blocked`).catch(() => {});
+        await Deno.remove(`${dir}/release`).catch(() => {});
+        const rt = connect();
+        const config = podConfig(name, `${dir}/logs`);
+        const running = r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" }).then(
+          () => "returned",
+          (e: Error) => `failed: ${e.message}`,
+        );
+        const deadline = Date.now() + 30_000;
+        while (!(await Deno.stat(`${dir}/blocked`).catch(() => null)) && Date.now() < deadline) {
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(await Deno.stat(`${dir}/blocked`).catch(() => null)).not.toBeNull();
+        // Mid-RunPodSandbox: the pod has its netns and an IP lease, nothing answered yet.
+        const [ip, ...more] = leases();
+        expect(more).toEqual([]);
+        expect(ip).toMatch(new RegExp(`^10\\.225\\.${subnetByte}\\.\\d+$`));
+        const podId = (await Deno.readTextFile(`${dir}/ipam/hp/${ip}`)).split(/\s/)[0];
+        expect(podId).toMatch(/^[0-9a-f]{64}$/);
+        const netns = `k8sc-${podId.slice(0, 16)}`;
+        made.push(netns);
+        expect(netnsList()).toContain(netns);
+
+        rt.close();
+        await d!.kill();
+        expect(await running).toMatch(/^failed: /); // the daemon died before answering
+        // The orphaned plugin is the test's to end, not the daemon's.
+        await Deno.writeTextFile(`${dir}/release`, "");
+        d = await startTestDaemon({ dir: d!.dir, args: ["--config", `${dir}/config.toml`] });
+        return { podId, netns, ip };
+      };
+      const listed = async () => {
+        const rt = connect();
+        const items = (await r(rt.listPodSandbox.bind(rt), { filter: undefined })).items;
+        rt.close();
+        return items.map((p) => [p.id, p.state, p.metadata?.name]);
+      };
+      const stopAndRemove = async (podSandboxId: string) => {
+        const rt = connect();
+        await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+        await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+        rt.close();
+      };
+
+      // 1. The restart undoes it all; the pod is listed NOTREADY until the kubelet removes it.
+      const a = await killMidRun("halfpod");
+      expect(netnsList()).not.toContain(a.netns);
+      expect(leases()).toEqual([]);
+      const procs = new TextDecoder().decode(
+        (await new Deno.Command("ps", { args: ["-eo", "args"] }).output()).stdout,
+      );
+      expect(procs).not.toContain(a.podId); // no pause process, no conmon
+      const ctrs = await runCli(["--address", d.socket, "-n", "k8s.io", "containers", "ls", "-q"]);
+      expect(ctrs.code).toBe(0);
+      expect(ctrs.stdout).not.toContain(a.podId);
+      expect(d.log()).toContain("half built");
+      expect(await listed()).toEqual([[a.podId, PodSandboxState.SANDBOX_NOTREADY, "halfpod"]]);
+      const rt = connect();
+      const st = (await r(rt.podSandboxStatus.bind(rt), { podSandboxId: a.podId, verbose: false }))
+        .status!;
+      rt.close();
+      expect(st.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+      expect(st.network!.ip).toBe("");
+      await stopAndRemove(a.podId);
+      expect(await listed()).toEqual([]);
+
+      // 2. The undo at start fails (a plugin refuses DEL): the pod is still NOTREADY, and the
+      // kubelet's StopPodSandbox finishes the tear-down once DEL works again.
+      await Deno.writeTextFile(`${dir}/fail-del`, "");
+      const b = await killMidRun("halfpod2");
+      expect(d.log()).toContain("cannot undo a half-built pod sandbox");
+      expect(d.log()).toContain("DEL refused by the test");
+      expect(netnsList()).toContain(b.netns);
+      expect(await listed()).toEqual([[b.podId, PodSandboxState.SANDBOX_NOTREADY, "halfpod2"]]);
+      await Deno.remove(`${dir}/fail-del`);
+      await stopAndRemove(b.podId);
+      expect(netnsList()).not.toContain(b.netns);
+      expect(leases()).toEqual([]);
+      expect(await listed()).toEqual([]);
+    } finally {
+      await Deno.writeTextFile(`${dir}/release`, "").catch(() => {});
+      await d?.kill();
+      await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
+            made.map((n) => `ip netns del ${n} 2>/dev/null; `).join("")
+          }true`,
         ],
       }).output();
       await d?.cleanup();

@@ -2,7 +2,9 @@
  * CRI `RunPodSandbox`: reserve the pod's name, make sure the pause image is present, set up
  * the pod network (a named netns + CNI ADD), write the pod's hostname / hosts / resolv.conf,
  * mount its /dev/shm, and run the pause container that holds the pod's namespaces. Any failure
- * undoes every step, so a failed sandbox leaves no netns, IP, mount or container behind.
+ * undoes every step, so a failed sandbox leaves no netns, IP, mount or container behind; a
+ * daemon killed mid-way leaves the record marked as building, and the next start undoes the
+ * rest (sandbox_recover.ts).
  */
 import type {
   PodSandboxConfig,
@@ -55,6 +57,15 @@ async function resolvConf(c: PodSandboxConfig): Promise<string> {
   return lines.join("\n") + "\n";
 }
 
+// Sandboxes whose RunPodSandbox is running in this process. A record marked as building but
+// not in here was left by a killed daemon: Stop then has to tear down what it built.
+const inFlight = new Set<string>();
+
+/** Whether this process is still running RunPodSandbox for `id`. */
+export function runInFlight(id: string): boolean {
+  return inFlight.has(id);
+}
+
 export async function runPodSandbox(
   ctx: CriContext,
   req: RunPodSandboxRequest,
@@ -68,7 +79,19 @@ export async function runPodSandbox(
   const dir = sandboxDir(ctx, id);
   const undo: (() => Promise<unknown>)[] = [];
   // Reserve the name first: a second RunPodSandbox for the same pod attempt fails fast.
-  ctx.store.addSandbox({ id, nameKey, config, handler, netnsPath: "", ips: [], state: "notready" });
+  // Marked as being built until the pod runs: a daemon killed before then leaves the mark, and
+  // the next start undoes what was built (sandbox_recover.ts).
+  ctx.store.addSandbox({
+    id,
+    nameKey,
+    config,
+    handler,
+    netnsPath: "",
+    ips: [],
+    state: "notready",
+    building: true,
+  });
+  inFlight.add(id);
   undo.push(() => Promise.resolve(ctx.store.removeSandbox(id)));
   try {
     await ensureImage(ctx, ctx.sandboxImage);
@@ -162,13 +185,7 @@ export async function runPodSandbox(
     undo.push(() => ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch(() => {}));
     await ctx.containers.start(CRI_NAMESPACE, id);
 
-    ctx.store.db.prepare(
-      "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready' WHERE id = ?",
-    ).run(
-      netnsPath,
-      JSON.stringify(ips),
-      id,
-    );
+    ctx.store.markSandboxReady(id, netnsPath, ips);
     log.info("pod sandbox running", { ip: ips[0] ?? "", netns: netnsPath });
     return { podSandboxId: id };
   } catch (e) {
@@ -181,6 +198,8 @@ export async function runPodSandbox(
       }
     }
     throw e;
+  } finally {
+    inFlight.delete(id);
   }
 }
 

@@ -14,7 +14,7 @@ import type {
 import { isKind } from "../errdefs/errors.ts";
 import { unmountAll } from "../snapshots/mount.ts";
 import { CRI_NAMESPACE, type CriContext, sandboxDir } from "./context.ts";
-import { portMappings } from "./sandbox_run.ts";
+import { hostNetwork, portMappings, runInFlight } from "./sandbox_run.ts";
 import { removeContainerRecord, stopContainerTask } from "./container_lifecycle.ts";
 import type { SandboxRecord } from "./store.ts";
 
@@ -31,12 +31,25 @@ async function killTask(ctx: CriContext, id: string): Promise<void> {
   }
 }
 
+/** Deletes the pause container's task and the container (bundle, snapshot); absent is fine. */
+export async function removePauseContainer(ctx: CriContext, id: string): Promise<void> {
+  await ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+  await ctx.containers.delete(CRI_NAMESPACE, id).catch((e) => {
+    if (!isKind(e, "not-found")) throw e;
+  });
+}
+
 export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<void> {
   // Containers first, with no grace period: the kubelet has already stopped them gracefully.
   for (const c of ctx.store.containers(sb.id)) await stopContainerTask(ctx, c.id, 0);
   await killTask(ctx, sb.id);
   const config = sb.config as PodSandboxConfig;
-  if (sb.netnsPath) {
+  // A pod left half built by a killed daemon has no netns path recorded, yet may have a netns
+  // and an IP. (One still being built here is its RunPodSandbox's to finish or undo.)
+  const leftover = sb.building && !runInFlight(sb.id);
+  if (sb.netnsPath || (leftover && !hostNetwork(config))) {
     await ctx.network.tearDown({
       podId: sb.id,
       netnsPath: sb.netnsPath,
@@ -47,7 +60,8 @@ export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<v
     });
   }
   unmountAll(`${sandboxDir(ctx, sb.id)}/shm`);
-  ctx.store.setSandboxState(sb.id, "notready");
+  if (leftover) ctx.store.markSandboxUndone(sb.id);
+  else ctx.store.setSandboxState(sb.id, "notready");
 }
 
 export async function stopPodSandbox(
@@ -79,12 +93,7 @@ export async function removePodSandbox(
   }
   await stopSandbox(ctx, sb);
   for (const c of ctx.store.containers(sb.id)) await removeContainerRecord(ctx, c.id);
-  await ctx.containers.deleteTask(CRI_NAMESPACE, sb.id, true).catch((e) => {
-    if (!isKind(e, "not-found")) throw e;
-  });
-  await ctx.containers.delete(CRI_NAMESPACE, sb.id).catch((e) => {
-    if (!isKind(e, "not-found")) throw e;
-  });
+  await removePauseContainer(ctx, sb.id);
   await Deno.remove(sandboxDir(ctx, sb.id), { recursive: true }).catch(() => {});
   ctx.store.removeSandbox(sb.id);
   return {};

@@ -33,6 +33,7 @@ import type { CriContext } from "./context.ts";
 import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
+import { recoverSandboxes } from "./sandbox_recover.ts";
 import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
 import {
   createContainer,
@@ -128,6 +129,8 @@ export async function registerCri(
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
     log,
   };
+  // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
+  await recoverSandboxes(ctx);
   const streaming = new StreamingServer({
     address: deps.streamAddress ?? "127.0.0.1",
     port: deps.streamPort ?? 0,

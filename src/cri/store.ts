@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * const store = new CriStore(db);
- * store.addSandbox({ id, nameKey: "web_default_uid_0", config, handler: "runc", state: "ready" });
+ * store.addSandbox({ id, nameKey: "web_default_uid_0", config, handler: "runc", netnsPath: "", ips: [], state: "notready", building: true });
  * ```
  */
 import type { MetadataDB } from "../metadata/db.ts";
@@ -21,6 +21,11 @@ export interface SandboxRecord {
   netnsPath: string;
   ips: string[];
   state: "ready" | "notready";
+  /**
+   * RunPodSandbox has not finished: set with the record, cleared when the pod runs. Still set
+   * at daemon start means the daemon was killed mid-way (see sandbox_recover.ts).
+   */
+  building: boolean;
   createdAt: Date;
 }
 
@@ -48,6 +53,7 @@ interface SandboxRow {
   netns_path: string;
   ips: string;
   state: "ready" | "notready";
+  building: number;
   created_at: number;
 }
 
@@ -81,6 +87,7 @@ function sandbox(r: SandboxRow): SandboxRecord {
     netnsPath: r.netns_path,
     ips: JSON.parse(r.ips),
     state: r.state,
+    building: r.building === 1,
     createdAt: new Date(r.created_at),
   };
 }
@@ -114,7 +121,7 @@ export class CriStore {
       throw new AlreadyExistsError(`pod sandbox name "${s.nameKey}" is reserved for ${holder.id}`);
     }
     this.db.prepare(
-      "INSERT INTO cri_sandboxes (id, name_key, config, handler, netns_path, ips, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO cri_sandboxes (id, name_key, config, handler, netns_path, ips, state, building, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       s.id,
       s.nameKey,
@@ -123,6 +130,7 @@ export class CriStore {
       s.netnsPath,
       JSON.stringify(s.ips),
       s.state,
+      s.building ? 1 : 0,
       Date.now(),
     );
     return this.sandbox(s.id);
@@ -152,6 +160,20 @@ export class CriStore {
 
   setSandboxState(id: string, state: "ready" | "notready"): void {
     this.db.prepare("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
+  }
+
+  /** RunPodSandbox finished: the pod runs, on this network. */
+  markSandboxReady(id: string, netnsPath: string, ips: string[]): void {
+    this.db.prepare(
+      "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready', building = 0 WHERE id = ?",
+    ).run(netnsPath, JSON.stringify(ips), id);
+  }
+
+  /** What an interrupted RunPodSandbox built is undone: the pod stays, NOTREADY. */
+  markSandboxUndone(id: string): void {
+    this.db.prepare(
+      "UPDATE cri_sandboxes SET state = 'notready', building = 0 WHERE id = ?",
+    ).run(id);
   }
 
   removeSandbox(id: string): void {

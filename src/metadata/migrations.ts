@@ -144,4 +144,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX cri_containers_by_sandbox ON cri_containers(sandbox_id);
     `,
   },
+  {
+    version: 4,
+    name: "cri sandboxes being built",
+    sql: `
+      -- 1 from the moment RunPodSandbox reserves the name until the pod runs: a daemon killed
+      -- in between leaves it set, and the next start undoes what was half built.
+      ALTER TABLE cri_sandboxes ADD COLUMN building INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
