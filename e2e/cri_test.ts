@@ -426,6 +426,37 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
   });
 
+  it("turns a pod NOTREADY when its pause process dies", async () => {
+    const logDir = `${dir}/logs/pausekill`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("pausekill", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    const verbose = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: true });
+    expect(verbose.status!.state).toBe(PodSandboxState.SANDBOX_READY);
+    const pid = JSON.parse(verbose.info.info).pid as number;
+    expect(pid).toBeGreaterThan(1);
+    expect(await Deno.readTextFile(`/proc/${pid}/cmdline`)).toContain("catatonit");
+    Deno.kill(pid, "SIGKILL");
+    const deadline = Date.now() + 10_000;
+    let state = PodSandboxState.SANDBOX_READY;
+    while (state === PodSandboxState.SANDBOX_READY && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      state = (await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false })).status!
+        .state;
+    }
+    expect(state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+    const listed = await r(rt.listPodSandbox.bind(rt), {
+      filter: {
+        id: podSandboxId,
+        state: { state: PodSandboxState.SANDBOX_NOTREADY },
+        labelSelector: {},
+      },
+    });
+    expect(listed.items.map((p) => p.id)).toEqual([podSandboxId]);
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("reports a container killed over its memory limit as OOMKilled (status, list, events)", async () => {
     const stream = rt.getContainerEvents({});
     const stopped: { id: string; reason?: string; state?: number; exitCode?: number }[] = [];

@@ -62,6 +62,10 @@ export function guestPackages(arch: GuestArch): string[] {
     "busybox-static",
     "catatonit",
     "docker-registry",
+    // kubeadm's preflight wants these on a node.
+    "conntrack",
+    "ethtool",
+    "socat",
     arch === "amd64" ? "linux-image-amd64" : "linux-image-arm64",
   ];
 }
@@ -77,11 +81,20 @@ export function guestFiles(): Record<string, [number, string]> {
         "/dev/vda / ext4 rw,errors=remount-ro 0 1",
         "project /mnt/project 9p trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose 0 0",
         "job /mnt/job 9p trans=virtio,version=9p2000.L,rw,msize=524288 0 0",
+        // kubeadm, kubelet, kubectl and control-plane image archives, when the host has them.
+        "kube /mnt/kube 9p trans=virtio,version=9p2000.L,ro,msize=524288,nofail 0 0",
         // The project read-only from the host, writable in the guest (fixture caches, lock).
         "overlay /opt/k8scontainerd overlay lowerdir=/mnt/project,upperdir=/var/lib/k8sc-vm/upper," +
         "workdir=/var/lib/k8sc-vm/work,x-systemd.requires=mnt-project.mount 0 0",
         "",
       ].join("\n"),
+    ],
+    // DHCP on the one NIC the kubeadm phase adds (QEMU's user network, restricted: nothing
+    // leaves the host); without a NIC nothing waits for it.
+    "/etc/systemd/network/10-eth0.network": [0o644, "[Match]\nName=eth0\n[Network]\nDHCP=ipv4\n"],
+    "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service": [
+      0o777,
+      "/lib/systemd/system/systemd-networkd.service",
     ],
     // Containers whose PID 1 ignores SIGTERM would hold every shutdown for systemd's 90 s.
     "/etc/systemd/system.conf.d/k8sc-vm.conf": [0o644, "[Manager]\nDefaultTimeoutStopSec=10s\n"],
@@ -222,7 +235,7 @@ export async function buildGuestImage(o: GuestImageOptions = {}): Promise<GuestI
         await Deno.chmod(target, mode);
       }
     }
-    const dirs = ["/mnt/project", "/mnt/job", "/opt/k8scontainerd"];
+    const dirs = ["/mnt/project", "/mnt/job", "/mnt/kube", "/opt/k8scontainerd"];
     for (const m of [...dirs, "/var/lib/k8sc-vm/upper", "/var/lib/k8sc-vm/work"]) {
       await Deno.mkdir(`${root}${m}`, { recursive: true });
     }

@@ -26,6 +26,11 @@ export interface MachineOptions {
   workDir?: string;
   memoryMiB?: number;
   cpus?: number;
+  /**
+   * Give the guest one NIC on QEMU's user network with `restrict=on`: DHCP and a default route
+   * for software that insists on one (kubeadm), while no packet leaves for the host's network.
+   */
+  restrictedNic?: boolean;
 }
 
 /** How one boot ended. */
@@ -44,7 +49,14 @@ function qemuBinary(arch: GuestArch): string {
 
 /** QEMU arguments that boot `image` from the overlay with the shares (no network device). */
 export function qemuArgs(
-  o: { image: GuestImage; overlay: string; shares: Share[]; memoryMiB: number; cpus: number },
+  o: {
+    image: GuestImage;
+    overlay: string;
+    shares: Share[];
+    memoryMiB: number;
+    cpus: number;
+    restrictedNic?: boolean;
+  },
   consoleLog: string,
   accel = Deno.env.get("K8SC_VM_ACCEL") || "tcg",
 ): string[] {
@@ -79,7 +91,7 @@ export function qemuArgs(
     "-drive",
     `file=${o.overlay},if=virtio,format=qcow2`,
     "-nic",
-    "none",
+    o.restrictedNic ? "user,restrict=on,model=virtio-net-pci" : "none",
     "-display",
     "none",
     "-monitor",
@@ -139,7 +151,7 @@ export class GuestMachine {
       throw new Error(`qemu-img create: ${new TextDecoder().decode(r.stderr)}`);
     }
     return new GuestMachine(
-      { memoryMiB: 2048, cpus: 2, ...o, workDir },
+      { memoryMiB: 2048, cpus: 2, restrictedNic: false, ...o, workDir },
       overlay,
       own,
     );

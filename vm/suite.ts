@@ -35,6 +35,8 @@ export interface BootReport extends BootResult {
 /** What a run did. */
 export interface VmReport {
   arch: GuestArch;
+  /** Why the kubeadm phase did not run (undefined when it ran). */
+  kubeadmSkipped?: string;
   imageCached: boolean;
   imageSeconds: number;
   boots: BootReport[];
@@ -49,11 +51,38 @@ export interface VmSuiteOptions {
   projectDir?: string;
   /** Per-boot limit. */
   bootTimeoutMs?: number;
+  /**
+   * A directory with kubeadm, kubelet, kubectl and images/*.tar (`K8SC_KUBE_DIR`): adds the
+   * kubeadm phase.
+   */
+  kubeDir?: string;
   log?: (line: string) => void;
 }
 
 /** The phases, in order; each is one boot of the same disk. */
 export const PHASES = ["install-and-test", "after-reboot"] as const;
+
+/** Why a kube dir cannot drive the kubeadm phase, or undefined when it can. */
+export function kubeDirProblem(dir: string | undefined): string | undefined {
+  if (!dir) {
+    return "K8SC_KUBE_DIR is not set (a directory with kubeadm, kubelet, kubectl and images/*.tar)";
+  }
+  for (const f of ["kubeadm", "kubelet", "kubectl"]) {
+    try {
+      if (!Deno.statSync(`${dir}/${f}`).isFile) return `${dir}/${f} is not a file`;
+    } catch {
+      return `${dir}/${f} is missing`;
+    }
+  }
+  try {
+    if (![...Deno.readDirSync(`${dir}/images`)].some((e) => e.name.endsWith(".tar"))) {
+      return `${dir}/images holds no .tar image archives`;
+    }
+  } catch {
+    return `${dir}/images is missing`;
+  }
+  return undefined;
+}
 
 async function readSteps(file: string): Promise<StepResult[]> {
   const text = await Deno.readTextFile(file).catch(() => "");
@@ -71,19 +100,31 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   const log = o.log ?? (() => {});
   const projectDir = o.projectDir ?? new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const t0 = Date.now();
-  const image = await buildGuestImage({ arch: o.arch, log });
+  const envArch = Deno.env.get("K8SC_VM_ARCH");
+  if (envArch && envArch !== "amd64" && envArch !== "arm64") {
+    throw new Error(`K8SC_VM_ARCH=${envArch}: expected amd64 or arm64`);
+  }
+  const image = await buildGuestImage({ arch: o.arch ?? (envArch as GuestArch | undefined), log });
   const imageSeconds = (Date.now() - t0) / 1000;
   const jobDir = await Deno.makeTempDir({ prefix: "k8sc-vm-job-" });
+  const kubeDir = o.kubeDir ?? Deno.env.get("K8SC_KUBE_DIR");
+  const kubeadmSkipped = kubeDirProblem(kubeDir);
+  const phases: string[] = [...PHASES, ...(kubeadmSkipped ? [] : ["kubeadm"])];
   const machine = await GuestMachine.create({
     image,
     shares: [
       { tag: "project", path: projectDir, readonly: true },
       { tag: "job", path: jobDir, readonly: false },
+      ...(kubeadmSkipped ? [] : [{ tag: "kube", path: kubeDir!, readonly: true }]),
     ],
+    restrictedNic: !kubeadmSkipped,
+    // The control plane needs more room than the CRI suite.
+    memoryMiB: kubeadmSkipped ? 2048 : 4096,
   });
+  if (kubeadmSkipped) log(`vm: kubeadm phase skipped: ${kubeadmSkipped}`);
   const boots: BootReport[] = [];
   try {
-    for (const phase of PHASES) {
+    for (const phase of phases) {
       await Deno.writeTextFile(
         `${jobDir}/run.sh`,
         `#!/bin/sh\nexec sh /opt/k8scontainerd/vm/guest/job.sh ${phase}\n`,
@@ -112,5 +153,12 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   } finally {
     await machine.cleanup();
   }
-  return { arch: image.arch, imageCached: image.cached, imageSeconds, boots, jobDir };
+  return {
+    arch: image.arch,
+    kubeadmSkipped,
+    imageCached: image.cached,
+    imageSeconds,
+    boots,
+    jobDir,
+  };
 }

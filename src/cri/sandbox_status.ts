@@ -9,14 +9,14 @@ import {
   type PodSandboxStatusRequest,
   type PodSandboxStatusResponse,
 } from "../gen/runtime/v1/api.ts";
-import { type CriContext, nanos } from "./context.ts";
+import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import type { SandboxRecord } from "./store.ts";
 
 function state(sb: SandboxRecord): PodSandboxState {
   return sb.state === "ready" ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
 }
 
-export function podSandboxStatus(
+export async function podSandboxStatus(
   ctx: CriContext,
   req: PodSandboxStatusRequest,
 ): Promise<PodSandboxStatusResponse> {
@@ -25,14 +25,16 @@ export function podSandboxStatus(
   const ns = c.linux?.securityContext?.namespaceOptions;
   const info: Record<string, string> = {};
   if (req.verbose) {
+    // The pause process, as containerd reports it (0 once it is gone).
+    const pid = await ctx.containers.task(CRI_NAMESPACE, sb.id).then((t) => t.pid, () => 0);
     info.info = JSON.stringify({
-      pid: undefined,
+      pid,
       netNamespacePath: sb.netnsPath,
       runtimeHandler: sb.handler,
       config: c,
     }, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
   }
-  return Promise.resolve({
+  return {
     status: {
       id: sb.id,
       metadata: c.metadata,
@@ -57,7 +59,7 @@ export function podSandboxStatus(
     info,
     containersStatuses: [],
     timestamp: nanos(new Date()),
-  });
+  };
 }
 
 export function listPodSandbox(

@@ -34,6 +34,7 @@ import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
 import { recoverSandboxes } from "./sandbox_recover.ts";
+import { followPauseExits, reconcileSandboxStates } from "./sandbox_liveness.ts";
 import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
 import {
   createContainer,
@@ -102,7 +103,7 @@ export interface CriDeps {
 export async function registerCri(
   server: GrpcServer,
   deps: CriDeps,
-): Promise<{ ctx: CriContext; streaming: StreamingServer }> {
+): Promise<{ ctx: CriContext; streaming: StreamingServer; stop: () => void }> {
   const log = deps.log.child({ component: "cri" });
   const sandboxImage = deps.sandboxImage ?? DEFAULT_SANDBOX_IMAGE;
   const view = new CriImageView({
@@ -131,6 +132,10 @@ export async function registerCri(
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
   await recoverSandboxes(ctx);
+  // A pod is READY only while its pause task runs (a reboot, a killed pause process).
+  await reconcileSandboxStates(ctx);
+  const stopping = new AbortController();
+  followPauseExits(ctx, deps.events, stopping.signal);
   const streaming = new StreamingServer({
     address: deps.streamAddress ?? "127.0.0.1",
     port: deps.streamPort ?? 0,
@@ -181,5 +186,5 @@ export async function registerCri(
       snapshotter: deps.defaultSnapshotter,
     }),
   });
-  return { ctx, streaming };
+  return { ctx, streaming, stop: () => stopping.abort() };
 }

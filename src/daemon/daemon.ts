@@ -101,6 +101,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     });
     streaming.server = cri.streaming;
     cleanup.push(() => cri.streaming.stop());
+    cleanup.push(() => Promise.resolve(cri.stop()));
     log.info("CRI streaming server listening", { url: cri.streaming.url });
 
     // gRPC serves on a private socket; the public one is a proxy that fixes up the

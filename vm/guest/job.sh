@@ -4,6 +4,8 @@
 #                     against it, leave a pod running, power off cleanly (the "reboot")
 #   after-reboot      check that the service came back by itself, cleaned up, and reports
 #                     the earlier pod correctly; power off
+#   kubeadm           (only when the host shares kubeadm/kubelet/kubectl and images) kubeadm
+#                     init against our socket, a pod, exec, logs, port-forward, delete
 # Every step appends a JSON line to /mnt/job/<phase>.results for the host to assert on; the
 # guest always powers itself off at the end (the host kills it on a timeout).
 set -u
@@ -12,13 +14,15 @@ J=/mnt/job
 P=/opt/k8scontainerd
 R=$J/$phase.results
 : > "$R"
-export DENO_DIR=/var/cache/deno HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export NO_COLOR=1 DENO_DIR=/var/cache/deno HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 deno="$P/scripts/deno"
 
 now() { date +%s.%N; }
 # result <step> <ok:true|false> <seconds> <detail>
 result() {
-  detail=$(printf '%s' "$4" | tail -c 3000 | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr '\n\t' '  ')
+  # JSON-safe: no control characters (colour codes, tabs, newlines), quotes escaped.
+  detail=$(printf '%s' "$4" | tail -c 3000 | tr '\n\t' '  ' | tr -d '\000-\037' |
+    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')
   printf '{"step":"%s","ok":%s,"seconds":%s,"detail":"%s"}\n' "$1" "$2" "$3" "$detail" >> "$R"
   echo "k8sc-vm: $1 ok=$2 (${3}s)"
 }
@@ -72,6 +76,18 @@ after-reboot)
   '
   check pod-after-reboot "$deno" run -A --no-check "$P/vm/guest/pods.ts" check "$J/pods.json"
   journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
+  ;;
+kubeadm)
+  check service-active sh -ec '
+    for i in $(seq 1 300); do
+      [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ] && break
+      sleep 1
+    done
+    [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ]
+  '
+  . "$P/vm/guest/kubeadm.sh"
+  journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
+  journalctl -b -u kubelet -o cat > "$J/$phase.kubelet-journal" 2>&1
   ;;
 *)
   result phase false 0 "unknown phase $phase"

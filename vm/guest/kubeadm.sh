@@ -1,0 +1,103 @@
+#!/bin/sh
+# The kubeadm phase, run by job.sh inside the guest when the host shared a directory (9p tag
+# "kube", at /mnt/kube) holding the official release binaries and images:
+#   /mnt/kube/kubeadm, kubelet, kubectl     (from https://dl.k8s.io/release/<v>/bin/linux/<arch>/)
+#   /mnt/kube/images/*.tar                  control-plane images as OCI or docker archives
+#                                           (kube-apiserver, kube-controller-manager,
+#                                           kube-scheduler, kube-proxy, etcd, coredns, pause)
+# Steps: import the images with our CLI, kubeadm init against our socket, wait for the node to
+# be Ready, run a pod, exec into it, read its logs, port-forward to it, delete it. Each step is
+# reported through job.sh's `check`.
+set -u
+K=/mnt/kube
+SOCK=unix:///run/k8scontainerd/k8scontainerd.sock
+export KUBECONFIG=/etc/kubernetes/admin.conf
+
+check kube-install sh -ec "
+  install -m 0755 $K/kubeadm $K/kubelet $K/kubectl /usr/local/bin/
+  mkdir -p /etc/systemd/system/kubelet.service.d /var/lib/kubelet
+  cat > /etc/systemd/system/kubelet.service <<'UNIT'
+[Unit]
+Description=kubelet
+After=k8scontainerd.service
+Wants=k8scontainerd.service
+[Service]
+ExecStart=/usr/local/bin/kubelet
+Restart=always
+RestartSec=5
+[Install]
+WantedBy=multi-user.target
+UNIT
+  # kubeadm's usual drop-in: the flags kubeadm init writes for the kubelet.
+  cat > /etc/systemd/system/kubelet.service.d/10-kubeadm.conf <<'UNIT'
+[Service]
+Environment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"
+Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+ExecStart=
+ExecStart=/usr/local/bin/kubelet \$KUBELET_KUBECONFIG_ARGS \$KUBELET_CONFIG_ARGS \$KUBELET_KUBEADM_ARGS
+UNIT
+  systemctl daemon-reload
+  systemctl enable kubelet
+  kubeadm version -o short
+"
+
+check kube-images sh -ec "
+  for f in $K/images/*.tar; do k8scontainerd -n k8s.io images import \"\$f\"; done
+  k8scontainerd -n k8s.io images ls
+"
+
+# The pause image kubeadm expects becomes the sandbox image; the pod network is a CNI bridge.
+check kube-runtime-config sh -ec "
+  v=\$(kubeadm version -o short)
+  pause=\$(kubeadm config images list --kubernetes-version \"\$v\" 2>/dev/null | grep /pause: | head -1)
+  [ -n \"\$pause\" ]
+  printf '[cri]\ncgroup_driver = \"systemd\"\nsandbox_image = \"%s\"\n' \"\$pause\" > /etc/k8scontainerd/config.toml
+  mkdir -p /etc/cni/net.d
+  rm -f /etc/cni/net.d/*.conflist
+  cat > /etc/cni/net.d/10-kubeadm.conflist <<'NET'
+{\"cniVersion\": \"1.0.0\", \"name\": \"kubeadm-vm\", \"plugins\": [
+  {\"type\": \"bridge\", \"bridge\": \"cni0\", \"isGateway\": true, \"ipMasq\": false,
+   \"ipam\": {\"type\": \"host-local\", \"ranges\": [[{\"subnet\": \"10.90.0.0/24\"}]],
+              \"routes\": [{\"dst\": \"0.0.0.0/0\"}]}},
+  {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}}]}
+NET
+  swapoff -a
+  modprobe br_netfilter
+  sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+  systemctl restart k8scontainerd
+"
+
+check kubeadm-init sh -ec "
+  kubeadm init --cri-socket $SOCK --kubernetes-version \$(kubeadm version -o short) \
+    --pod-network-cidr 10.90.0.0/16 \
+    --ignore-preflight-errors=NumCPU,Mem,Swap,FileExisting-crictl,SystemVerification 2>&1 | tail -20
+"
+
+check node-ready sh -ec "
+  kubectl taint nodes --all node-role.kubernetes.io/control-plane- || true
+  kubectl wait --for=condition=Ready node --all --timeout=600s
+  kubectl get nodes -o wide
+"
+
+# The workload: the project's busybox fixture from the guest's registry (pods.ts pushed it).
+IMG=$(sed -n 's/.*"busybox":"\([^"]*\)".*/\1/p' /mnt/job/pods.json)
+check kube-pod sh -ec "
+  kubectl run web --image=$IMG --image-pull-policy=IfNotPresent --restart=Never --command -- sh -c \
+    'mkdir -p /www && echo served-by-pod > /www/index.html && echo hello from the pod && exec httpd -f -p 8080 -h /www'
+  kubectl wait --for=condition=Ready pod/web --timeout=300s
+  kubectl get pod web -o wide
+"
+check kube-exec sh -ec "kubectl exec web -- sh -c 'echo exec-ok from \$(hostname)' | grep exec-ok"
+check kube-logs sh -ec "kubectl logs web | grep 'hello from the pod'"
+check kube-port-forward sh -ec "
+  kubectl port-forward pod/web 18080:8080 > /tmp/pf.log 2>&1 &
+  pf=\$!
+  for i in \$(seq 1 50); do busybox wget -qO- http://127.0.0.1:18080/ 2>/dev/null | grep -q served-by-pod && break; sleep 0.5; done
+  busybox wget -qO- http://127.0.0.1:18080/ | grep served-by-pod
+  kill \$pf
+"
+check kube-delete sh -ec "
+  kubectl delete pod web --wait --timeout=120s
+  ! kubectl get pod web 2>/dev/null
+"
