@@ -89,7 +89,7 @@ export async function startOurs(args: string[] = []): Promise<Daemon & { daemon:
   const d = await startTestDaemon({ args: ["--log-level", "warn", ...args] });
   return {
     name: "k8scontainerd",
-    pid: d.process.pid,
+    pid: d.process!.pid, // ours always runs as a child here
     socket: d.socket,
     dir: d.dir,
     daemon: d,
