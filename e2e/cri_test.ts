@@ -795,7 +795,9 @@ exit 0
         const rt = connect();
         const items = (await r(rt.listPodSandbox.bind(rt), { filter: undefined })).items;
         rt.close();
-        return items.map((p) => [p.id, p.state, p.metadata?.name]);
+        // Only this test's pods (under systemd the daemon is shared with the suites above).
+        return items.filter((p) => p.metadata?.name.startsWith("halfpod"))
+          .map((p) => [p.id, p.state, p.metadata?.name]);
       };
       const stopAndRemove = async (podSandboxId: string) => {
         const rt = connect();

@@ -34,7 +34,7 @@ import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
 import { recoverSandboxes } from "./sandbox_recover.ts";
-import { followPauseExits, reconcileSandboxStates } from "./sandbox_liveness.ts";
+import { followTaskExits, reconcileTaskStates } from "./task_liveness.ts";
 import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
 import {
   createContainer,
@@ -133,9 +133,9 @@ export async function registerCri(
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
   await recoverSandboxes(ctx);
   // A pod is READY only while its pause task runs (a reboot, a killed pause process).
-  await reconcileSandboxStates(ctx);
+  await reconcileTaskStates(ctx);
   const stopping = new AbortController();
-  followPauseExits(ctx, deps.events, stopping.signal);
+  followTaskExits(ctx, deps.events, stopping.signal);
   const streaming = new StreamingServer({
     address: deps.streamAddress ?? "127.0.0.1",
     port: deps.streamPort ?? 0,

@@ -237,6 +237,8 @@ interface Meta {
   runtimePath: string;
   runtimeRoot: string;
   systemdCgroup: boolean;
+  /** Under the systemd driver, the container's transient scope (`<prefix>-<name>.scope`). */
+  systemdScope?: string;
   bundle: string;
   logPath: string;
   tty: boolean;
@@ -252,6 +254,22 @@ interface Meta {
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** "slice:prefix:name" → "prefix-name.scope", the unit runc asks systemd for. */
+function systemdScopeOf(cgroupsPath: string | undefined): string | undefined {
+  const parts = cgroupsPath?.split(":");
+  return parts?.length === 3 ? `${parts[1]}-${parts[2]}.scope` : undefined;
+}
+
+/** Runs a command; its stdout, or undefined when it could not run or failed. */
+async function command(cmd: string, args: string[]): Promise<string | undefined> {
+  try {
+    const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return o.success ? new TextDecoder().decode(o.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
@@ -413,6 +431,7 @@ export class ConmonRuntime {
     let config: {
       root?: { path?: string };
       process?: { terminal?: boolean; oomScoreAdj?: number };
+      linux?: { cgroupsPath?: string };
       [k: string]: unknown;
     };
     try {
@@ -465,6 +484,7 @@ export class ConmonRuntime {
       runtimePath: handler.path,
       runtimeRoot: this.#runtimeRoot(handler, namespace),
       systemdCgroup: handler.systemdCgroup ?? false,
+      systemdScope: handler.systemdCgroup ? systemdScopeOf(config.linux?.cgroupsPath) : undefined,
       bundle: opts.bundle,
       logPath: opts.logPath,
       tty: opts.tty,
@@ -601,7 +621,7 @@ export class ConmonRuntime {
     const stopped = async (): Promise<ContainerState | undefined> => {
       const exit = await this.#exit(dir, id);
       if (!exit) return undefined;
-      const oomKilled = await exists(f.oom);
+      const oomKilled = await this.#oomKilled(meta, f, exit.code);
       return {
         ...base,
         status: "stopped",
@@ -648,6 +668,33 @@ export class ConmonRuntime {
   }
 
   /**
+   * Whether the container was OOM-killed: conmon's `oom` file; under the systemd driver also
+   * systemd's own record. There systemd removes the scope's cgroup as soon as its last process
+   * dies, which can beat conmon to reading `memory.events`; systemd itself has seen the kill and
+   * logged it for the scope ("A process of this unit has been killed by the OOM killer", in the
+   * journal since systemd 243). The verdict is written down once, so later reads agree.
+   */
+  async #oomKilled(meta: Meta, f: ReturnType<typeof containerFiles>, code: number) {
+    if (await exists(f.oom)) return true;
+    // A SIGKILL (128+9) is what the OOM killer sends; nothing else is worth asking about.
+    if (code !== 137 || !meta.systemdScope || await exists(`${f.oom}-checked`)) return false;
+    let oom = false;
+    // systemd handles the cgroup's memory.events notification on its own schedule: a moment.
+    for (let i = 0; i < 5 && !oom; i++) {
+      if (i) await sleep(100);
+      const log = await command("journalctl", [
+        "--quiet",
+        "--no-pager",
+        "--output=cat",
+        `--unit=${meta.systemdScope}`,
+      ]);
+      oom = !!log?.includes("killed by the OOM killer");
+    }
+    await Deno.writeTextFile(oom ? f.oom : `${f.oom}-checked`, "").catch(() => {});
+    return oom;
+  }
+
+  /**
    * Resolves when the container has exited, with conmon's exit code (also at once for an
    * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
    * reports it. `signal` aborts the wait.
@@ -673,7 +720,13 @@ export class ConmonRuntime {
     let delay = 20;
     for (let round = 0;; round++) {
       const exit = await this.#exit(dir, meta.id);
-      if (exit) return { exitCode: exit.code, finishedAt: exit.at, oomKilled: await exists(f.oom) };
+      if (exit) {
+        return {
+          exitCode: exit.code,
+          finishedAt: exit.at,
+          oomKilled: await this.#oomKilled(meta, f, exit.code),
+        };
+      }
       if (!await exists(dir)) throw new NotFoundError(`container "${id}" (deleted while waiting)`);
       if (round % 10 === 9 && !await isConmonAlive(await readPidFile(f.conmonPid), dir)) {
         const last = await this.#exit(dir, meta.id);
