@@ -12,6 +12,12 @@
  * one hierarchy is what the kubelet documentation warns against.
  */
 import { InvalidArgumentError } from "../errdefs/errors.ts";
+import { cgroupMode } from "../../ffi/fs.ts";
+
+/** Whether this host mounts the unified cgroup v2 hierarchy at /sys/fs/cgroup. */
+export function hostCgroupV2(): boolean {
+  return cgroupMode() === "v2";
+}
 
 /** The two ways of managing cgroups the kubelet knows. */
 export type CgroupDriver = "cgroupfs" | "systemd";

@@ -302,8 +302,14 @@ export interface SpecOptions {
   mounts?: UserMount[];
   /** The pod's /dev/shm on the host: bound instead of a private tmpfs (shared IPC). */
   shmPath?: string;
-  /** Defaults: pid, ipc, uts, network, mount "new"; cgroup "host". */
+  /** Defaults: pid, ipc, uts, network, mount "new"; cgroup "host" (see `cgroupV2`). */
   namespaces?: Partial<Record<NamespaceKind, NamespaceMode>>;
+  /**
+   * The host runs cgroup v2 (unified): the container gets its own cgroup namespace unless
+   * `namespaces.cgroup` says otherwise, as containerd does there, so it sees its own cgroup as
+   * /sys/fs/cgroup (its limits in memory.max, cpu.max …) and not the host's tree.
+   */
+  cgroupV2?: boolean;
   /** Replace the defaults (an empty list unmasks everything, CRI procMount Unmasked). */
   maskedPaths?: string[];
   readonlyPaths?: string[];
@@ -447,7 +453,7 @@ const DEFAULT_NAMESPACES: Record<NamespaceKind, NamespaceMode> = {
 function namespaces(
   o: SpecOptions,
 ): { list: LinuxNamespace[]; modes: Record<NamespaceKind, NamespaceMode> } {
-  const modes = { ...DEFAULT_NAMESPACES };
+  const modes = { ...DEFAULT_NAMESPACES, ...(o.cgroupV2 ? { cgroup: "new" as const } : {}) };
   for (const [k, v] of Object.entries(o.namespaces ?? {})) {
     if (!(k in DEFAULT_NAMESPACES)) invalid(`namespaces.${k}: unknown namespace kind`);
     if (v === undefined) continue;

@@ -448,6 +448,13 @@ describe("namespaces", () => {
       { type: "mount" },
     ]);
   });
+  it("on cgroup v2 hosts a private cgroup namespace by default; host keeps the host's", () => {
+    const types = (o: Partial<SpecOptions>) => ns(o)!.map((n) => n.type);
+    expect(types({ cgroupV2: true })).toContain("cgroup");
+    expect(types({ cgroupV2: true, namespaces: { cgroup: "host" } })).not.toContain("cgroup");
+    expect(types({ cgroupV2: true, namespaces: { pid: "host" } }))
+      .toEqual(["ipc", "uts", "network", "mount", "cgroup"]);
+  });
   it("host omits, a path joins, new creates", () => {
     expect(ns({
       namespaces: {

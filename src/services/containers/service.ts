@@ -13,7 +13,7 @@
  * await svc.start("default", "web");
  * ```
  */
-import { type CgroupDriver, cgroupsPath } from "../../runtime/cgroups_path.ts";
+import { type CgroupDriver, cgroupsPath, hostCgroupV2 } from "../../runtime/cgroups_path.ts";
 import {
   type Container,
   type ContainerStore,
@@ -254,6 +254,7 @@ export class ContainerService {
         // What the host allows always wins over what was asked for.
         oomScoreAdjFloor: floor,
         hostCapabilities: host.capabilities,
+        cgroupV2: hostCgroupV2(),
         rlimitCeiling: host.nofile ? { RLIMIT_NOFILE: host.nofile } : undefined,
       };
       const spec: Spec = buildSpec(specOpts);
