@@ -27,13 +27,13 @@ import {
 import { call } from "../src/cli/client.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
+import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";
 
 const subnetByte = 100 + Math.floor(Math.random() * 100);
 const bridge = `k8sce2e${subnetByte}`;
 
 function podConfig(name: string, logDir: string): PodSandboxConfig {
-  return {
-    metadata: { name, uid: `uid-${name}`, namespace: "e2e", attempt: 0 },
+  return pod(name, {
     hostname: `${name}-host`,
     logDirectory: logDir,
     dnsConfig: {
@@ -41,35 +41,16 @@ function podConfig(name: string, logDir: string): PodSandboxConfig {
       searches: ["e2e.svc.cluster.local"],
       options: ["ndots:5"],
     },
-    portMappings: [],
     labels: { app: name },
     annotations: { "e2e/annotation": "yes" },
-    linux: undefined,
-    windows: undefined,
-  };
+  });
 }
 
 function containerConfig(name: string, image: string, command: string[]): ContainerConfig {
-  return {
-    metadata: { name, attempt: 0 },
-    image: { image, annotations: {}, userSpecifiedImage: image, runtimeHandler: "", imageRef: "" },
-    command,
-    args: [],
-    workingDir: "",
+  return container(name, image, command, {
     envs: [{ key: "E2E", value: Buffer.from("1") }],
-    mounts: [],
-    devices: [],
     labels: { c: name },
-    annotations: {},
-    logPath: `${name}.log`,
-    stdin: false,
-    stdinOnce: false,
-    tty: false,
-    linux: undefined,
-    windows: undefined,
-    CDIDevices: [],
-    stopSignal: 0,
-  };
+  });
 }
 
 describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {

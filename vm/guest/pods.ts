@@ -12,7 +12,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { parse, stringify } from "smol-toml";
 import {
-  type ContainerConfig,
   ContainerState,
   ImageServiceClient,
   type PodSandboxConfig,
@@ -20,6 +19,7 @@ import {
   RuntimeServiceClient,
 } from "../../src/gen/runtime/v1/api.ts";
 import { call } from "../../src/cli/client.ts";
+import { containerConfig, podConfig } from "../../e2e/cri_requests.ts";
 import { startRegistry } from "../../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../../scripts/fixtures/images.ts";
 
@@ -55,57 +55,23 @@ function sh(cmd: string, ...args: string[]): string {
   return out;
 }
 
-function podConfig(name: string): PodSandboxConfig {
-  return {
-    metadata: { name, uid: `uid-${name}`, namespace: "vm", attempt: 0 },
-    hostname: name,
+function podPlan(name: string): PodSandboxConfig {
+  return podConfig(name, {
+    namespace: "vm",
     logDirectory: `/var/log/pods/vm_${name}`,
-    dnsConfig: undefined,
-    portMappings: [],
     labels: { app: name },
-    annotations: {},
-    linux: {
-      cgroupParent: SLICE,
-      securityContext: undefined,
-      sysctls: {},
-      overhead: undefined,
-      resources: undefined,
-    },
-    windows: undefined,
-  };
-}
-
-function containerConfig(image: string, command: string[]): ContainerConfig {
-  return {
-    metadata: { name: "app", attempt: 0 },
-    image: { image, annotations: {}, userSpecifiedImage: image, runtimeHandler: "", imageRef: "" },
-    command,
-    args: [],
-    workingDir: "",
-    envs: [],
-    mounts: [],
-    devices: [],
-    labels: {},
-    annotations: {},
-    logPath: "app.log",
-    stdin: false,
-    stdinOnce: false,
-    tty: false,
-    linux: undefined,
-    windows: undefined,
-    CDIDevices: [],
-    stopSignal: 0,
-  };
+    linux: { cgroupParent: SLICE },
+  });
 }
 
 async function runPod(name: string, image: string, command: string[]) {
-  const config = podConfig(name);
+  const config = podPlan(name);
   await Deno.mkdir(config.logDirectory, { recursive: true });
   const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
   const status = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false });
   const { containerId } = await r(rt.createContainer.bind(rt), {
     podSandboxId,
-    config: containerConfig(image, command),
+    config: containerConfig("app", image, command),
     sandboxConfig: config,
   });
   await r(rt.startContainer.bind(rt), { containerId });
