@@ -122,6 +122,8 @@ export async function openStores(
     Number((await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0")).trim()) || 0;
   const containers = new ContainerService({
     containers: new ContainerStore(db),
+    namespaces,
+    leases,
     images,
     content,
     contentIndex,
