@@ -55,8 +55,8 @@ function refuseDamaged(path: string): void {
     `metadata database ${path} is damaged (${why}): refusing to start on it; it was left as it is. ` +
       `Restore it from a backup, or, to start over with empty metadata, move it aside ` +
       `(with any ${path}-wal and ${path}-shm beside it), e.g. mv ${path} ${path}.damaged — ` +
-      `images must then be pulled and containers created again, and the next start frees the ` +
-      `content and snapshots the old file referred to`,
+      `images must then be pulled and containers created again (any still running are stopped ` +
+      `at that start), and that start frees the content and snapshots the old file referred to`,
   );
 }
 
