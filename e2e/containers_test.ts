@@ -271,6 +271,62 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
 });
 
 describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () => {
+  it("a create killed before its record is written is undone at the next start; the id is free again", async () => {
+    const registry = await startRegistry();
+    // The daemon freezes itself (SIGSTOP) in ContainerService.create with the root snapshot
+    // prepared and mounted and config.json written, just before the record: a kill there is
+    // deterministic, not a race against the create.
+    let d = await startTestDaemon({
+      env: { K8SCONTAINERD_FAILPOINTS: "container-create-before-record" },
+    });
+    const cli = (...args: string[]) => runCli(["--address", d.socket, ...args]);
+    const bundle = `${d.state}/bundles/default/half`;
+    try {
+      await pushFixtures(registry.address, ["busybox"]);
+      const image = `${registry.address}/busybox:latest`;
+      expect((await cli("images", "pull", "--quiet", image)).code).toBe(0);
+      const snapshots = async () =>
+        (await cli("snapshots", "ls", "--quiet")).stdout.trim().split("\n").sort();
+      const before = await snapshots();
+
+      const run = cli("run", "-d", image, "half", "sleep", "60");
+      const pid = d.process!.pid;
+      const stopped = async () =>
+        (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
+      for (let i = 0; i < 600 && !(await stopped()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await stopped()).toBe(true);
+      // Frozen mid-create: the rootfs is mounted, the bundle written, no record yet.
+      expect(await mountsUnder(d.state)).toEqual([`${bundle}/rootfs`]);
+      expect((await Deno.stat(`${bundle}/config.json`)).isFile).toBe(true);
+      await d.kill();
+      expect((await run).code).not.toBe(0); // the daemon died before answering
+
+      d = await startTestDaemon({ dir: d.dir });
+      expect(d.log()).toContain("removed the bundle of a container create cut short");
+      expect(await mountsUnder(d.dir)).toEqual([]);
+      expect(await Deno.stat(bundle).catch(() => null)).toBeNull();
+      expect(await snapshots()).toEqual(before);
+      expect((await snapshots()).includes("half")).toBe(false);
+      expect((await cli("containers", "ls", "--quiet")).stdout.trim()).toBe("");
+
+      // The same id is free: a create now runs to the end.
+      const again = await cli("run", "--rm", image, "half", "echo", "again");
+      expect(again.stderr).toBe("");
+      expect(again.stdout).toBe("again\n");
+      expect(again.code).toBe(0);
+    } finally {
+      await d.kill();
+      for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
+      for (const m of (await mountsUnder(d.dir)).reverse()) {
+        await new Deno.Command("umount", { args: ["-l", m] }).output();
+      }
+      await d.cleanup();
+      await registry.stop();
+    }
+  });
+
   it("keeps containers running; after restart they are listed, exec works, exits are seen", async () => {
     const registry = await startRegistry();
     let d = await startTestDaemon();

@@ -231,6 +231,61 @@ describe("daemon lifecycle", () => {
     }
   });
 
+  it("refuses a damaged metadata.db (truncated, garbage) with what to do, and leaves it as it is", async () => {
+    const d = await startTestDaemon();
+    try {
+      expect((await runCli(["--address", d.socket, "namespaces", "create", "kept"])).code).toBe(0);
+      expect(await d.stop()).toBe(0);
+      const db = `${d.root}/metadata.db`;
+      const sha = async (path: string) =>
+        new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path)));
+      const start = () =>
+        runCli([
+          "daemon",
+          "--root",
+          d.root,
+          "--state",
+          d.state,
+          "--address",
+          d.socket,
+        ]);
+
+      // Cut short (a disk that filled up, a copy interrupted): the schema's pages are gone.
+      await Deno.truncate(db, 8192);
+      const truncated = await sha(db);
+      const a = await start();
+      expect(a.code).toBe(1);
+      expect(a.stderr).toContain(
+        `metadata database ${db} is damaged (database disk image is malformed): refusing to start on it; it was left as it is. Restore it from a backup, or, to start over with empty metadata, move it aside`,
+      );
+      expect(a.stderr).toContain(`mv ${db} ${db}.damaged`);
+      expect(a.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(await sha(db)).toEqual(truncated);
+      await expect(Deno.lstat(d.socket)).rejects.toThrow(Deno.errors.NotFound);
+
+      // Overwritten with garbage.
+      const garbage = crypto.getRandomValues(new Uint8Array(16384));
+      await Deno.writeFile(db, garbage);
+      await Deno.remove(`${db}-wal`).catch(() => {});
+      await Deno.remove(`${db}-shm`).catch(() => {});
+      const b = await start();
+      expect(b.code).toBe(1);
+      expect(b.stderr).toContain(`metadata database ${db} is damaged (file is not a database)`);
+      expect(b.stderr).not.toMatch(/\n\s+at /);
+      expect(await Deno.readFile(db)).toEqual(garbage);
+
+      // Doing what the message says brings the daemon back, with empty metadata.
+      await Deno.rename(db, `${db}.damaged`);
+      const again = await startTestDaemon({ dir: d.dir });
+      const ns = await runCli(["--address", again.socket, "namespaces", "ls", "--quiet"]);
+      expect(ns.stdout).not.toContain("kept");
+      expect(await again.stop()).toBe(0);
+      expect(await Deno.readFile(`${db}.damaged`)).toEqual(garbage);
+    } finally {
+      await d.cleanup();
+    }
+  });
+
   it("refuses a config with an unknown key, naming it", async () => {
     const dir = await Deno.makeTempDir();
     try {

@@ -5,6 +5,7 @@
  */
 
 import type { ContainerService } from "../services/containers/service.ts";
+import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { ImageService } from "../services/images/service.ts";
 import type { PodNetwork } from "../network/pod_network.ts";
 import type { Logger } from "../log/logger.ts";
@@ -15,6 +16,8 @@ export { CRI_NAMESPACE } from "./image_view.ts";
 
 export interface CriContext {
   containers: ContainerService;
+  /** Pod-level resources: the pod's /dev/shm, port-forward relays into its netns. */
+  sandboxes: SandboxService;
   images: ImageService;
   /** Resolves CRI image references and ids (config digests) to image records. */
   imageView: CriImageView;

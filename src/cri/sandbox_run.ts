@@ -13,7 +13,6 @@ import type {
 } from "../gen/runtime/v1/api.ts";
 import { NamespaceMode, Protocol } from "../gen/runtime/v1/api.ts";
 import { FailedPreconditionError, InvalidArgumentError, isKind } from "../errdefs/errors.ts";
-import { mountAll, unmountAll } from "../snapshots/mount.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
 import type { PortMapping } from "../network/pod_network.ts";
 
@@ -144,13 +143,8 @@ export async function runPodSandbox(
     const hostIpc = ns?.ipc === NamespaceMode.NODE;
     if (!hostIpc) {
       // One /dev/shm for the whole pod, bind-mounted into each container.
-      await Deno.mkdir(`${dir}/shm`, { mode: 0o700 });
-      mountAll([{
-        type: "tmpfs",
-        source: "shm",
-        options: ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"],
-      }], `${dir}/shm`);
-      undo.push(() => Promise.resolve(unmountAll(`${dir}/shm`)));
+      await ctx.sandboxes.mountShm(`${dir}/shm`);
+      undo.push(() => Promise.resolve(ctx.sandboxes.unmountShm(`${dir}/shm`)));
     }
 
     const sc = config.linux?.securityContext;

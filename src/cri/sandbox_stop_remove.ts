@@ -12,7 +12,6 @@ import type {
   StopPodSandboxResponse,
 } from "../gen/runtime/v1/api.ts";
 import { isKind } from "../errdefs/errors.ts";
-import { unmountAll } from "../snapshots/mount.ts";
 import { CRI_NAMESPACE, type CriContext, sandboxDir } from "./context.ts";
 import { hostNetwork, portMappings, runInFlight } from "./sandbox_run.ts";
 import { removeContainerRecord, stopContainerTask } from "./container_lifecycle.ts";
@@ -59,7 +58,7 @@ export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<v
       portMappings: portMappings(config),
     });
   }
-  unmountAll(`${sandboxDir(ctx, sb.id)}/shm`);
+  ctx.sandboxes.unmountShm(`${sandboxDir(ctx, sb.id)}/shm`);
   if (leftover) ctx.store.markSandboxUndone(sb.id);
   else ctx.store.setSandboxState(sb.id, "notready");
 }

@@ -27,6 +27,7 @@ import { CriImageView, DEFAULT_SANDBOX_IMAGE } from "./image_view.ts";
 import { type NetworkStatus, runtimeStatusHandlers } from "./status.ts";
 import { version } from "./version.ts";
 import type { ContainerService } from "../services/containers/service.ts";
+import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { PodNetwork } from "../network/pod_network.ts";
 import type { CriContext } from "./context.ts";
@@ -83,6 +84,8 @@ export interface CriDeps {
   runtimeHandlers?: string[];
   /** Containers and tasks (the CRI's containers live in k8s.io). */
   containers: ContainerService;
+  /** Pod-level resources: /dev/shm mounts, port-forward relays. */
+  sandboxes: SandboxService;
   /** The metadata database the CRI keeps its pod and container records in. */
   db: MetadataDB;
   /** Where CNI plugins are looked for. */
@@ -121,6 +124,7 @@ export async function registerCri(
   });
   const ctx: CriContext = {
     containers: deps.containers,
+    sandboxes: deps.sandboxes,
     images: deps.images,
     imageView: view,
     store: new CriStore(deps.db),

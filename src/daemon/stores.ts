@@ -18,6 +18,7 @@ import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { ImageService } from "../services/images/service.ts";
 import { ContainerStore } from "../metadata/containers.ts";
 import { ContainerService } from "../services/containers/service.ts";
+import { SandboxService } from "../services/sandboxes/service.ts";
 import { ConmonRuntime, type RuntimeHandler } from "../runtime/driver.ts";
 import { Exchange } from "../events/exchange.ts";
 import { systemdBooted } from "../runtime/cgroups_path.ts";
@@ -34,6 +35,7 @@ export interface Stores {
   snapshotters: Map<string, Snapshotter>;
   defaultSnapshotter: string;
   containers: ContainerService;
+  sandboxes: SandboxService;
   events: Exchange;
   /** Runtime handler names (runc, and crun when installed). */
   runtimeHandlers: string[];
@@ -122,6 +124,8 @@ export async function openStores(
     Number((await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0")).trim()) || 0;
   const containers = new ContainerService({
     containers: new ContainerStore(db),
+    namespaces,
+    leases,
     images,
     content,
     contentIndex,
@@ -145,6 +149,7 @@ export async function openStores(
     contentIndex,
     images,
     containers,
+    sandboxes: new SandboxService(),
     events,
     runtimeHandlers: Object.keys(handlers),
     imageStore,

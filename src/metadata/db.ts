@@ -16,6 +16,49 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
+import { FailedPreconditionError } from "../errdefs/errors.ts";
+
+/** SQLite's words for a file that is not a usable database (SQLITE_NOTADB, SQLITE_CORRUPT). */
+const DAMAGED =
+  /file is not a database|database disk image is malformed|malformed database schema/i;
+
+/**
+ * Reads `path` through a read-only connection and runs SQLite's quick_check; throws a
+ * FailedPreconditionError naming the file and what to do when it is damaged (garbage,
+ * truncated). Read-only, and before anything else touches the file: a damaged database is
+ * never written to (no journal-mode change, no migration, no checkpoint on close), so it stays
+ * as it was for whoever will inspect or restore it. A missing or empty file is a new database.
+ */
+function refuseDamaged(path: string): void {
+  try {
+    if (Deno.statSync(path).size === 0) return;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  let why: string | undefined;
+  let ro: DatabaseSync | undefined;
+  try {
+    ro = new DatabaseSync(path, { readOnly: true });
+    const rows = ro.prepare("PRAGMA quick_check(5)").all() as { quick_check: string }[];
+    const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
+    if (problems.length) why = problems.join("; ");
+  } catch (e) {
+    const msg = (e as Error).message;
+    // Anything else (permissions, a locked file) is reported by the regular open below.
+    if (DAMAGED.test(msg)) why = msg;
+  } finally {
+    ro?.close();
+  }
+  if (why === undefined) return;
+  throw new FailedPreconditionError(
+    `metadata database ${path} is damaged (${why}): refusing to start on it; it was left as it is. ` +
+      `Restore it from a backup, or, to start over with empty metadata, move it aside ` +
+      `(with any ${path}-wal and ${path}-shm beside it), e.g. mv ${path} ${path}.damaged — ` +
+      `images must then be pulled and containers created again (any still running are stopped ` +
+      `at that start), and that start frees the content and snapshots the old file referred to`,
+  );
+}
 
 export class MetadataDB {
   #depth = 0;
@@ -23,8 +66,12 @@ export class MetadataDB {
 
   private constructor(readonly sql: DatabaseSync, readonly path: string) {}
 
-  /** Opens (creating if needed) and migrates to the newest schema. */
+  /**
+   * Opens (creating if needed) and migrates to the newest schema. A damaged file (garbage,
+   * truncated) is refused with a FailedPreconditionError that says what to do, untouched.
+   */
   static open(path: string, migrations: readonly Migration[] = MIGRATIONS): MetadataDB {
+    refuseDamaged(path);
     const sql = new DatabaseSync(path);
     const db = new MetadataDB(sql, path);
     try {

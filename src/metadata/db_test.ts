@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "../testing/bdd.ts";
 import { MetadataDB } from "./db.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import { errorKind } from "../errdefs/errors.ts";
 
 describe("metadata db", () => {
   let dir: string;
@@ -80,5 +81,41 @@ describe("metadata db", () => {
     expect(db.version).toBe(MIGRATIONS.at(-1)!.version);
     expect(db.sql.prepare("SELECT name FROM sqlite_master WHERE name = 'x'").all()).toEqual([]);
     db.close();
+  });
+
+  it("refuses a damaged file (garbage, truncated) with what to do, and leaves it untouched", () => {
+    const files = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    const garbage = crypto.getRandomValues(new Uint8Array(8192));
+    Deno.writeFileSync(`${dir}/g.db`, garbage);
+    expect(() => MetadataDB.open(`${dir}/g.db`)).toThrow(
+      new RegExp(
+        `metadata database ${dir}/g\\.db is damaged \\(file is not a database\\): ` +
+          "refusing to start on it; it was left as it is\\. Restore it from a backup, or",
+      ),
+    );
+    expect(Deno.readFileSync(`${dir}/g.db`)).toEqual(garbage);
+    expect(files()).toEqual(["g.db"]);
+
+    // A real database cut in half: SQLite's header is intact, the pages it points to are not.
+    const db = MetadataDB.open(`${dir}/t.db`);
+    const add = db.prepare("INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)");
+    db.transaction(() => {
+      for (let i = 0; i < 2000; i++) add.run(`ns${i}`, JSON.stringify({ l: "x".repeat(100) }), i);
+    });
+    db.close();
+    Deno.truncateSync(`${dir}/t.db`, Deno.statSync(`${dir}/t.db`).size >> 1);
+    const cut = Deno.readFileSync(`${dir}/t.db`);
+    let err: unknown;
+    try {
+      MetadataDB.open(`${dir}/t.db`);
+    } catch (e) {
+      err = e;
+    }
+    expect(errorKind(err)).toBe("failed-precondition");
+    expect((err as Error).message).toMatch(/t\.db is damaged \(database disk image is malformed\)/);
+    expect(Deno.readFileSync(`${dir}/t.db`)).toEqual(cut);
+    // A read-only look at a WAL database may leave an empty -wal and an -shm beside it.
+    expect(files().filter((f) => !/^t\.db-(wal|shm)$/.test(f))).toEqual(["g.db", "t.db"]);
+    expect(Deno.statSync(`${dir}/t.db-wal`).size).toBe(0);
   });
 });

@@ -20,6 +20,9 @@ import {
   validateContainerId,
 } from "../../metadata/containers.ts";
 import type { ContentIndex } from "../../metadata/content.ts";
+import type { LeaseStore } from "../../metadata/leases.ts";
+import type { NamespaceStore } from "../../metadata/namespaces.ts";
+import { LABEL_GC_ROOT } from "../../metadata/gc.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
 import { mountAll, unmountAll } from "../../snapshots/mount.ts";
@@ -48,14 +51,20 @@ import type {
   ConmonRuntime,
   ContainerState as TaskState,
   ExecProcess,
+  RecoveredContainer,
 } from "../../runtime/driver.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
 import { readLog } from "./logs.ts";
+import { failpoint } from "../../failpoints/failpoints.ts";
 
 export interface ContainerServiceDeps {
   /** How container cgroups are named and created (runc's --systemd-cgroup); cgroupfs if unset. */
   cgroupDriver?: CgroupDriver;
   containers: ContainerStore;
+  /** Namespaces to look through for root snapshots left by a create cut short. */
+  namespaces: NamespaceStore;
+  /** A root snapshot a live lease names is someone's work in progress: never undone. */
+  leases: LeaseStore;
   images: ImageService;
   content: ContentStore;
   contentIndex: ContentIndex;
@@ -109,6 +118,13 @@ export interface TaskView extends TaskState {
   id: string;
   logPath: string;
 }
+
+/**
+ * The label {@link ContainerService.create} puts on a container's root snapshot (value: the
+ * container id), in the same row insert that creates the snapshot. It is what tells the
+ * service's own snapshots from those a client prepared through the snapshots API.
+ */
+export const CONTAINER_SNAPSHOT_LABEL = "io.k8scontainerd.container";
 
 /** Labels the daemon keeps on a container for its task. */
 const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
@@ -214,7 +230,7 @@ export class ContainerService {
       await Deno.mkdir(rootfs, { recursive: true, mode: 0o711 });
       undo.push(() => Deno.remove(bundle, { recursive: true }).catch(() => {}));
       const mounts = await snapshotter.prepare(ns, o.id, parent, {
-        "io.k8scontainerd.container": o.id,
+        [CONTAINER_SNAPSHOT_LABEL]: o.id,
       });
       undo.push(() => snapshotter.remove(ns, o.id).catch(() => {}));
       mountAll(mounts, rootfs);
@@ -259,6 +275,8 @@ export class ContainerService {
       };
       const spec: Spec = buildSpec(specOpts);
       await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
+      // Tests freeze the daemon here to kill it with everything but the record in place.
+      failpoint("container-create-before-record");
       const c = this.#d.containers.create(ns, {
         id: o.id,
         image: image.name,
@@ -563,12 +581,128 @@ export class ContainerService {
   }
 
   /**
+   * Undoes what a create cut short by a killed daemon left behind: everything the service makes
+   * for a container whose record was never written (or, for runtime state, no longer exists).
+   *
+   * Why a scan for orphans rather than an intent record written first ("creating" rows): every
+   * resource create() makes names its container by itself — the bundle directory
+   * `<state>/bundles/<ns>/<id>` lives in a tree only this service writes, the runtime state
+   * `<state>/runtime/<ns>/<id>` in one only its driver writes, and the root snapshot carries
+   * {@link CONTAINER_SNAPSHOT_LABEL} from the very row insert that creates it. So the disk itself
+   * says what is half done, whatever the point the kill came at, with no second source of truth
+   * to keep in step; and the container table keeps holding only complete containers, so no
+   * reader (management API, CRI, GC) has to learn to skip a "creating" state. The record is
+   * written last in create(), which is what makes "no record" mean "not created".
+   *
+   * Runs before the socket serves, so no create of this process can be under way. Order: the
+   * runtime state first (its processes may use the rootfs), then bundles (rootfs unmounted
+   * before the directory goes, never deleting through a live mount), then snapshots. Root
+   * snapshots a live lease names or labelled as GC roots are left alone, as GC does.
+   */
+  async #undoUnrecorded(found: RecoveredContainer[]): Promise<UndoneCreates> {
+    const undone: UndoneCreates = { runtime: [], bundles: [], snapshots: [] };
+    const records = this.#d.containers.all();
+    const recorded = new Set(records.map((r) => `${r.namespace}/${r.container.id}`));
+
+    for (const f of found) {
+      const key = `${f.namespace}/${f.id}`;
+      if (f.status === "removed" || recorded.has(key)) continue;
+      try {
+        await this.#d.runtime.delete(f.id, { force: true, namespace: f.namespace });
+        undone.runtime.push(key);
+        this.#log.warn("removed the runtime state of a container that has no record", {
+          namespace: f.namespace,
+          id: f.id,
+          status: f.status,
+        });
+      } catch (e) {
+        if (!isKind(e, "not-found")) {
+          this.#log.error("cannot remove runtime state of a container with no record", {
+            namespace: f.namespace,
+            id: f.id,
+            err: e,
+          });
+        }
+      }
+    }
+
+    const bundles = `${this.#d.stateDir}/bundles`;
+    for (const ns of await dirNames(bundles)) {
+      for (const id of await dirNames(`${bundles}/${ns}`)) {
+        if (recorded.has(`${ns}/${id}`)) continue;
+        const dir = this.bundleDir(ns, id);
+        try {
+          unmountAll(`${dir}/rootfs`);
+          const left = await mountsUnder(dir);
+          if (left.length) {
+            throw new FailedPreconditionError(`still mounted: ${left.join(", ")}`);
+          }
+          await Deno.remove(dir, { recursive: true });
+          undone.bundles.push(`${ns}/${id}`);
+          this.#log.warn("removed the bundle of a container create cut short", {
+            namespace: ns,
+            id,
+          });
+        } catch (e) {
+          this.#log.error("cannot remove the bundle of a container with no record", {
+            namespace: ns,
+            id,
+            err: e,
+          });
+        }
+      }
+    }
+
+    const owned = new Set(
+      records.map((r) => `${r.namespace}/${r.container.snapshotter}/${r.container.snapshotKey}`),
+    );
+    const now = Date.now();
+    for (const { name: ns } of this.#d.namespaces.list()) {
+      const leased = new Set<string>();
+      for (const l of this.#d.leases.list(ns)) {
+        if (l.expiresAt && l.expiresAt.getTime() <= now) continue;
+        for (const r of this.#d.leases.resources(ns, l.id)) leased.add(`${r.type}\0${r.ref}`);
+      }
+      for (const [name, snapshotter] of this.#d.snapshotters) {
+        const orphans = snapshotter.walk(
+          ns,
+          (i) =>
+            i.kind === "active" && i.labels[CONTAINER_SNAPSHOT_LABEL] !== undefined &&
+            i.labels[LABEL_GC_ROOT] === undefined && !owned.has(`${ns}/${name}/${i.key}`) &&
+            !leased.has(`snapshots/${name}\0${i.key}`),
+        );
+        for (const snap of orphans) {
+          try {
+            await snapshotter.remove(ns, snap.key);
+            undone.snapshots.push(`${ns}/${name}/${snap.key}`);
+            this.#log.warn("removed the root snapshot of a container create cut short", {
+              namespace: ns,
+              snapshotter: name,
+              key: snap.key,
+            });
+          } catch (e) {
+            this.#log.error("cannot remove the root snapshot of a container with no record", {
+              namespace: ns,
+              snapshotter: name,
+              key: snap.key,
+              err: e,
+            });
+          }
+        }
+      }
+    }
+    return undone;
+  }
+
+  /**
    * At daemon start: the driver re-attaches to what conmon still supervises and cleans up what
-   * was half created; exits that happened while the daemon was down are published; rootfs
+   * was half created; what a create cut short left without a record is undone (returned);
+   * exits that happened while the daemon was down are published; rootfs
    * mounts lost with a reboot are restored.
    */
-  async recover(): Promise<void> {
+  async recover(): Promise<UndoneCreates> {
     const found = await this.#d.runtime.recover();
+    const undone = await this.#undoUnrecorded(found);
     for (const { namespace, container: c } of this.#d.containers.all()) {
       const rootfs = `${this.bundleDir(namespace, c.id)}/rootfs`;
       const snapshotter = this.#d.snapshotters.get(c.snapshotter);
@@ -592,7 +726,18 @@ export class ContainerService {
       running: found.filter((f) => f.status === "running").length,
       stopped: found.filter((f) => f.status === "stopped").length,
     });
+    return undone;
   }
+}
+
+/**
+ * What the container service found and undid at start for containers that have no record.
+ * Ids are "<namespace>/<id>" (snapshots: "<namespace>/<snapshotter>/<key>").
+ */
+export interface UndoneCreates {
+  runtime: string[];
+  bundles: string[];
+  snapshots: string[];
 }
 
 export interface TaskMetrics {
@@ -673,6 +818,25 @@ async function hostLimits(): Promise<{ capabilities?: string[]; nofile?: number 
     capabilities: bnd ? capabilitiesFromMask(bnd) : undefined,
     nofile: nofile ? Number(nofile) : undefined,
   };
+}
+
+/** The names of the directories in `dir`; none when it does not exist. */
+async function dirNames(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) if (e.isDirectory) out.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+/** Mount points at or below `dir` (a recursive remove must never go through one). */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  return info.split("\n").map((l) => l.split(" ")[4]).filter((m) =>
+    m !== undefined && (m === dir || m.startsWith(`${dir}/`))
+  );
 }
 
 async function isMounted(path: string): Promise<boolean> {
