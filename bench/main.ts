@@ -1,12 +1,14 @@
 /**
  * `deno task bench`: every side-by-side benchmark against containerd 1.6 from Debian, in one
- * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us).
+ * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us), with
+ * the latency distributions drawn in bench/latency.png.
  *
  * Flags: --quick (fewer runs, for a smoke check).
  */
 import { benchPull, reportPull } from "./pull.ts";
 import { benchContainers, reportContainers } from "./containers.ts";
 import { benchPods, reportPods } from "./pods.ts";
+import { CONTAINERD, OURS, type Panel, renderStripChart } from "./chart.ts";
 
 const quick = Deno.args.includes("--quick");
 const started = new Date();
@@ -17,11 +19,75 @@ const pods = await benchPods(
     ? { pods: 5, concurrent: 3, list: 10, memory: 10 }
     : { pods: 30, concurrent: 10, list: 100, memory: 50 },
 );
+const pair = (title: string, unit: string, ours: number[], containerd: number[]): Panel => ({
+  title,
+  unit,
+  rows: [
+    { label: "k8scontainerd", color: OURS, samples: ours },
+    { label: "containerd 1.6", color: CONTAINERD, samples: containerd },
+  ],
+});
+const ms = (xs: number[]) => xs.map((x) => x * 1000);
+const png = renderStripChart(
+  `Latency, k8scontainerd vs containerd 1.6 (${started.toISOString().slice(0, 10)})`,
+  [
+    pair(
+      `Pod start through the CRI, ${pods.start.ours.length} in sequence`,
+      "ms",
+      ms(pods.start.ours),
+      ms(pods.start.containerd),
+    ),
+    pair(
+      `Pod start, ${pods.concurrent.n} at once (each pod)`,
+      "ms",
+      ms(pods.concurrent.start.ours),
+      ms(pods.concurrent.start.containerd),
+    ),
+    pair(
+      `Pod teardown, ${pods.teardown.ours.length} in sequence`,
+      "ms",
+      ms(pods.teardown.ours),
+      ms(pods.teardown.containerd),
+    ),
+    pair(
+      `Pod teardown, ${pods.concurrent.n} at once (each pod)`,
+      "ms",
+      ms(pods.concurrent.teardown.ours),
+      ms(pods.concurrent.teardown.containerd),
+    ),
+    pair(
+      `ListContainers, ${pods.list.n} containers`,
+      "ms",
+      pods.list.ours.listMs,
+      pods.list.containerd.listMs,
+    ),
+    pair(
+      `ContainerStatus, ${pods.list.n} containers`,
+      "ms",
+      pods.list.ours.statusMs,
+      pods.list.containerd.statusMs,
+    ),
+    pair(
+      "run --rm true, whole CLI invocation (k8scontainerd from source / ctr)",
+      "ms",
+      ms(containers.sequential.ours),
+      ms(containers.sequential.containerd),
+    ),
+    ...pull.map((p) =>
+      pair(`Cold pull + unpack of ${p.fixture}, CLI`, "s", p.ours.seconds, p.containerd.seconds)
+    ),
+  ],
+  "Each dot is one sample; thick bar p50, thin bar p99 (nearest rank). Axes start at 0.",
+);
+await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
+
 const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
 
 Run ${started.toISOString()} on ${Deno.osRelease()} ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs.
 Ratios are ours / containerd's: below 1.00 is better for k8scontainerd. Every figure is a whole
 CLI invocation (\`k8scontainerd\` run from source with \`deno run\`, \`ctr\` for containerd).
+
+![Latency distributions: pod start and teardown, ListContainers, ContainerStatus, run, pull](latency.png)
 
 ## Cold pull + unpack from a local registry (fresh daemon, empty root; median of ${quick ? 1 : 3})
 
