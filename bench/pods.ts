@@ -4,7 +4,8 @@
  *   - pod start: RunPodSandbox + CreateContainer + StartContainer, and teardown
  *     (StopPodSandbox + RemovePodSandbox): N in sequence and C at once, p50 and p99;
  *   - ListContainers and ContainerStatus latency with K containers;
- *   - memory with M pods running: daemon PSS and node memory (daemon + monitors).
+ *   - memory with M pods running, read 10 s after the M-th started: daemon PSS and node memory
+ *     (daemon + monitors).
  *
  * Run: scripts/deno run -A bench/pods.ts [--pods 30] [--concurrent 10] [--list 100] [--memory 50]
  */
@@ -43,6 +44,9 @@ export interface PodBench {
     containerd: { daemon: number; node: number };
   };
 }
+
+/** How long after the M-th pod started its memory is read. */
+export const MEMORY_SETTLE_MS = 10_000;
 
 export function podConfig(name: string, logDir: string): PodSandboxConfig {
   return {
@@ -249,7 +253,9 @@ export async function benchPods(
         for (let i = 0; i < Math.max(o.memory, o.list); i++) {
           running.push(await startPod(`mem${i}`));
           if (running.length === o.memory) {
-            await new Promise((res) => setTimeout(res, 1000));
+            // Steady state, not the aftermath of the burst: both daemons get time to hand freed
+            // memory back (Go's scavenger; our periodic malloc_trim and V8's memory reducer).
+            await new Promise((res) => setTimeout(res, MEMORY_SETTLE_MS));
             const daemon = await pss(d.pid);
             res.memory[who] = { daemon, node: daemon + (await monitorsPss(d.dir)) };
           }
@@ -337,7 +343,7 @@ export function reportPods(b: PodBench): string {
       2,
     ),
     row(
-      `daemon PSS, ${b.memory.n} pods`,
+      `daemon PSS, ${b.memory.n} pods (read ${MEMORY_SETTLE_MS / 1000} s after the last started)`,
       mib(b.memory.ours.daemon),
       mib(b.memory.containerd.daemon),
       "MiB",
