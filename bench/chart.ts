@@ -300,7 +300,7 @@ function fmt(x: number): string {
 const S = 2; // font scale for labels
 const LINE = 7 * S;
 const LABEL_W = 300;
-const VALUE_W = 250;
+const VALUE_W = 280;
 const PLOT_W = 560;
 const ROW_H = 30;
 const MARGIN = 16;
