@@ -1,27 +1,104 @@
 /**
  * `deno task bench`: every side-by-side benchmark against containerd 1.6 from Debian, in one
- * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us).
+ * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us), with
+ * the latency distributions drawn in bench/latency.png.
  *
  * Flags: --quick (fewer runs, for a smoke check).
  */
-import { benchPull, reportPull } from "./pull.ts";
-import { benchContainers, reportContainers } from "./containers.ts";
-import { benchPods, reportPods } from "./pods.ts";
+import { benchPull, type PullResult, reportPull } from "./pull.ts";
+import { benchContainers, type ContainerBench, reportContainers } from "./containers.ts";
+import { benchPods, type PodBench, reportPods } from "./pods.ts";
+import { CONTAINERD, OURS, type Panel, renderStripChart } from "./chart.ts";
 
-const quick = Deno.args.includes("--quick");
-const started = new Date();
-const pull = await benchPull(["busybox", "big"], quick ? 1 : 3);
-const containers = await benchContainers(quick ? 5 : 50, quick ? 3 : 10, quick ? 5 : 50);
-const pods = await benchPods(
-  quick
-    ? { pods: 5, concurrent: 3, list: 10, memory: 10 }
-    : { pods: 30, concurrent: 10, list: 100, memory: 50 },
-);
-const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
+/** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
+export function latencyChart(
+  started: Date,
+  pull: PullResult[],
+  containers: ContainerBench,
+  pods: PodBench,
+): Uint8Array {
+  const pair = (title: string, unit: string, ours: number[], containerd: number[]): Panel => ({
+    title,
+    unit,
+    rows: [
+      { label: "k8scontainerd", color: OURS, samples: ours },
+      { label: "containerd 1.6", color: CONTAINERD, samples: containerd },
+    ],
+  });
+  const ms = (xs: number[]) => xs.map((x) => x * 1000);
+  return renderStripChart(
+    `Latency, k8scontainerd vs containerd 1.6 (${started.toISOString().slice(0, 10)})`,
+    [
+      pair(
+        `Pod start through the CRI, ${pods.start.ours.length} in sequence`,
+        "ms",
+        ms(pods.start.ours),
+        ms(pods.start.containerd),
+      ),
+      pair(
+        `Pod start, ${pods.concurrent.n} at once (each pod)`,
+        "ms",
+        ms(pods.concurrent.start.ours),
+        ms(pods.concurrent.start.containerd),
+      ),
+      pair(
+        `Pod teardown, ${pods.teardown.ours.length} in sequence`,
+        "ms",
+        ms(pods.teardown.ours),
+        ms(pods.teardown.containerd),
+      ),
+      pair(
+        `Pod teardown, ${pods.concurrent.n} at once (each pod)`,
+        "ms",
+        ms(pods.concurrent.teardown.ours),
+        ms(pods.concurrent.teardown.containerd),
+      ),
+      pair(
+        `ListContainers, ${pods.list.n} containers`,
+        "ms",
+        pods.list.ours.listMs,
+        pods.list.containerd.listMs,
+      ),
+      pair(
+        `ContainerStatus, ${pods.list.n} containers`,
+        "ms",
+        pods.list.ours.statusMs,
+        pods.list.containerd.statusMs,
+      ),
+      pair(
+        "run --rm true, whole CLI invocation (k8scontainerd from source / ctr)",
+        "ms",
+        ms(containers.sequential.ours),
+        ms(containers.sequential.containerd),
+      ),
+      ...pull.map((p) =>
+        pair(`Cold pull + unpack of ${p.fixture}, CLI`, "s", p.ours.seconds, p.containerd.seconds)
+      ),
+    ],
+    "Each dot is one sample; thick bar p50, thin bar p99 (nearest rank). Axes start at 0.",
+  );
+}
+
+if (import.meta.main) {
+  const quick = Deno.args.includes("--quick");
+  const started = new Date();
+  const pull = await benchPull(["busybox", "big"], quick ? 1 : 3);
+  const containers = await benchContainers(quick ? 5 : 50, quick ? 3 : 10, quick ? 5 : 50);
+  const pods = await benchPods(
+    quick
+      ? { pods: 5, concurrent: 3, list: 10, memory: 10 }
+      : { pods: 30, concurrent: 10, list: 100, memory: 50 },
+  );
+  const png = latencyChart(started, pull, containers, pods);
+  await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
+
+  const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
 
 Run ${started.toISOString()} on ${Deno.osRelease()} ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs.
 Ratios are ours / containerd's: below 1.00 is better for k8scontainerd. Every figure is a whole
 CLI invocation (\`k8scontainerd\` run from source with \`deno run\`, \`ctr\` for containerd).
+
+![Latency distributions: pod start and teardown, ListContainers, ContainerStatus, run, pull](latency.png)
 
 ## Cold pull + unpack from a local registry (fresh daemon, empty root; median of ${quick ? 1 : 3})
 
@@ -35,5 +112,6 @@ ${reportContainers(containers)}
 
 ${reportPods(pods)}
 `;
-await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
-console.log(report);
+  await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
+  console.log(report);
+}

@@ -4,7 +4,8 @@
  *   - pod start: RunPodSandbox + CreateContainer + StartContainer, and teardown
  *     (StopPodSandbox + RemovePodSandbox): N in sequence and C at once, p50 and p99;
  *   - ListContainers and ContainerStatus latency with K containers;
- *   - memory with M pods running: daemon PSS and node memory (daemon + monitors).
+ *   - memory with M pods running, read 10 s after the M-th started: daemon PSS and node memory
+ *     (daemon + monitors).
  *
  * Run: scripts/deno run -A bench/pods.ts [--pods 30] [--concurrent 10] [--list 100] [--memory 50]
  */
@@ -24,7 +25,14 @@ import { type Daemon, median, percentile, pss, startContainerd, startOurs } from
 export interface PodBench {
   start: { ours: number[]; containerd: number[] };
   teardown: { ours: number[]; containerd: number[] };
-  concurrent: { n: number; ours: number; containerd: number };
+  /** Wall time of C pods started at once, and each one's start and teardown latency. */
+  concurrent: {
+    n: number;
+    ours: number;
+    containerd: number;
+    start: { ours: number[]; containerd: number[] };
+    teardown: { ours: number[]; containerd: number[] };
+  };
   list: {
     n: number;
     ours: { listMs: number[]; statusMs: number[] };
@@ -37,7 +45,10 @@ export interface PodBench {
   };
 }
 
-function podConfig(name: string, logDir: string): PodSandboxConfig {
+/** How long after the M-th pod started its memory is read. */
+export const MEMORY_SETTLE_MS = 10_000;
+
+export function podConfig(name: string, logDir: string): PodSandboxConfig {
   return {
     metadata: { name, uid: `uid-${name}`, namespace: "bench", attempt: 0 },
     hostname: name,
@@ -51,7 +62,7 @@ function podConfig(name: string, logDir: string): PodSandboxConfig {
   };
 }
 
-function containerConfig(image: string): ContainerConfig {
+export function containerConfig(image: string): ContainerConfig {
   return {
     metadata: { name: "c", attempt: 0 },
     image: { image, annotations: {}, userSpecifiedImage: "", runtimeHandler: "", imageRef: "" },
@@ -74,7 +85,12 @@ function containerConfig(image: string): ContainerConfig {
   };
 }
 
-async function cniConf(dir: string, name: string, bridge: string, subnet: string): Promise<string> {
+export async function cniConf(
+  dir: string,
+  name: string,
+  bridge: string,
+  subnet: string,
+): Promise<string> {
   const conf = `${dir}/net.d`;
   await Deno.mkdir(conf, { recursive: true });
   await Deno.writeTextFile(
@@ -120,7 +136,13 @@ export async function benchPods(
   const res: PodBench = {
     start: { ours: [], containerd: [] },
     teardown: { ours: [], containerd: [] },
-    concurrent: { n: o.concurrent, ours: 0, containerd: 0 },
+    concurrent: {
+      n: o.concurrent,
+      ours: 0,
+      containerd: 0,
+      start: { ours: [], containerd: [] },
+      teardown: { ours: [], containerd: [] },
+    },
     list: {
       n: o.list,
       ours: { listMs: [], statusMs: [] },
@@ -208,22 +230,35 @@ export async function benchPods(
           await stopPod(id);
           res.teardown[who].push((performance.now() - t) / 1000);
         }
+        const timedPod = async <T>(fn: () => Promise<T>, into: number[]) => {
+          const t0 = performance.now();
+          const v = await fn();
+          into.push((performance.now() - t0) / 1000);
+          return v;
+        };
         let t = performance.now();
         const ids = await Promise.all(
-          Array.from({ length: o.concurrent }, (_, i) => startPod(`par${i}`)),
+          Array.from(
+            { length: o.concurrent },
+            (_, i) => timedPod(() => startPod(`par${i}`), res.concurrent.start[who]),
+          ),
         );
         res.concurrent[who] = (performance.now() - t) / 1000;
-        await Promise.all(ids.map(stopPod));
+        await Promise.all(
+          ids.map((id) => timedPod(() => stopPod(id), res.concurrent.teardown[who])),
+        );
 
         // Memory with M pods, then list/status latency with enough containers.
         const running: string[] = [];
         for (let i = 0; i < Math.max(o.memory, o.list); i++) {
           running.push(await startPod(`mem${i}`));
-        }
-        await new Promise((res) => setTimeout(res, 1000));
-        if (running.length >= o.memory) {
-          const daemon = await pss(d.pid);
-          res.memory[who] = { daemon, node: daemon + (await monitorsPss(d.dir)) };
+          if (running.length === o.memory) {
+            // Steady state, not the aftermath of the burst: both daemons get time to hand freed
+            // memory back (Go's scavenger; our periodic malloc_trim and V8's memory reducer).
+            await new Promise((res) => setTimeout(res, MEMORY_SETTLE_MS));
+            const daemon = await pss(d.pid);
+            res.memory[who] = { daemon, node: daemon + (await monitorsPss(d.dir)) };
+          }
         }
         const { containers } = await r(rt.listContainers.bind(rt), { filter: undefined });
         for (let i = 0; i < 20; i++) {
@@ -282,6 +317,18 @@ export function reportPods(b: PodBench): string {
     ),
     row(`${b.concurrent.n} pods at once, wall`, b.concurrent.ours, b.concurrent.containerd, "s"),
     row(
+      `${b.concurrent.n} pods at once, each pod's start p50`,
+      median(b.concurrent.start.ours),
+      median(b.concurrent.start.containerd),
+      "s",
+    ),
+    row(
+      `${b.concurrent.n} pods at once, each pod's teardown p50`,
+      median(b.concurrent.teardown.ours),
+      median(b.concurrent.teardown.containerd),
+      "s",
+    ),
+    row(
       `ListContainers p50 (${b.list.n} containers)`,
       median(b.list.ours.listMs),
       median(b.list.containerd.listMs),
@@ -296,7 +343,7 @@ export function reportPods(b: PodBench): string {
       2,
     ),
     row(
-      `daemon PSS, ${b.memory.n} pods`,
+      `daemon PSS, ${b.memory.n} pods (read ${MEMORY_SETTLE_MS / 1000} s after the last started)`,
       mib(b.memory.ours.daemon),
       mib(b.memory.containerd.daemon),
       "MiB",

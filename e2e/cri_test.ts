@@ -648,6 +648,33 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
       });
       expect(new TextDecoder().decode(out.stdout)).toBe("after restart\n");
       expect(await Deno.readTextFile(`${dir}/logs/app.log`)).toContain("stdout F before");
+
+      // The container dies while the daemon is down: the next daemon reports it exited (137),
+      // in ContainerStatus and in ListContainers, not the running state the last one saw.
+      rt.close();
+      await d.kill();
+      const { pid } = JSON.parse(
+        await Deno.readTextFile(`${d.state}/runtime/k8s.io/${containerId}/meta.json`),
+      );
+      Deno.kill(pid, "SIGKILL");
+      for (let i = 0; i < 100; i++) {
+        try {
+          await Deno.stat(`/proc/${pid}`);
+          await new Promise((res) => setTimeout(res, 50));
+        } catch {
+          break;
+        }
+      }
+      d = await startTestDaemon({ dir: d.dir, args: ["--config", `${dir}/config.toml`] });
+      rt = connect();
+      const exited = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false }))
+        .status!;
+      expect([exited.state, exited.exitCode]).toEqual([ContainerState.CONTAINER_EXITED, 137]);
+      const listed = (await r(rt.listContainers.bind(rt), { filter: undefined })).containers;
+      expect(listed.map((c) => [c.id, c.state])).toEqual([[
+        containerId,
+        ContainerState.CONTAINER_EXITED,
+      ]]);
       await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
       await r(rt.removePodSandbox.bind(rt), { podSandboxId });
       expect([...Deno.readDirSync(`${dir}/ipam/rs`)].map((e) => e.name)).not.toContain(ip);

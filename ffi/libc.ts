@@ -136,16 +136,19 @@ export function libc(): LibcSymbols {
 }
 
 /**
- * The one exception to "every symbol blocks the JS thread": `poll(2)` declared
- * `nonblocking: true` (a symbol cannot be both, so it lives in a second handle of the same
- * library). It runs on a worker thread and returns a promise, so the daemon can wait for a
- * descriptor to become readable or writable without stalling the event loop; the read or
- * write itself then runs synchronously on the JS thread, where `errno` is readable. Its own
- * errno is the worker's and is never read: a -1 (EINTR) is simply retried.
+ * The exceptions to "every symbol blocks the JS thread", declared `nonblocking: true` (a symbol
+ * cannot be both, so they live in a second handle of the same library). They run on a worker
+ * thread and return a promise. `poll(2)` lets the daemon wait for a descriptor to become
+ * readable or writable without stalling the event loop; the read or write itself then runs
+ * synchronously on the JS thread, where `errno` is readable. Its own errno is the worker's and
+ * is never read: a -1 (EINTR) is simply retried. `malloc_trim(3)` walks every malloc heap,
+ * which takes milliseconds, and sets no errno worth reading.
  */
 export const LIBC_ASYNC_SYMBOLS = {
   // int poll(struct pollfd *fds, nfds_t nfds, int timeout)
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  // int malloc_trim(size_t pad): hands free heap memory back to the kernel; 1 if any was released.
+  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let asyncLib: Deno.DynamicLibrary<typeof LIBC_ASYNC_SYMBOLS> | undefined;

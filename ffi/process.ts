@@ -6,7 +6,7 @@
  * @module
  */
 
-import { libc } from "./libc.ts";
+import { libc, libcAsync } from "./libc.ts";
 import { lastError } from "./errno.ts";
 
 /** prctl: set the parent-death signal of the calling thread's process. */
@@ -47,6 +47,22 @@ export function getpid(): number {
  */
 export function gettid(): number {
   return libc().gettid();
+}
+
+/**
+ * Returns free memory of glibc's malloc heaps to the kernel (malloc_trim(3)): not only the
+ * heap's top, but every whole free page inside it. Memory that Deno's runtime, V8's array
+ * buffers and native libraries freed otherwise stays resident. Runs on a worker thread (it walks
+ * every heap, which takes milliseconds); resolves true when any memory was released.
+ *
+ * @example
+ * ```ts
+ * import { mallocTrim } from "./process.ts";
+ * await mallocTrim(); // true or false; never throws
+ * ```
+ */
+export async function mallocTrim(pad = 0): Promise<boolean> {
+  return (await libcAsync().malloc_trim(BigInt(pad))) === 1;
 }
 
 /**

@@ -3,6 +3,7 @@ import {
   getpid,
   gettid,
   isChildSubreaper,
+  mallocTrim,
   PR_GET_PDEATHSIG,
   prctl,
   setChildSubreaper,
@@ -12,6 +13,15 @@ import {
 describe("process", () => {
   it("getpid is Deno.pid", () => {
     expect(getpid()).toBe(Deno.pid);
+  });
+
+  it("mallocTrim hands memory back without disturbing live data", async () => {
+    const live = new Uint8Array(1 << 20).fill(7);
+    let garbage: Uint8Array[] | undefined = Array.from({ length: 64 }, () => new Uint8Array(65536));
+    garbage = undefined;
+    expect(typeof await mallocTrim()).toBe("boolean");
+    expect(garbage).toBe(undefined);
+    expect(live.every((b) => b === 7)).toBe(true);
   });
 
   it("gettid is the JS thread, the one /proc/thread-self names", () => {

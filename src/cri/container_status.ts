@@ -9,7 +9,6 @@ import {
   type ListContainersResponse,
   MountPropagation,
 } from "../gen/runtime/v1/api.ts";
-import { isKind } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import type { ContainerRecord } from "./store.ts";
 
@@ -22,8 +21,8 @@ interface Live {
 }
 
 async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
-  try {
-    const t = await ctx.containers.task(CRI_NAMESPACE, c.id);
+  const t = await ctx.containers.taskState(CRI_NAMESPACE, c.id);
+  if (t) {
     if (t.status === "running" || t.status === "paused") {
       return {
         state: ContainerState.CONTAINER_RUNNING,
@@ -45,8 +44,6 @@ async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
     if (t.status === "created") {
       return { state: ContainerState.CONTAINER_CREATED, exitCode: 0, reason: "" };
     }
-  } catch (e) {
-    if (!isKind(e, "not-found")) throw e;
   }
   if (c.finishedAt) {
     return {

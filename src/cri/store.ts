@@ -92,12 +92,20 @@ function sandbox(r: SandboxRow): SandboxRecord {
   };
 }
 
-function container(r: ContainerRow): ContainerRecord {
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+function container(r: ContainerRow, config: unknown): ContainerRecord {
   return {
     id: r.id,
     sandboxId: r.sandbox_id,
     nameKey: r.name_key,
-    config: JSON.parse(r.config),
+    config,
     imageRef: r.image_ref,
     imageId: r.image_id,
     logPath: r.log_path,
@@ -111,7 +119,23 @@ function container(r: ContainerRow): ContainerRecord {
 }
 
 export class CriStore {
+  /**
+   * Parsed container configs by id, with the stored text they came from. A config never
+   * changes once stored, and the kubelet lists every container every second: parsing each one
+   * each time was most of ListContainers. Frozen, as every reader shares them.
+   */
+  #configs = new Map<string, { raw: string; parsed: unknown }>();
+
   constructor(readonly db: MetadataDB) {}
+
+  #container(r: ContainerRow): ContainerRecord {
+    let hit = this.#configs.get(r.id);
+    if (hit?.raw !== r.config) {
+      hit = { raw: r.config, parsed: deepFreeze(JSON.parse(r.config)) };
+      this.#configs.set(r.id, hit);
+    }
+    return container(r, hit.parsed);
+  }
 
   addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
     const holder = this.db.prepare("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
@@ -207,7 +231,7 @@ export class CriStore {
       | ContainerRow
       | undefined;
     if (!r) throw new NotFoundError(`container "${id}"`);
-    return container(r);
+    return this.#container(r);
   }
 
   resolveContainer(idOrPrefix: string): ContainerRecord {
@@ -215,7 +239,7 @@ export class CriStore {
       idOrPrefix,
     ) as unknown as ContainerRow[];
     if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`container "${idOrPrefix}"`);
-    return container(rows[0]);
+    return this.#container(rows[0]);
   }
 
   containers(sandboxId?: string): ContainerRecord[] {
@@ -223,7 +247,7 @@ export class CriStore {
       ? this.db.prepare("SELECT * FROM cri_containers ORDER BY created_at").all()
       : this.db.prepare("SELECT * FROM cri_containers WHERE sandbox_id = ? ORDER BY created_at")
         .all(sandboxId);
-    return (rows as unknown as ContainerRow[]).map(container);
+    return (rows as unknown as ContainerRow[]).map((r) => this.#container(r));
   }
 
   markStarted(id: string): void {
@@ -238,5 +262,6 @@ export class CriStore {
 
   removeContainer(id: string): void {
     this.db.prepare("DELETE FROM cri_containers WHERE id = ?").run(id);
+    this.#configs.delete(id);
   }
 }

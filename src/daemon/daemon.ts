@@ -23,6 +23,7 @@ import { acquireRootLock } from "./root_lock.ts";
 import { startAuthorityProxy } from "../api/authority_proxy.ts";
 import type { StreamingServer } from "../cri/streaming/server.ts";
 import { openStores } from "./stores.ts";
+import { startMemoryTrimmer } from "./memory.ts";
 import { imagesApi } from "../api/images.ts";
 import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
 import { ImagesService } from "../gen/k8scontainerd/services/images/v1/images.ts";
@@ -72,6 +73,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     });
     const stores = await openStores(config, log, metrics);
     cleanup.push(() => stores.close());
+    const trimmer = startMemoryTrimmer({ log });
+    cleanup.push(() => trimmer.stop());
     // Finish what a killed daemon left half done before anyone can call in.
     await stores.images.recover();
     await stores.containers.recover();

@@ -284,14 +284,19 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** True when the pid exists and is not a zombie (read from /proc, no subprocess). */
-function processAlive(pid: number): boolean {
+/**
+ * The start time of a live, non-zombie process (field 22 of /proc/<pid>/stat, clock ticks after
+ * boot), which tells it from a later process given the same pid; undefined when there is none.
+ */
+function processStart(pid: number): string | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`); // procfs: no I/O to wait for
-    // The state letter follows the parenthesised command name, which may contain spaces.
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    // Fields from the state letter (field 3) on follow the parenthesised command name, which
+    // may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 20);
+    return fields[0] === "Z" ? undefined : fields[19];
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -371,10 +376,30 @@ export class ConmonRuntime {
   /** Parsed meta files and final exits, by container dir: state() is polled constantly. */
   #metaCache = new Map<string, Meta>();
   #exitCache = new Map<string, { code: number; at: Date }>();
+  /**
+   * Containers this daemon has seen running: their init's pid and start time. While /proc still
+   * shows that very process, the container runs and its exit file cannot exist yet (conmon
+   * writes it after reaping the process), so state() and the exit watch skip reading it. Only
+   * ever filled by a full check (exit file absent, process alive), so it starts empty after a
+   * restart and a container that exited meanwhile is found by its exit file.
+   */
+  #running = new Map<string, { pid: number; start: string }>();
 
   #forget(dir: string): void {
     this.#metaCache.delete(dir);
     this.#exitCache.delete(dir);
+    this.#running.delete(dir);
+  }
+
+  /** True when the container was seen running and the same init process still lives. */
+  #stillRunning(dir: string, meta: Meta): boolean {
+    const seen = this.#running.get(dir);
+    if (!seen) return false;
+    if (seen.pid === meta.pid && !meta.paused && processStart(seen.pid) === seen.start) {
+      return true;
+    }
+    this.#running.delete(dir);
+    return false;
   }
 
   async #meta(id: string, namespace: string): Promise<Meta> {
@@ -606,8 +631,9 @@ export class ConmonRuntime {
    * (exit code, finish time, OOM). "unknown" when neither runc nor conmon can tell.
    */
   async state(id: string, namespace = "default"): Promise<ContainerState> {
-    const meta = await this.#meta(id, namespace);
     const dir = this.containerDir(id, namespace);
+    // Read only: the cached meta itself (no copy), as nothing here changes it.
+    const meta = this.#metaCache.get(dir) ?? await this.#meta(id, namespace);
     const f = containerFiles(dir);
     const base = {
       id,
@@ -616,8 +642,12 @@ export class ConmonRuntime {
       startedAt: meta.startedAt ? new Date(meta.startedAt) : undefined,
       logPath: meta.logPath,
       handler: meta.handler,
-      labels: meta.labels,
+      labels: { ...meta.labels },
     };
+    // Hottest path (the kubelet lists every container every second): seen running, same process.
+    if (meta.pid && this.#stillRunning(dir, meta)) {
+      return { ...base, status: "running", pid: meta.pid, oomKilled: false };
+    }
     const stopped = async (): Promise<ContainerState | undefined> => {
       const exit = await this.#exit(dir, id);
       if (!exit) return undefined;
@@ -637,8 +667,12 @@ export class ConmonRuntime {
     // Fast path, hot for the kubelet's polling: a started, unpaused container whose init
     // process is alive is running — no `runc state` process needed. conmon writes the exit
     // file as soon as it reaps the process, and that was checked above.
-    if (meta.startedAt && meta.pid && !meta.paused && await processAlive(meta.pid)) {
-      return { ...base, status: "running", pid: meta.pid, oomKilled: false };
+    if (meta.startedAt && meta.pid && !meta.paused) {
+      const start = processStart(meta.pid);
+      if (start !== undefined) {
+        this.#running.set(dir, { pid: meta.pid, start });
+        return { ...base, status: "running", pid: meta.pid, oomKilled: false };
+      }
     }
     let status: RuncStatus | undefined;
     let pid = 0;
@@ -719,6 +753,13 @@ export class ConmonRuntime {
     const f = containerFiles(dir);
     let delay = 20;
     for (let round = 0;; round++) {
+      // The same process still alive is the cheap answer (no failed read of a missing file).
+      if (meta.pid && this.#stillRunning(dir, meta)) {
+        signal?.throwIfAborted();
+        await sleep(delay);
+        delay = Math.min(delay * 2, 500);
+        continue;
+      }
       const exit = await this.#exit(dir, meta.id);
       if (exit) {
         return {

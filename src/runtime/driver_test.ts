@@ -255,6 +255,33 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect((await rt.wait(id, NS)).exitCode).toBe(143);
   });
 
+  it("state() sees an exit soon after seeing the container run, also from a fresh runtime", async () => {
+    const id = "seen-running";
+    const { pid } = await createStarted(id, { args: ["sleep", "1000"] });
+    expect((await rt.state(id, NS)).status).toBe("running");
+    expect((await rt.state(id, NS)).status).toBe("running"); // the seen-running fast path
+    Deno.kill(pid, "SIGKILL");
+    const st = await eventually(async () => {
+      const s = await rt.state(id, NS);
+      return s.status === "stopped" ? s : undefined;
+    }, 3_000);
+    expect(st.exitCode).toBe(137);
+
+    // Exits while no runtime looks (a killed daemon): a fresh one reads the exit file.
+    const id2 = "exited-while-away";
+    const second = await createStarted(id2, { args: ["sleep", "1000"] });
+    const before = new ConmonRuntime({ stateDir: `${tmp}/state` });
+    expect((await before.state(id2, NS)).status).toBe("running");
+    Deno.kill(second.pid, "SIGKILL");
+    await eventually(async () => (await rt.wait(id2, NS)).exitCode === 137 || undefined);
+    const after = new ConmonRuntime({ stateDir: `${tmp}/state` });
+    const st2 = await after.state(id2, NS);
+    expect([st2.status, st2.exitCode]).toEqual(["stopped", 137]);
+    expect((await before.state(id2, NS)).status).toBe("stopped");
+    await rt.delete(id, { namespace: NS });
+    await rt.delete(id2, { namespace: NS });
+  });
+
   it("kill SIGKILL of a pid-1 sleep → 137; killing it again → FailedPrecondition", async () => {
     const id = "killed";
     await createStarted(id, { args: ["sleep", "1000"] });

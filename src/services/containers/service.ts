@@ -412,6 +412,14 @@ export class ContainerService {
     return { ...st, id, logPath: c.labels[LOG_PATH_LABEL] ?? "" };
   }
 
+  /**
+   * The task's state alone, undefined when the container has no task: what state polling (the
+   * CRI's ListContainers and ContainerStatus) needs, without reading the container's record.
+   */
+  async taskState(ns: string, id: string): Promise<TaskState | undefined> {
+    return await this.#taskState(ns, id);
+  }
+
   async tasks(ns: string): Promise<TaskView[]> {
     const out: TaskView[] = [];
     for (const c of this.#d.containers.list(ns)) {

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "../testing/bdd.ts";
+import { startMemoryTrimmer } from "./memory.ts";
+import { createLogger } from "../log/logger.ts";
+
+describe("memory trimmer", () => {
+  it("trims on its interval, one at a time, and stops", async () => {
+    let calls = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const trimmer = startMemoryTrimmer({
+      intervalMs: 10,
+      trim: async () => {
+        calls++;
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, 25));
+        inFlight--;
+        return true;
+      },
+    });
+    await new Promise((r) => setTimeout(r, 120));
+    await trimmer.stop();
+    const after = calls;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(after).toBeGreaterThanOrEqual(2);
+    expect(calls).toBe(after);
+    expect(maxInFlight).toBe(1);
+  });
+
+  it("gives up after a failure and says so once", async () => {
+    const lines: string[] = [];
+    let calls = 0;
+    const trimmer = startMemoryTrimmer({
+      intervalMs: 5,
+      log: createLogger({ level: "warn", sink: (l) => lines.push(l) }),
+      trim: () => {
+        calls++;
+        return Promise.reject(new Error("no malloc_trim"));
+      },
+    });
+    await new Promise((r) => setTimeout(r, 60));
+    await trimmer.stop();
+    expect(calls).toBe(1);
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("no malloc_trim");
+  });
+});
