@@ -8,7 +8,7 @@
  * Slow (minutes): the guest image build (~2 min, cached under .cache/vm) and two boots under
  * emulation. `K8SC_VM=0` skips it, saying so.
  */
-import { describe, expect, isRoot, it, ROOT_REASON } from "../src/testing/bdd.ts";
+import { afterAll, describe, expect, isRoot, it, ROOT_REASON } from "../src/testing/bdd.ts";
 import { kubeDirProblem, runVmSuite, type VmReport } from "../vm/suite.ts";
 
 function missingTools(): string[] {
@@ -44,6 +44,13 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
     if (!s.ok) throw new Error(`phase ${phase}: step ${name} failed: ${s.detail}`);
     return s;
   };
+
+  afterAll(async () => {
+    // Logs, journals and consoles stay for a failed run; a clean one leaves nothing behind.
+    const clean = report?.boots.every((b) => !b.timedOut && b.steps.every((s) => s.ok));
+    if (clean) await Deno.remove(report.jobDir, { recursive: true });
+    else if (report) console.log(`vm: logs kept in ${report.jobDir}`);
+  });
 
   it("builds the guest, boots it twice and collects every step", async () => {
     report = await runVmSuite({ log: (l) => console.log(l) });
