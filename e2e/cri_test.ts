@@ -105,7 +105,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await new Deno.Command("sh", {
       args: [
         "-c",
-        `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
+        `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
       ],
     }).output();
     await d?.cleanup();
@@ -657,7 +657,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
       await new Deno.Command("sh", {
         args: [
           "-c",
-          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
+          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
         ],
       }).output();
       await d?.cleanup();
@@ -828,7 +828,7 @@ exit 0
       await new Deno.Command("sh", {
         args: [
           "-c",
-          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
+          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
             made.map((n) => `ip netns del ${n} 2>/dev/null; `).join("")
           }true`,
         ],
