@@ -35,6 +35,7 @@ import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
 import { recoverSandboxes } from "./sandbox_recover.ts";
+import { recoverContainers } from "./container_recover.ts";
 import { followTaskExits, reconcileTaskStates } from "./task_liveness.ts";
 import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
 import {
@@ -136,6 +137,8 @@ export async function registerCri(
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
   await recoverSandboxes(ctx);
+  // …and what a killed CreateContainer / StartContainer left out of step with the service.
+  await recoverContainers(ctx);
   // A pod is READY only while its pause task runs (a reboot, a killed pause process).
   await reconcileTaskStates(ctx);
   const stopping = new AbortController();
