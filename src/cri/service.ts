@@ -29,7 +29,6 @@ import { version } from "./version.ts";
 import type { ContainerService } from "../services/containers/service.ts";
 import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import { PodNetwork } from "../network/pod_network.ts";
 import type { CriContext } from "./context.ts";
 import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
@@ -75,7 +74,7 @@ export interface CriDeps {
   sandboxImage?: string;
   /** More pinned image names (the sandbox image is always pinned). */
   pinned?: string[];
-  /** CNI config directory Status watches (default /etc/cni/net.d). */
+  /** CNI config directory Status reports in its verbose info (default /etc/cni/net.d). */
   cniConfDir?: string;
   /** Replaces the CNI config directory check. */
   networkStatus?: () => Promise<NetworkStatus>;
@@ -85,13 +84,11 @@ export interface CriDeps {
   runtimeHandlers?: string[];
   /** Containers and tasks (the CRI's containers live in k8s.io). */
   containers: ContainerService;
-  /** Pod-level resources: /dev/shm mounts, port-forward relays. */
+  /** Pod-level resources: the pod network (CNI), /dev/shm mounts, port-forward relays. */
   sandboxes: SandboxService;
   /** The metadata database the CRI keeps its pod and container records in. */
   db: MetadataDB;
-  /** Where CNI plugins are looked for. */
-  cniBinDirs?: string[];
-  /** The daemon's state dir: pod files under cri/, CNI results under cni/. */
+  /** The daemon's state dir: pod files under cri/. */
   stateDir: string;
   /** The event exchange GetContainerEvents reads. */
   events: Exchange;
@@ -117,19 +114,12 @@ export async function registerCri(
     pinned: [sandboxImage, ...(deps.pinned ?? [])],
     log,
   });
-  const network = new PodNetwork({
-    confDir: deps.cniConfDir,
-    binDirs: deps.cniBinDirs,
-    cacheDir: `${deps.stateDir}/cni`,
-    log,
-  });
   const ctx: CriContext = {
     containers: deps.containers,
     sandboxes: deps.sandboxes,
     images: deps.images,
     imageView: view,
     store: new CriStore(deps.db),
-    network,
     stateDir: `${deps.stateDir}/cri`,
     sandboxImage,
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
@@ -176,7 +166,7 @@ export async function registerCri(
     ...streamingHandlers(ctx, streaming),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
-      networkStatus: deps.networkStatus ?? (() => network.status()),
+      networkStatus: deps.networkStatus ?? (() => deps.sandboxes.networkStatus()),
       cgroupDriver: deps.cgroupDriver,
       runtimeHandlers: deps.runtimeHandlers,
       config: { sandboxImage, snapshotter: deps.defaultSnapshotter },
