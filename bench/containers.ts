@@ -138,7 +138,7 @@ export async function benchContainers(
         await new Deno.Command("sh", {
           args: [
             "-c",
-            `pkill -9 -f 'containerd-shim.*${d.dir}' ; pkill -9 -f 'conmon.*${d.dir}'; true`,
+            `pkill -9 -f '[c]ontainerd-shim.*${d.dir}' ; pkill -9 -f '[c]onmon.*${d.dir}'; true`,
           ],
         }).output();
       }

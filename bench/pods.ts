@@ -280,7 +280,7 @@ export async function benchPods(
         await new Deno.Command("sh", {
           args: [
             "-c",
-            `pkill -9 -f 'containerd-shim.*${d.dir}'; pkill -9 -f 'conmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; for n in $(ip netns list | awk '{print $1}' | grep -E '^(k8sc-|cni-)'); do ip netns del $n 2>/dev/null; done; true`,
+            `pkill -9 -f '[c]ontainerd-shim.*${d.dir}'; pkill -9 -f '[c]onmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; for n in $(ip netns list | awk '{print $1}' | grep -E '^(k8sc-|cni-)'); do ip netns del $n 2>/dev/null; done; true`,
           ],
         }).output();
         await Deno.remove(work, { recursive: true }).catch(() => {});

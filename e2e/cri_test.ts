@@ -105,7 +105,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await new Deno.Command("sh", {
       args: [
         "-c",
-        `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
+        `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
       ],
     }).output();
     await d?.cleanup();
@@ -684,7 +684,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
       await new Deno.Command("sh", {
         args: [
           "-c",
-          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
+          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
         ],
       }).output();
       await d?.cleanup();
@@ -855,9 +855,180 @@ exit 0
       await new Deno.Command("sh", {
         args: [
           "-c",
-          `pkill -9 -f 'conmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
+          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
             made.map((n) => `ip netns del ${n} 2>/dev/null; `).join("")
           }true`,
+        ],
+      }).output();
+      await d?.cleanup();
+      await registry.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+});
+
+// Failpoints are set through the daemon's environment: only a daemon the test starts itself.
+const SYSTEMD_UNIT = !!Deno.env.get("K8SC_E2E_SYSTEMD_UNIT");
+
+describe.skipIf(
+  !isRoot || SYSTEMD_UNIT,
+  SYSTEMD_UNIT ? "failpoints need a daemon the test starts (not the systemd unit)" : ROOT_REASON,
+)("cri: daemon killed during CreateContainer and StartContainer", () => {
+  it("a create cut short frees the name; a start cut short leaves the container startable or running", async () => {
+    const registry = await startRegistry();
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-cri-halfctr-" });
+    const bridge4 = `k8schc${subnetByte}`;
+    let d: TestDaemon | undefined;
+    try {
+      await pushFixtures(registry.address, ["busybox", "pause"]);
+      await Deno.mkdir(`${dir}/net.d`);
+      await Deno.writeTextFile(
+        `${dir}/net.d/10-hc.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: "hc",
+          plugins: [{
+            type: "bridge",
+            bridge: bridge4,
+            isGateway: true,
+            ipam: {
+              type: "host-local",
+              ranges: [[{ subnet: `10.226.${subnetByte}.0/24` }]],
+              dataDir: `${dir}/ipam`,
+            },
+          }],
+        }),
+      );
+      await Deno.writeTextFile(
+        `${dir}/config.toml`,
+        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
+      );
+      await Deno.mkdir(`${dir}/logs`);
+      /** A daemon on the same dirs that freezes itself (SIGSTOP) at `failpoint`. */
+      const start = async (failpoint?: string) => {
+        d = await startTestDaemon({
+          dir: d?.dir,
+          args: ["--config", `${dir}/config.toml`],
+          env: failpoint ? { K8SCONTAINERD_FAILPOINTS: failpoint } : undefined,
+        });
+      };
+      const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
+        call<Req, Res>(d!.socket, "k8s.io", fn, req, 60_000);
+      const rpc = async <T>(fn: (rt: RuntimeServiceClient) => Promise<T>) => {
+        const rt = new RuntimeServiceClient(
+          `unix://${d!.socket}`,
+          grpc.credentials.createInsecure(),
+        );
+        try {
+          return await fn(rt);
+        } finally {
+          rt.close();
+        }
+      };
+      /** Runs `call` until the daemon freezes at its failpoint, kills it -9, starts it again. */
+      const killAt = async (call: Promise<unknown>, next?: string) => {
+        const outcome = call.then(() => "answered", () => "failed");
+        const pid = d!.process!.pid;
+        const frozen = async () =>
+          (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
+        for (let i = 0; i < 600 && !(await frozen()); i++) {
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(await frozen()).toBe(true);
+        await d!.kill();
+        // The daemon died before answering.
+        expect(await outcome).toBe("failed");
+        await start(next);
+      };
+
+      await start("cri-container-create-after-record");
+      const busybox = `${registry.address}/busybox:latest`;
+      const images = new ImageServiceClient(
+        `unix://${d!.socket}`,
+        grpc.credentials.createInsecure(),
+      );
+      await r(images.pullImage.bind(images), {
+        image: {
+          image: busybox,
+          annotations: {},
+          userSpecifiedImage: "",
+          runtimeHandler: "",
+          imageRef: "",
+        },
+        auth: undefined,
+        sandboxConfig: undefined,
+      });
+      images.close();
+      const sandboxConfig = podConfig("halfctr", `${dir}/logs`);
+      const { podSandboxId } = await rpc((rt) =>
+        r(rt.runPodSandbox.bind(rt), { config: sandboxConfig, runtimeHandler: "" })
+      );
+      const config = containerConfig("app", busybox, ["sh", "-c", "echo up; sleep 1000"]);
+      const create = () =>
+        rpc((rt) => r(rt.createContainer.bind(rt), { podSandboxId, config, sandboxConfig }));
+      const listed = () =>
+        rpc(async (rt) =>
+          (await r(rt.listContainers.bind(rt), { filter: undefined })).containers.map((c) => [
+            c.id,
+            c.state,
+          ])
+        );
+      const state = (containerId: string) =>
+        rpc(async (rt) =>
+          (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!.state
+        );
+      const ctrs = async () =>
+        (await runCli(["--address", d!.socket, "-n", "k8s.io", "containers", "ls", "-q"])).stdout
+          .trim().split("\n").filter((id) => id && id !== podSandboxId);
+
+      // 1. Killed with the CRI record written, before the containers service was called.
+      await killAt(create(), "container-create-before-record");
+      expect(d!.log()).toContain("container record left by a CreateContainer cut short");
+      expect(await listed()).toEqual([]);
+      // 2. Killed inside the service's create (bundle and snapshot made, no record there):
+      // the service undoes its half, the CRI its record.
+      await killAt(create(), "cri-container-start-after-task-create");
+      expect(d!.log()).toContain("removed the bundle of a container create cut short");
+      expect(d!.log()).toContain("container record left by a CreateContainer cut short");
+      expect(await listed()).toEqual([]);
+      expect(await ctrs()).toEqual([]);
+
+      // The kubelet's retry with the same name succeeds.
+      const { containerId } = await create();
+      expect(await listed()).toEqual([[containerId, ContainerState.CONTAINER_CREATED]]);
+
+      // 3. Killed in StartContainer with the task created, not started: CREATED again, and
+      // the next StartContainer runs it.
+      const startIt = () => rpc((rt) => r(rt.startContainer.bind(rt), { containerId }));
+      await killAt(startIt(), "cri-container-start-before-record");
+      expect(d!.log()).toContain("never started: deleted, the container is CREATED again");
+      expect(await state(containerId)).toBe(ContainerState.CONTAINER_CREATED);
+
+      // 4. Killed in StartContainer after the process started, before it was recorded: RUNNING.
+      await killAt(startIt());
+      expect(d!.log()).toContain("recorded as started");
+      expect(await state(containerId)).toBe(ContainerState.CONTAINER_RUNNING);
+      const out = await rpc((rt) =>
+        r(rt.execSync.bind(rt), { containerId, cmd: ["echo", "alive"], timeout: 10n })
+      );
+      expect(new TextDecoder().decode(out.stdout)).toBe("alive\n");
+      // Recorded as started: a second start is refused, a stop ends it as EXITED.
+      expect(await startIt().then(() => "started", (e: Error) => e.message)).toMatch(
+        /already (been )?started/,
+      );
+      await rpc((rt) => r(rt.stopContainer.bind(rt), { containerId, timeout: 0n }));
+      expect(await state(containerId)).toBe(ContainerState.CONTAINER_EXITED);
+      await rpc((rt) => r(rt.removeContainer.bind(rt), { containerId }));
+      expect(await listed()).toEqual([]);
+      expect(await ctrs()).toEqual([]);
+      await rpc((rt) => r(rt.stopPodSandbox.bind(rt), { podSandboxId }));
+      await rpc((rt) => r(rt.removePodSandbox.bind(rt), { podSandboxId }));
+    } finally {
+      await d?.kill();
+      await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge4} 2>/dev/null; true`,
         ],
       }).output();
       await d?.cleanup();

@@ -31,6 +31,7 @@ import type { SpecOptions, UserMount } from "../runtime/spec/builder.ts";
 import { seccompFromJson } from "../runtime/spec/seccomp.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
 import type { ContainerRecord } from "./store.ts";
+import { failpoint } from "../failpoints/failpoints.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -127,6 +128,9 @@ export async function createContainer(
     imageId: image.id,
     logPath,
   });
+  // Tests freeze the daemon here to kill it with the CRI record written and nothing created
+  // below it: the next start drops such a record (container_recover.ts).
+  failpoint("cri-container-create-after-record");
   try {
     const sc = config.linux?.securityContext;
     const ns = sc?.namespaceOptions;
@@ -244,7 +248,11 @@ export async function startContainer(
   if (sb.state !== "ready") throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready`);
   try {
     await ctx.containers.createTask(CRI_NAMESPACE, c.id, { logPath: c.logPath || undefined });
+    // Tests kill the daemon here (task created, not started) and after the start below (the
+    // process runs, the record does not say so yet): container_recover.ts settles both.
+    failpoint("cri-container-start-after-task-create");
     await ctx.containers.start(CRI_NAMESPACE, c.id);
+    failpoint("cri-container-start-before-record");
   } catch (e) {
     ctx.store.markFinished(c.id, 128, new Date(), "StartError", (e as Error).message);
     await ctx.containers.deleteTask(CRI_NAMESPACE, c.id, true).catch(() => {});

@@ -1,13 +1,12 @@
 /**
- * What the CRI runtime RPCs share: the services below them, the CRI records, pod networking,
- * and where per-pod files (hostname, hosts, resolv.conf, /dev/shm) live. CRI objects live in
+ * What the CRI runtime RPCs share: the services below them (pod networking among them), the CRI
+ * records, and where per-pod files (hostname, hosts, resolv.conf, /dev/shm) live. CRI objects live in
  * the "k8s.io" namespace, as in containerd.
  */
 
 import type { ContainerService } from "../services/containers/service.ts";
 import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { ImageService } from "../services/images/service.ts";
-import type { PodNetwork } from "../network/pod_network.ts";
 import type { Logger } from "../log/logger.ts";
 import type { CriStore } from "./store.ts";
 import type { CriImageView } from "./image_view.ts";
@@ -16,13 +15,12 @@ export { CRI_NAMESPACE } from "./image_view.ts";
 
 export interface CriContext {
   containers: ContainerService;
-  /** Pod-level resources: the pod's /dev/shm, port-forward relays into its netns. */
+  /** Pod-level resources: the pod's network, its /dev/shm, port-forward relays into its netns. */
   sandboxes: SandboxService;
   images: ImageService;
   /** Resolves CRI image references and ids (config digests) to image records. */
   imageView: CriImageView;
   store: CriStore;
-  network: PodNetwork;
   /** `<state>/cri`: per-sandbox files. */
   stateDir: string;
   /** The pause image every sandbox runs. */

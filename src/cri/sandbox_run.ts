@@ -14,7 +14,7 @@ import type {
 import { NamespaceMode, Protocol } from "../gen/runtime/v1/api.ts";
 import { FailedPreconditionError, InvalidArgumentError, isKind } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
-import type { PortMapping } from "../network/pod_network.ts";
+import type { PortMapping } from "../services/sandboxes/service.ts";
 
 const PROTOCOLS: Record<number, string> = {
   [Protocol.TCP]: "tcp",
@@ -102,13 +102,13 @@ export async function runPodSandbox(
     let netnsPath = "";
     let ips: string[] = [];
     if (!hostNet) {
-      const status = await ctx.network.status();
+      const status = await ctx.sandboxes.networkStatus();
       if (!status.ready) {
         throw new FailedPreconditionError(
           `pod network is not ready: ${status.message ?? status.reason ?? "no CNI config"}`,
         );
       }
-      const net = await ctx.network.setUp({
+      const net = await ctx.sandboxes.setUpNetwork({
         podId: id,
         podName: config.metadata!.name,
         podNamespace: config.metadata!.namespace,
@@ -118,7 +118,7 @@ export async function runPodSandbox(
       netnsPath = net.netnsPath;
       ips = net.ips;
       undo.push(() =>
-        ctx.network.tearDown({
+        ctx.sandboxes.tearDownNetwork({
           podId: id,
           netnsPath,
           podName: config.metadata!.name,

@@ -49,7 +49,7 @@ export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<v
   // and an IP. (One still being built here is its RunPodSandbox's to finish or undo.)
   const leftover = sb.building && !runInFlight(sb.id);
   if (sb.netnsPath || (leftover && !hostNetwork(config))) {
-    await ctx.network.tearDown({
+    await ctx.sandboxes.tearDownNetwork({
       podId: sb.id,
       netnsPath: sb.netnsPath,
       podName: config.metadata?.name,

@@ -29,12 +29,12 @@ import { version } from "./version.ts";
 import type { ContainerService } from "../services/containers/service.ts";
 import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import { PodNetwork } from "../network/pod_network.ts";
 import type { CriContext } from "./context.ts";
 import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
 import { recoverSandboxes } from "./sandbox_recover.ts";
+import { recoverContainers } from "./container_recover.ts";
 import { followTaskExits, reconcileTaskStates } from "./task_liveness.ts";
 import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
 import {
@@ -74,7 +74,7 @@ export interface CriDeps {
   sandboxImage?: string;
   /** More pinned image names (the sandbox image is always pinned). */
   pinned?: string[];
-  /** CNI config directory Status watches (default /etc/cni/net.d). */
+  /** CNI config directory Status reports in its verbose info (default /etc/cni/net.d). */
   cniConfDir?: string;
   /** Replaces the CNI config directory check. */
   networkStatus?: () => Promise<NetworkStatus>;
@@ -84,13 +84,11 @@ export interface CriDeps {
   runtimeHandlers?: string[];
   /** Containers and tasks (the CRI's containers live in k8s.io). */
   containers: ContainerService;
-  /** Pod-level resources: /dev/shm mounts, port-forward relays. */
+  /** Pod-level resources: the pod network (CNI), /dev/shm mounts, port-forward relays. */
   sandboxes: SandboxService;
   /** The metadata database the CRI keeps its pod and container records in. */
   db: MetadataDB;
-  /** Where CNI plugins are looked for. */
-  cniBinDirs?: string[];
-  /** The daemon's state dir: pod files under cri/, CNI results under cni/. */
+  /** The daemon's state dir: pod files under cri/. */
   stateDir: string;
   /** The event exchange GetContainerEvents reads. */
   events: Exchange;
@@ -116,19 +114,12 @@ export async function registerCri(
     pinned: [sandboxImage, ...(deps.pinned ?? [])],
     log,
   });
-  const network = new PodNetwork({
-    confDir: deps.cniConfDir,
-    binDirs: deps.cniBinDirs,
-    cacheDir: `${deps.stateDir}/cni`,
-    log,
-  });
   const ctx: CriContext = {
     containers: deps.containers,
     sandboxes: deps.sandboxes,
     images: deps.images,
     imageView: view,
     store: new CriStore(deps.db),
-    network,
     stateDir: `${deps.stateDir}/cri`,
     sandboxImage,
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
@@ -136,6 +127,8 @@ export async function registerCri(
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
   await recoverSandboxes(ctx);
+  // …and what a killed CreateContainer / StartContainer left out of step with the service.
+  await recoverContainers(ctx);
   // A pod is READY only while its pause task runs (a reboot, a killed pause process).
   await reconcileTaskStates(ctx);
   const stopping = new AbortController();
@@ -173,7 +166,7 @@ export async function registerCri(
     ...streamingHandlers(ctx, streaming),
     ...runtimeStatusHandlers({
       cniConfDir: deps.cniConfDir,
-      networkStatus: deps.networkStatus ?? (() => network.status()),
+      networkStatus: deps.networkStatus ?? (() => deps.sandboxes.networkStatus()),
       cgroupDriver: deps.cgroupDriver,
       runtimeHandlers: deps.runtimeHandlers,
       config: { sandboxImage, snapshotter: deps.defaultSnapshotter },

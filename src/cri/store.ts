@@ -250,8 +250,9 @@ export class CriStore {
     return (rows as unknown as ContainerRow[]).map((r) => this.#container(r));
   }
 
-  markStarted(id: string): void {
-    this.db.prepare("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(Date.now(), id);
+  /** StartContainer ran the container's process (at `at`, default now). */
+  markStarted(id: string, at: Date = new Date()): void {
+    this.db.prepare("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(at.getTime(), id);
   }
 
   markFinished(id: string, exitCode: number, finishedAt: Date, reason: string, message = ""): void {

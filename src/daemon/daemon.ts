@@ -95,7 +95,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       log,
       sandboxImage: config.cri.sandbox_image,
       cniConfDir: config.cri.cni_conf_dir,
-      cniBinDirs: config.cri.cni_bin_dirs,
       cgroupDriver: config.cri.cgroup_driver as "cgroupfs" | "systemd",
       runtimeHandlers: [...new Set(["runc", ...stores.runtimeHandlers])],
       stateDir: config.state,

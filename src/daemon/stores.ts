@@ -149,7 +149,15 @@ export async function openStores(
     contentIndex,
     images,
     containers,
-    sandboxes: new SandboxService(),
+    sandboxes: new SandboxService({
+      network: {
+        confDir: config.cri.cni_conf_dir,
+        binDirs: config.cri.cni_bin_dirs,
+        // CNI ADD results: they must outlive a daemon restart for as long as the pods do.
+        cacheDir: `${config.state}/cni`,
+        log: log.child({ component: "sandboxes" }),
+      },
+    }),
     events,
     runtimeHandlers: Object.keys(handlers),
     imageStore,

@@ -1,28 +1,104 @@
 /**
- * Pod sandboxes: the pod-level resources the CRI needs beyond containers — the pod's
- * /dev/shm mount and port-forward relays into its network namespace — kept behind one service
- * so the CRI layer calls services only, never the mount or process drivers. The pod's records
- * stay with the CRI (its store); this service holds no state of its own, so it has nothing to
- * recover at start: what a killed daemon leaves mounted is unmounted through
- * {@link SandboxService.unmountShm} by the CRI's recovery of half-built pods.
+ * Pod sandboxes: the pod-level resources the CRI needs beyond containers — the pod's network
+ * (a named netns attached by CNI), its /dev/shm mount and port-forward relays into its network
+ * namespace — kept behind one service so the CRI layer calls services only, never the network,
+ * mount or process drivers. The pod's records stay with the CRI (its store); this service
+ * holds no state of its own beyond the CNI result cache, so it has nothing to recover at start:
+ * what a killed daemon leaves behind (a netns with an IP lease, a mounted /dev/shm) is released
+ * through {@link SandboxService.tearDownNetwork} and {@link SandboxService.unmountShm} by the
+ * CRI's recovery of half-built pods.
  *
  * @example
  * ```ts
  * import { SandboxService } from "./service.ts";
- * const sandboxes = new SandboxService();
- * await sandboxes.mountShm(`${podDir}/shm`);
- * await sandboxes.portForward({ netnsPath, port: 80, stream, podId });
- * sandboxes.unmountShm(`${podDir}/shm`);
+ * const sandboxes = new SandboxService({ network: { cacheDir: "/run/k8scontainerd/cni" } });
+ * if ((await sandboxes.networkStatus()).ready) {
+ *   const { netnsPath } = await sandboxes.setUpNetwork({ podId, podName: "web", podNamespace: "default" });
+ *   await sandboxes.mountShm(`${podDir}/shm`);
+ *   await sandboxes.portForward({ netnsPath, port: 80, stream, podId });
+ *   sandboxes.unmountShm(`${podDir}/shm`);
+ *   await sandboxes.tearDownNetwork({ podId, netnsPath });
+ * }
  * ```
  *
  * @module
  */
 import { mountPodShm, unmountPodShm } from "./shm.ts";
 import { type PortForwardRequest, relayPortForward } from "./port_forward.ts";
+import {
+  type NetworkStatus,
+  PodNetwork,
+  type PodNetworkOptions,
+  type SetUpRequest,
+  type SetUpResult,
+  type TearDownRequest,
+} from "../../network/pod_network.ts";
 
 export type { PortForwardRequest } from "./port_forward.ts";
+export type {
+  NetworkStatus,
+  PodNetworkOptions,
+  PortMapping,
+  SetUpRequest,
+  SetUpResult,
+  TearDownRequest,
+} from "../../network/pod_network.ts";
+
+/** Where the CNI result cache lives unless told otherwise (the daemon's default state dir). */
+export const DEFAULT_CNI_CACHE_DIR = "/run/k8scontainerd/cni";
+
+/** Construction options of {@link SandboxService}. */
+export interface SandboxServiceOptions {
+  /** The pod network: CNI config and plugin dirs, the result cache (see PodNetworkOptions). */
+  network?: PodNetworkOptions;
+}
 
 export class SandboxService {
+  readonly #network: PodNetwork;
+
+  constructor(opts: SandboxServiceOptions = {}) {
+    this.#network = new PodNetwork(opts.network ?? { cacheDir: DEFAULT_CNI_CACHE_DIR });
+  }
+
+  /**
+   * The CRI NetworkReady condition: ready when a valid CNI config exists and every plugin it
+   * names is found.
+   *
+   * @example
+   * ```ts
+   * const { ready, message } = await sandboxes.networkStatus();
+   * ```
+   */
+  networkStatus(): Promise<NetworkStatus> {
+    return this.#network.status();
+  }
+
+  /**
+   * Creates the pod's network namespace and attaches it to the CNI network; a failure undoes
+   * what was done before it is thrown.
+   *
+   * @example
+   * ```ts
+   * const { netnsPath, ips } = await sandboxes.setUpNetwork({ podId, podName, podNamespace });
+   * ```
+   */
+  setUpNetwork(req: SetUpRequest): Promise<SetUpResult> {
+    return this.#network.setUp(req);
+  }
+
+  /**
+   * Detaches the pod from the CNI network (from the cached ADD, so it works after a restart)
+   * and removes its namespace; idempotent. When DEL fails, the namespace stays for a retry.
+   *
+   * @example
+   * ```ts
+   * await sandboxes.tearDownNetwork({ podId, netnsPath });
+   * ```
+   */
+  tearDownNetwork(req: TearDownRequest): Promise<void> {
+    return this.#network.tearDown(req);
+  }
+
   /**
    * Mounts a fresh tmpfs for the pod's /dev/shm at `path`, which must not exist yet.
    *

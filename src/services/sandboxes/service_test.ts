@@ -1,6 +1,7 @@
 /**
  * SandboxService's pod /dev/shm (root only): a private tmpfs with the options containers rely
- * on, gone after unmount, and an unmount that may be repeated.
+ * on, gone after unmount, and an unmount that may be repeated. And the pod network's
+ * readiness (the CRI NetworkReady condition) as the service reports it.
  */
 import {
   afterEach,
@@ -52,5 +53,41 @@ describe.skipIf(!isRoot, ROOT_REASON)("SandboxService: pod /dev/shm", () => {
     await Deno.mkdir(`${dir}/shm`);
     await expect(svc.mountShm(`${dir}/shm`)).rejects.toThrow(Deno.errors.AlreadyExists);
     expect(mountOf(`${dir}/shm`)).toBeUndefined();
+  });
+});
+
+describe("SandboxService: pod network readiness", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await Deno.makeTempDir({ prefix: "k8sc-sandboxes-net-" });
+    await Deno.mkdir(`${dir}/net.d`);
+    await Deno.mkdir(`${dir}/bin`);
+  });
+  afterEach(async () => {
+    await Deno.remove(dir, { recursive: true });
+  });
+  const service = () =>
+    new SandboxService({
+      network: { confDir: `${dir}/net.d`, binDirs: [`${dir}/bin`], cacheDir: `${dir}/cache` },
+    });
+
+  it("is not ready without a CNI config, naming the directory", async () => {
+    const s = await service().networkStatus();
+    expect(s.ready).toBe(false);
+    expect(s.reason).toBe("NetworkPluginNotReady");
+    expect(s.message).toContain(`${dir}/net.d`);
+  });
+
+  it("is not ready while a plugin the config names is missing, and ready once it is there", async () => {
+    await Deno.writeTextFile(
+      `${dir}/net.d/10-t.conflist`,
+      JSON.stringify({ cniVersion: "1.0.0", name: "t", plugins: [{ type: "t-plugin" }] }),
+    );
+    const svc = service();
+    const missing = await svc.networkStatus();
+    expect(missing.ready).toBe(false);
+    expect(missing.message).toContain(`CNI plugin "t-plugin"`);
+    await Deno.writeTextFile(`${dir}/bin/t-plugin`, "#!/bin/sh\n", { mode: 0o755 });
+    expect(await svc.networkStatus()).toEqual({ ready: true });
   });
 });
