@@ -12,6 +12,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { startSystemdDaemon } from "./systemd_daemon.ts";
+import { isEmulated } from "../src/testing/bdd.ts";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
 
@@ -62,7 +63,8 @@ export interface TestDaemon {
 export interface StartOptions {
   dir?: string;
   args?: string[];
-  /** How long to wait for the socket to answer. */
+  /** How long to wait for the socket to answer (default 30 s; 180 s under qemu-user, where
+   * the aarch64 Deno takes ~10 s of CPU just to load the daemon). */
   timeoutMs?: number;
   /** Extra environment for the daemon process. */
   env?: Record<string, string>;
@@ -129,7 +131,8 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     },
     cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
   };
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const timeoutMs = opts.timeoutMs ?? (isEmulated ? 180_000 : 30_000);
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (exited !== undefined) {
       await pump;
@@ -144,6 +147,6 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   }
   await d.kill();
   throw new Error(
-    `daemon did not serve on ${socket} within ${opts.timeoutMs ?? 30_000} ms:\n${log}`,
+    `daemon did not serve on ${socket} within ${timeoutMs} ms:\n${log}`,
   );
 }

@@ -159,3 +159,19 @@ export const afterEach = (fn: Fn) => hook("afterEach", fn);
 /** True when running as root: root-only tests use `it.skipIf(!isRoot, ROOT_REASON)`. */
 export const isRoot = Deno.uid() === 0;
 export const ROOT_REASON = "needs root (CI runs as root)";
+
+/**
+ * The user-mode emulator the suite runs under, or undefined when it runs natively:
+ * `scripts/deno-aarch64` sets `K8SC_EMULATED=qemu-user` when it runs the aarch64 Deno through
+ * qemu-aarch64-static on an x86_64 host. The few tests that cannot work there (a call qemu-user
+ * does not translate) skip with `it.skipIf(isEmulated, "qemu-user: …why…")`.
+ *
+ * @example
+ * ```ts
+ * import { isEmulated } from "./bdd.ts";
+ * if (isEmulated) console.log("Deno runs under qemu-user");
+ * ```
+ */
+export const emulator: string | undefined = Deno.env.get("K8SC_EMULATED") || undefined;
+/** True under user-mode emulation (see {@link emulator}). */
+export const isEmulated = emulator !== undefined;

@@ -14,7 +14,7 @@ import {
 } from "../../testing/bdd.ts";
 import { buildSpec, type SpecOptions } from "./builder.ts";
 import { ALL_CAPABILITIES, capabilitiesFromMask, DEFAULT_CAPABILITIES } from "./capabilities.ts";
-import { seccompFromJson } from "./seccomp.ts";
+import { type SeccompArch, seccompFromJson } from "./seccomp.ts";
 
 const CGROUP_PARENT = "/k8scontainerd-spec-test";
 const PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
@@ -46,6 +46,19 @@ if (isRoot) {
   }
 }
 const skip = !isRoot || missing !== "";
+
+/**
+ * The seccomp architecture of the busybox the containers run, from its ELF header (e_machine):
+ * the default profile is for the daemon's own architecture, which is the same thing except when
+ * the aarch64 suite runs under qemu-user on x86_64, where runc and busybox are x86_64 programs.
+ */
+function binaryArch(path: string): SeccompArch {
+  const head = Deno.readFileSync(path).subarray(0, 20);
+  const machine = new DataView(head.buffer, head.byteOffset).getUint16(18, true);
+  if (machine === 0x3e) return "amd64"; // EM_X86_64
+  if (machine === 0xb7) return "arm64"; // EM_AARCH64
+  throw new Error(`${path}: ELF machine 0x${machine.toString(16)} is neither x86_64 nor aarch64`);
+}
 const reason = !isRoot ? ROOT_REASON : `needs runc and busybox: ${missing}`;
 
 /** What the daemon would read from its own /proc before building specs. */
@@ -80,10 +93,12 @@ describe.skipIf(skip, reason)("runc accepts the built spec", () => {
   let dir = "";
   let rootfs = "";
   let host: Host;
+  let arch: SeccompArch;
   let seq = 0;
 
   beforeAll(async () => {
     host = readHost();
+    arch = binaryArch("/bin/busybox");
     dir = await Deno.makeTempDir({ prefix: "k8scontainerd-spec-" });
     rootfs = `${dir}/rootfs`;
     for (const d of ["bin", "etc", "proc", "sys", "dev", "tmp", "work", "home/app"]) {
@@ -129,6 +144,7 @@ describe.skipIf(skip, reason)("runc accepts the built spec", () => {
       hostCapabilities: host.capBnd,
       rlimitCeiling: { RLIMIT_NOFILE: host.nofileHard },
       oomScoreAdjFloor: host.oomScoreAdj,
+      arch,
       ...extra,
     });
     await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec, null, 2));

@@ -24,5 +24,7 @@ const { pid } = await rt.create({
 });
 await rt.start(id, "test");
 console.log(`started ${pid}`);
-// Stay until the test kills this process: the container must outlive it.
-await new Promise(() => {});
+// Stay until the test kills this process: the container must outlive it. A pending timer keeps
+// Deno alive (a bare never-settling promise does not: Deno exits at once with "Top-level await
+// promise never resolved", racing the test's SIGKILL).
+setInterval(() => {}, 1 << 30);
