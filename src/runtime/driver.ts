@@ -696,6 +696,9 @@ export class ConmonRuntime {
       return { ...base, status, pid, oomKilled: false };
     }
     if (status === "stopped") {
+      // conmon may have written the exit file and gone between our first look and runc's answer.
+      const last = await stopped();
+      if (last) return last;
       return { ...base, status: "stopped", pid: 0, oomKilled: await exists(f.oom) };
     }
     return { ...base, status: "unknown", pid: 0, oomKilled: false };

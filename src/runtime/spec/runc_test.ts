@@ -279,9 +279,11 @@ describe.skipIf(skip, reason)("runc accepts the built spec", () => {
   });
 
   it("the pids limit is enforced", async () => {
-    // The shell plus 10 background sleeps against a limit of 5: forks must start failing.
+    // The shell plus 10 background sleeps against a limit of 5: forks must start failing. The
+    // sleeps outlive the loop (a short one could exit before the last fork on a loaded host)
+    // and are killed at the end.
     const r = await run(
-      "exec 2>&1; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; echo spawned",
+      "exec 2>&1; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 30 & done; echo spawned; kill $(jobs -p)",
       {
         resources: { pids: { limit: 5 } },
       },
