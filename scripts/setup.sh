@@ -40,8 +40,9 @@ fi
 # starts (itself: tests spawn Deno.execPath()), and the C runtime the arm64 Deno links against
 # (multiarch, so its loader /lib/ld-linux-aarch64.so.1 and libc.so.6, which ffi/ dlopens, are
 # found without a sysroot).
+# qemu-system-arm boots the arm64 VM guest (`deno task vm:arm64`).
 if [ "$emulate_aarch64" = 1 ]; then
-  pkgs+=(qemu-user-static binfmt-support libc6:arm64 libgcc-s1:arm64)
+  pkgs+=(qemu-user-static binfmt-support libc6:arm64 libgcc-s1:arm64 qemu-system-arm)
 fi
 
 # The multi-arch fixture carries Debian's busybox for the other architecture too (fetched with
