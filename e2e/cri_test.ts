@@ -28,6 +28,7 @@ import { call } from "../src/cli/client.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
 import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";
+import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
 
 const subnetByte = 100 + Math.floor(Math.random() * 100);
 const bridge = `k8sce2e${subnetByte}`;
@@ -68,47 +69,23 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await pushFixtures(registry.address, ["busybox", "pause"]);
     busybox = `${registry.address}/busybox:latest`;
     dir = await Deno.makeTempDir({ prefix: "k8sc-cri-e2e-" });
-    await Deno.mkdir(`${dir}/net.d`);
-    await Deno.writeTextFile(
-      `${dir}/net.d/10-e2e.conflist`,
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "e2e",
-        plugins: [
-          {
-            type: "bridge",
-            bridge,
-            isGateway: true,
-            ipMasq: false,
-            ipam: {
-              type: "host-local",
-              ranges: [[{ subnet: `10.223.${subnetByte}.0/24` }]],
-              dataDir: `${dir}/ipam`,
-            },
-          },
-          { type: "portmap", capabilities: { portMappings: true } },
-        ],
-      }),
-    );
-    await Deno.writeTextFile(
-      `${dir}/config.toml`,
-      `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
-    );
-    d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
+    await writeCniConf(dir, {
+      name: "e2e",
+      bridge,
+      subnet: `10.223.${subnetByte}.0/24`,
+      after: [{ type: "portmap", capabilities: { portMappings: true } }],
+    });
+    const configToml = await writeCriConfig(dir, {
+      sandboxImage: `${registry.address}/pause:latest`,
+    });
+    d = await startTestDaemon({ args: ["--config", configToml] });
     rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
     img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
   });
   afterAll(async () => {
     rt?.close();
     img?.close();
-    await d?.kill();
-    await new Deno.Command("sh", {
-      args: [
-        "-c",
-        `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; true`,
-      ],
-    }).output();
-    await d?.cleanup();
+    await cleanUpAfterDaemon(d, bridge);
     await registry?.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   });
@@ -565,51 +542,18 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
     let d: TestDaemon | undefined;
     try {
       await pushFixtures(registry.address, ["busybox", "pause"]);
-      await Deno.mkdir(`${dir}/net.d`);
-      await Deno.writeTextFile(
-        `${dir}/net.d/10-rs.conflist`,
-        JSON.stringify({
-          cniVersion: "1.0.0",
-          name: "rs",
-          plugins: [{
-            type: "bridge",
-            bridge: bridge2,
-            isGateway: true,
-            ipam: {
-              type: "host-local",
-              ranges: [[{ subnet: `10.224.${subnetByte}.0/24` }]],
-              dataDir: `${dir}/ipam`,
-            },
-          }],
-        }),
-      );
-      await Deno.writeTextFile(
-        `${dir}/config.toml`,
-        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
-      );
-      d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
+      await writeCniConf(dir, { name: "rs", bridge: bridge2, subnet: `10.224.${subnetByte}.0/24` });
+      const configToml = await writeCriConfig(dir, {
+        sandboxImage: `${registry.address}/pause:latest`,
+      });
+      d = await startTestDaemon({ args: ["--config", configToml] });
       const connect = () =>
         new RuntimeServiceClient(`unix://${d!.socket}`, grpc.credentials.createInsecure());
       let rt = connect();
       const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
         call<Req, Res>(d!.socket, "k8s.io", fn, req, 60_000);
       const busybox = `${registry.address}/busybox:latest`;
-      const images = new ImageServiceClient(
-        `unix://${d.socket}`,
-        grpc.credentials.createInsecure(),
-      );
-      await r(images.pullImage.bind(images), {
-        image: {
-          image: busybox,
-          annotations: {},
-          userSpecifiedImage: "",
-          runtimeHandler: "",
-          imageRef: "",
-        },
-        auth: undefined,
-        sandboxConfig: undefined,
-      });
-      images.close();
+      await pullCriImage(d.socket, busybox);
       await Deno.mkdir(`${dir}/logs`);
       const config = podConfig("survivor", `${dir}/logs`);
       const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
@@ -680,14 +624,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri: daemon killed with -9", () => {
       expect([...Deno.readDirSync(`${dir}/ipam/rs`)].map((e) => e.name)).not.toContain(ip);
       rt.close();
     } finally {
-      await d?.kill();
-      await new Deno.Command("sh", {
-        args: [
-          "-c",
-          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge2} 2>/dev/null; true`,
-        ],
-      }).output();
-      await d?.cleanup();
+      await cleanUpAfterDaemon(d, bridge2);
       await registry.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
@@ -728,32 +665,16 @@ exit 0
 `,
         { mode: 0o755 },
       );
-      await Deno.mkdir(`${dir}/net.d`);
-      await Deno.writeTextFile(
-        `${dir}/net.d/10-hp.conflist`,
-        JSON.stringify({
-          cniVersion: "1.0.0",
-          name: "hp",
-          plugins: [
-            {
-              type: "bridge",
-              bridge: bridge3,
-              isGateway: true,
-              ipam: {
-                type: "host-local",
-                ranges: [[{ subnet: `10.225.${subnetByte}.0/24` }]],
-                dataDir: `${dir}/ipam`,
-              },
-            },
-            { type: "e2e-block" },
-          ],
-        }),
-      );
-      await Deno.writeTextFile(
-        `${dir}/config.toml`,
-        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n` +
-          `cni_bin_dirs = ["${dir}/bin", "/usr/lib/cni", "/opt/cni/bin"]\n`,
-      );
+      await writeCniConf(dir, {
+        name: "hp",
+        bridge: bridge3,
+        subnet: `10.225.${subnetByte}.0/24`,
+        after: [{ type: "e2e-block" }],
+      });
+      await writeCriConfig(dir, {
+        sandboxImage: `${registry.address}/pause:latest`,
+        extraCri: `cni_bin_dirs = ["${dir}/bin", "/usr/lib/cni", "/opt/cni/bin"]\n`,
+      });
       await Deno.mkdir(`${dir}/logs`);
       d = await startTestDaemon({ args: ["--config", `${dir}/config.toml`] });
       const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
@@ -851,16 +772,11 @@ exit 0
       expect(await listed()).toEqual([]);
     } finally {
       await Deno.writeTextFile(`${dir}/release`, "").catch(() => {});
-      await d?.kill();
-      await new Deno.Command("sh", {
-        args: [
-          "-c",
-          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge3} 2>/dev/null; ${
-            made.map((n) => `ip netns del ${n} 2>/dev/null; `).join("")
-          }true`,
-        ],
-      }).output();
-      await d?.cleanup();
+      await cleanUpAfterDaemon(
+        d,
+        bridge3,
+        made.map((n) => `ip netns del ${n} 2>/dev/null; `).join(""),
+      );
       await registry.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
@@ -881,28 +797,8 @@ describe.skipIf(
     let d: TestDaemon | undefined;
     try {
       await pushFixtures(registry.address, ["busybox", "pause"]);
-      await Deno.mkdir(`${dir}/net.d`);
-      await Deno.writeTextFile(
-        `${dir}/net.d/10-hc.conflist`,
-        JSON.stringify({
-          cniVersion: "1.0.0",
-          name: "hc",
-          plugins: [{
-            type: "bridge",
-            bridge: bridge4,
-            isGateway: true,
-            ipam: {
-              type: "host-local",
-              ranges: [[{ subnet: `10.226.${subnetByte}.0/24` }]],
-              dataDir: `${dir}/ipam`,
-            },
-          }],
-        }),
-      );
-      await Deno.writeTextFile(
-        `${dir}/config.toml`,
-        `[cri]\nsandbox_image = "${registry.address}/pause:latest"\ncni_conf_dir = "${dir}/net.d"\n`,
-      );
+      await writeCniConf(dir, { name: "hc", bridge: bridge4, subnet: `10.226.${subnetByte}.0/24` });
+      await writeCriConfig(dir, { sandboxImage: `${registry.address}/pause:latest` });
       await Deno.mkdir(`${dir}/logs`);
       /** A daemon on the same dirs that freezes itself (SIGSTOP) at `failpoint`. */
       const start = async (failpoint?: string) => {
@@ -943,22 +839,7 @@ describe.skipIf(
 
       await start("cri-container-create-after-record");
       const busybox = `${registry.address}/busybox:latest`;
-      const images = new ImageServiceClient(
-        `unix://${d!.socket}`,
-        grpc.credentials.createInsecure(),
-      );
-      await r(images.pullImage.bind(images), {
-        image: {
-          image: busybox,
-          annotations: {},
-          userSpecifiedImage: "",
-          runtimeHandler: "",
-          imageRef: "",
-        },
-        auth: undefined,
-        sandboxConfig: undefined,
-      });
-      images.close();
+      await pullCriImage(d!.socket, busybox);
       const sandboxConfig = podConfig("halfctr", `${dir}/logs`);
       const { podSandboxId } = await rpc((rt) =>
         r(rt.runPodSandbox.bind(rt), { config: sandboxConfig, runtimeHandler: "" })
@@ -1024,14 +905,7 @@ describe.skipIf(
       await rpc((rt) => r(rt.stopPodSandbox.bind(rt), { podSandboxId }));
       await rpc((rt) => r(rt.removePodSandbox.bind(rt), { podSandboxId }));
     } finally {
-      await d?.kill();
-      await new Deno.Command("sh", {
-        args: [
-          "-c",
-          `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge4} 2>/dev/null; true`,
-        ],
-      }).output();
-      await d?.cleanup();
+      await cleanUpAfterDaemon(d, bridge4);
       await registry.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }

@@ -13,13 +13,13 @@ import * as grpc from "@grpc/grpc-js";
 import { parse, stringify } from "smol-toml";
 import {
   ContainerState,
-  ImageServiceClient,
   type PodSandboxConfig,
   PodSandboxState,
   RuntimeServiceClient,
 } from "../../src/gen/runtime/v1/api.ts";
 import { call } from "../../src/cli/client.ts";
 import { containerConfig, podConfig } from "../../e2e/cri_requests.ts";
+import { pullCriImage } from "../../e2e/cri_env.ts";
 import { startRegistry } from "../../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../../scripts/fixtures/images.ts";
 
@@ -37,7 +37,6 @@ interface Saved {
 }
 
 const rt = new RuntimeServiceClient(`unix://${SOCKET}`, grpc.credentials.createInsecure());
-const images = new ImageServiceClient(`unix://${SOCKET}`, grpc.credentials.createInsecure());
 const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
   call<Req, Res>(SOCKET, "k8s.io", fn, req, 120_000);
 
@@ -107,17 +106,7 @@ async function create(stateFile: string): Promise<void> {
   sh("systemctl", "restart", "k8scontainerd");
 
   const busybox = `${registry.address}/busybox:latest`;
-  await r(images.pullImage.bind(images), {
-    image: {
-      image: busybox,
-      annotations: {},
-      userSpecifiedImage: "",
-      runtimeHandler: "",
-      imageRef: "",
-    },
-    auth: undefined,
-    sandboxConfig: undefined,
-  });
+  await pullCriImage(SOCKET, busybox);
   const pod = await runPod("survivor", busybox, ["sh", "-c", "echo before reboot; sleep 100000"]);
   expectThat(pod.ip.startsWith("10.89.0."), `the pod got an IP on the bridge (${pod.ip})`);
 
@@ -192,5 +181,4 @@ try {
   Deno.exitCode = 1;
 } finally {
   rt.close();
-  images.close();
 }
