@@ -595,13 +595,19 @@ export class ConmonRuntime {
   /** Starts the user process of a created container (`runc start`). */
   async start(id: string, namespace = "default"): Promise<void> {
     const meta = await this.#meta(id, namespace);
-    const st = await this.state(id, namespace);
-    if (st.status !== "created") {
-      throw new FailedPreconditionError(
-        `cannot start container "${id}": it is ${st.status}, not created`,
-      );
+    const refuse = (status: string) =>
+      new FailedPreconditionError(`cannot start container "${id}": it is ${status}, not created`);
+    // What our own files tell without a `runc state` (a whole runc process on the pod-start
+    // path); runc start refuses anything not "created" itself, and then we say what it was.
+    if (meta.startedAt) throw refuse((await this.state(id, namespace)).status);
+    if (this.#exit(this.containerDir(id, namespace), id)) throw refuse("stopped");
+    try {
+      await this.#runc(meta).start(id);
+    } catch (e) {
+      const st = await this.state(id, namespace).catch(() => undefined);
+      if (st && st.status !== "created") throw refuse(st.status);
+      throw e;
     }
-    await this.#runc(meta).start(id);
     meta.startedAt = new Date().toISOString();
     await this.#writeMeta(this.containerDir(id, namespace), meta);
   }
