@@ -153,6 +153,8 @@ if [ "$want_aarch64" = 1 ] && [ "$host_arch" != arm64 ]; then
     if [ ! -x "$cache/$want/deno" ]; then
       echo "setup: fetching @deno/linux-arm64-glibc@$want into $cache/$want"
       mkdir -p "$cache"
+      # A fetch cut short by an earlier, killed run leaves its temp dir: drop those first.
+      rm -rf "$cache"/.fetch-*
       tmp=$(mktemp -d "$cache/.fetch-XXXXXX")
       if ! (cd "$tmp" && npm pack --silent "@deno/linux-arm64-glibc@$want" >/dev/null &&
         tar xzf ./*.tgz); then
