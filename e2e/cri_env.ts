@@ -87,10 +87,21 @@ export async function cleanUpAfterDaemon(
   extra = "",
 ): Promise<void> {
   await d?.kill();
+  // Also what a failed test left running: containers (killing conmon alone orphans them) and
+  // the network namespaces the daemon's CNI cache names.
+  const rt = `${d?.dir}/state/runtime`;
   await new Deno.Command("sh", {
     args: [
       "-c",
-      `pkill -9 -f '[c]onmon.*${d?.dir}'; grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; ip link del ${bridge} 2>/dev/null; ${extra} true`,
+      `pkill -9 -f '[c]onmon.*${d?.dir}'
+      for root in ${rt}/*/*; do
+        [ -d "$root" ] || continue; bin=$(basename "$(dirname "$root")")
+        for id in $($bin --root "$root" list -q 2>/dev/null); do $bin --root "$root" delete -f "$id"; done
+      done
+      grep -rhoE '/run/netns/k8sc-[0-9a-f]+' ${d?.dir}/state/cni 2>/dev/null | sort -u |
+        while read -r ns; do ip netns delete "$(basename "$ns")" 2>/dev/null; done
+      grep -o ' ${d?.dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l
+      ip link del ${bridge} 2>/dev/null; ${extra} true`,
     ],
   }).output();
   await d?.cleanup();

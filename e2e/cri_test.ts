@@ -507,6 +507,91 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
   });
 
+  it("a RunPodSandbox that fails leaves nothing behind, whichever half fails (CNI or pause)", async () => {
+    // The CNI ADD and the pause container's creation overlap: each failure must also undo the
+    // other half, whether it is still running or done.
+    const netnsList = async () =>
+      new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["netns", "list"] }).output()).stdout,
+      ).split("\n").filter((l) => l.startsWith("k8sc-")).sort();
+    const leases = () =>
+      [...Deno.readDirSync(`${dir}/ipam/e2e`)].map((e) => e.name).filter((n) => /^\d/.test(n));
+    const shmMounts = async () =>
+      (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+        .filter((l) => l.includes(d.dir) && l.includes("/shm ")).length;
+    // The pause containers, as the management API sees them (the CRI lists only whole pods).
+    const containers = async () =>
+      (await runCli(["--address", d.socket, "-n", "k8s.io", "containers", "ls", "-q"])).stdout
+        .trim().split("\n").filter(Boolean).sort();
+    const before = {
+      netns: await netnsList(),
+      leases: leases(),
+      shm: await shmMounts(),
+      containers: await containers(),
+    };
+    const expectNothingLeft = async () => {
+      expect((await r(rt.listPodSandbox.bind(rt), { filter: undefined })).items).toEqual([]);
+      expect(await containers()).toEqual(before.containers);
+      expect(await netnsList()).toEqual(before.netns);
+      expect(leases()).toEqual(before.leases);
+      expect(await shmMounts()).toBe(before.shm);
+    };
+    const logDir = `${dir}/logs/undo`;
+    await Deno.mkdir(logDir, { recursive: true });
+
+    // The pause container fails (runc cannot write an unknown sysctl) while CNI ADD succeeds.
+    const bad = pod("undo", {
+      logDirectory: logDir,
+      linux: { sysctls: { "net.ipv4.k8sc_no_such_sysctl": "1" } },
+    });
+    const e1 = await r(rt.runPodSandbox.bind(rt), { config: bad, runtimeHandler: "" })
+      .catch((e) => e);
+    expect(e1.code).not.toBe(grpc.status.OK);
+    expect(String(e1.message)).toMatch(/k8sc_no_such_sysctl/);
+    await expectNothingLeft();
+
+    // CNI ADD fails (a bridge name Linux refuses) while the pause container starts fine.
+    const broken = `${dir}/net.d/05-broken.conflist`;
+    await Deno.writeTextFile(
+      broken,
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "broken",
+        plugins: [{
+          type: "bridge",
+          bridge: "k8sc-bridge-name-too-long",
+          ipam: { type: "host-local", ranges: [[{ subnet: "10.224.0.0/24" }]] },
+        }],
+      }),
+    );
+    try {
+      const e2 = await r(rt.runPodSandbox.bind(rt), {
+        config: podConfig("undo", logDir),
+        runtimeHandler: "",
+      }).catch((e) => e);
+      expect(e2.code).not.toBe(grpc.status.OK);
+      expect(String(e2.message)).toMatch(/bridge/);
+    } finally {
+      await Deno.remove(broken);
+    }
+    await expectNothingLeft();
+    expect(new TextDecoder().decode(
+      (await new Deno.Command("ip", { args: ["link", "show", "k8sc-bridge-name-too-long"] })
+        .output()).stdout,
+    )).toBe("");
+
+    // The name was released both times: the same pod now runs.
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), {
+      config: podConfig("undo", logDir),
+      runtimeHandler: "",
+    });
+    const st = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: false });
+    expect(st.status!.state).toBe(PodSandboxState.SANDBOX_READY);
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+    await expectNothingLeft();
+  });
+
   it("answers duplicates and unknown ids the way the kubelet expects", async () => {
     const logDir = `${dir}/logs/dup`;
     await Deno.mkdir(logDir, { recursive: true });
@@ -904,6 +989,9 @@ describe.skipIf(
       expect(await ctrs()).toEqual([]);
       await rpc((rt) => r(rt.stopPodSandbox.bind(rt), { podSandboxId }));
       await rpc((rt) => r(rt.removePodSandbox.bind(rt), { podSandboxId }));
+    } catch (e) {
+      console.error("daemon log (tail):\n", d?.log().slice(-8000));
+      throw e;
     } finally {
       await cleanUpAfterDaemon(d, bridge4);
       await registry.stop();

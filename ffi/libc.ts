@@ -79,6 +79,16 @@ export const LIBC_SYMBOLS = {
   getpid: { parameters: [], result: "i32", nonblocking: false },
   // pid_t gettid(void)   (glibc >= 2.30)
   gettid: { parameters: [], result: "i32", nonblocking: false },
+  // long syscall(long number, ...): only for syscalls numbered alike on every architecture
+  // (those from 424 on, asm-generic's shared table: pidfd_open 434, pidfd_send_signal 424), whose
+  // glibc wrappers are too new (2.36) to be in every distribution's libc.
+  syscall: {
+    parameters: ["i64", "i64", "i64", "i64", "i64"],
+    result: "i64",
+    nonblocking: false,
+  },
+  // int eventfd(unsigned int initval, int flags)
+  eventfd: { parameters: ["u32", "i32"], result: "i32", nonblocking: false },
   // int prctl(int option, ... /* unsigned long arg2, arg3, arg4, arg5 */)
   prctl: {
     parameters: ["i32", "u64", "u64", "u64", "u64"],

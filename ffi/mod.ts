@@ -17,6 +17,7 @@ export * from "./fs.ts";
 export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./namespaces.ts";
+export * from "./netdev.ts";
 export * from "./process.ts";
 export * from "./socket.ts";
 export * from "./tty.ts";

@@ -126,3 +126,43 @@ export function isChildSubreaper(): boolean {
 export function setPdeathsig(signal: number): void {
   prctl(PR_SET_PDEATHSIG, signal);
 }
+
+/** pidfd_open(2)'s number: 434 on x86_64 and aarch64 alike (asm-generic's shared numbers). */
+const SYS_PIDFD_OPEN = 434n;
+/** pidfd_send_signal(2)'s number, 424 on every architecture. */
+const SYS_PIDFD_SEND_SIGNAL = 424n;
+
+/**
+ * A pidfd for `pid` (pidfd_open(2), Linux 5.3+): a descriptor that stays bound to that very
+ * process, whatever later takes its pid, and polls readable once the process has exited (not
+ * only once it is reaped: a zombie counts). Close-on-exec. Throws ESRCH when there is no such
+ * process, ENOSYS on kernels without pidfds.
+ *
+ * @example
+ * ```ts
+ * import { pidfdOpen } from "./process.ts";
+ * import { close } from "./fs.ts";
+ * const fd = pidfdOpen(Deno.pid);
+ * close(fd);
+ * ```
+ */
+export function pidfdOpen(pid: number): number {
+  const rc = Number(libc().syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n));
+  if (rc < 0) throw lastError("pidfd_open", undefined, `pid ${pid}`);
+  return rc;
+}
+
+/**
+ * Sends `signal` to the process a pidfd names (pidfd_send_signal(2)): never to a process that
+ * took over its pid. Throws ESRCH once that process has exited.
+ *
+ * @example
+ * ```ts
+ * import { pidfdOpen, pidfdSendSignal } from "./process.ts";
+ * pidfdSendSignal(pidfdOpen(4242), 9);
+ * ```
+ */
+export function pidfdSendSignal(pidfd: number, signal: number): void {
+  const rc = Number(libc().syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n));
+  if (rc < 0) throw lastError("pidfd_send_signal", undefined, `signal ${signal}`);
+}

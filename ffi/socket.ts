@@ -34,6 +34,8 @@ import { errno, libc, libcAsync, toNumber } from "./libc.ts";
 
 /** Address family: unix domain sockets. */
 export const AF_UNIX = 1;
+/** Address family: IPv4 (also what interface ioctls are issued on). */
+export const AF_INET = 2;
 /** Socket type: reliable byte stream. */
 export const SOCK_STREAM = 1;
 /** Socket type: reliable, ordered, message-boundary-preserving packets. */
@@ -259,6 +261,90 @@ export async function pollAsync(fd: number, events: number, timeoutMs: number): 
   const r = await libcAsync().poll(pfd, 1n, timeoutMs);
   if (r <= 0) return 0;
   return view.getUint16(6, true);
+}
+
+/**
+ * poll(2) over many descriptors on a worker thread: resolves with each one's `revents`, in
+ * the order given (all 0 on timeout). `timeoutMs` -1 waits without limit.
+ *
+ * @example
+ * ```ts
+ * import { pollMany, POLLIN } from "./socket.ts";
+ * const [a, b] = await pollMany([{ fd: 3, events: POLLIN }, { fd: 4, events: POLLIN }], 1000);
+ * ```
+ */
+export async function pollMany(
+  fds: readonly { fd: number; events: number }[],
+  timeoutMs: number,
+): Promise<number[]> {
+  const buf = new Uint8Array(8 * fds.length);
+  const view = new DataView(buf.buffer);
+  fds.forEach((p, i) => {
+    view.setInt32(8 * i, p.fd, true);
+    view.setInt16(8 * i + 4, p.events, true);
+  });
+  const r = await libcAsync().poll(buf, BigInt(fds.length), timeoutMs);
+  return fds.map((_, i) => r > 0 ? view.getUint16(8 * i + 6, true) : 0);
+}
+
+/** eventfd(2) flag: close-on-exec. */
+export const EFD_CLOEXEC = 0o2000000;
+/** eventfd(2) flag: reads and writes never block. */
+export const EFD_NONBLOCK = 0o4000;
+
+/**
+ * A new eventfd (eventfd(2)): a counter that polls readable while non-zero, used to wake a
+ * thread blocked in poll. Write 8 bytes to add, read 8 to reset.
+ *
+ * @example
+ * ```ts
+ * import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from "./socket.ts";
+ * const fd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+ * ```
+ */
+export function eventfd(flags = EFD_CLOEXEC | EFD_NONBLOCK): number {
+  const fd = libc().eventfd(0, flags);
+  if (fd < 0) throw lastError("eventfd");
+  return fd;
+}
+
+/**
+ * Adds one to an eventfd's counter (it then polls readable). EAGAIN, a counter at its
+ * maximum, still leaves it readable and is ignored.
+ *
+ * @example
+ * ```ts
+ * import { eventfd, eventfdSignal } from "./socket.ts";
+ * eventfdSignal(eventfd());
+ * ```
+ */
+export function eventfdSignal(fd: number): void {
+  const one = new Uint8Array(new BigUint64Array([1n]).buffer);
+  if (toNumber(libc().write(fd, one, 8n)) < 0) {
+    const e = lastError("write", undefined, `eventfd ${fd}`);
+    if (e.code !== "EAGAIN") throw e;
+  }
+}
+
+/**
+ * Resets a non-blocking eventfd's counter to zero (no longer readable); returns what it held.
+ *
+ * @example
+ * ```ts
+ * import { eventfd, eventfdDrain, eventfdSignal } from "./socket.ts";
+ * const fd = eventfd();
+ * eventfdSignal(fd);
+ * eventfdDrain(fd); // 1n
+ * ```
+ */
+export function eventfdDrain(fd: number): bigint {
+  const buf = new BigUint64Array(1);
+  if (toNumber(libc().read(fd, new Uint8Array(buf.buffer), 8n)) < 0) {
+    const e = lastError("read", undefined, `eventfd ${fd}`);
+    if (e.code !== "EAGAIN") throw e;
+    return 0n;
+  }
+  return buf[0];
 }
 
 /** Options of the waiting I/O calls. */

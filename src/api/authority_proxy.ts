@@ -10,7 +10,8 @@
  * connection preface and every frame but HEADERS/CONTINUATION byte-for-byte (DATA as slices of
  * the read buffer), and each header block HPACK-decoded with the client's dynamic table,
  * `:authority` fixed, and re-encoded without the dynamic table (so the server's decoder state
- * never depends on the client's).
+ * never depends on the client's). The client's GOAWAY and PRIORITY frames are not forwarded:
+ * processing a client's GOAWAY can abort Deno's HTTP/2 server (see `#startFrame`).
  *
  * @example
  * ```ts
@@ -46,6 +47,8 @@ export interface AuthorityProxy {
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 const FRAME_HEADERS = 0x1;
+const FRAME_PRIORITY = 0x2;
+const FRAME_GOAWAY = 0x7;
 const FRAME_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
 const FLAG_END_HEADERS = 0x4;
@@ -86,7 +89,6 @@ export function isValidAuthority(value: string): boolean {
 interface PendingBlock {
   streamId: number;
   flags: number;
-  priority: Uint8Array | undefined;
   fragments: Uint8Array[];
   size: number;
 }
@@ -107,6 +109,10 @@ export class ClientStreamRewriter {
   #headerLen = 0;
   /** Payload bytes of a passed-through frame still to come. */
   #passLeft = 0;
+  /** Payload bytes of a dropped frame still to come. */
+  #dropLeft = 0;
+  /** GOAWAY and PRIORITY frames not forwarded (see #startFrame). */
+  dropped = 0;
   /** A HEADERS/CONTINUATION frame being read: its type, flags, stream and payload. */
   #frame:
     | { type: number; flags: number; streamId: number; payload: Uint8Array; filled: number }
@@ -146,6 +152,11 @@ export class ClientStreamRewriter {
         pass();
         pos += n;
         this.#passLeft -= n;
+      } else if (this.#dropLeft > 0) {
+        const n = Math.min(this.#dropLeft, avail);
+        flush();
+        pos += n;
+        this.#dropLeft -= n;
       } else if (this.#frame) {
         const f = this.#frame;
         const n = Math.min(f.payload.length - f.filled, avail);
@@ -158,13 +169,14 @@ export class ClientStreamRewriter {
         }
       } else if (this.#headerLen === 0 && avail >= 9) {
         const header = chunk.subarray(pos, pos + 9);
-        if (this.#startFrame(header)) {
+        const what = this.#startFrame(header);
+        if (what === "pass") {
           pass();
           pos += 9;
         } else {
           flush();
           pos += 9;
-          out.push(...this.#maybeEmptyFrame());
+          if (what === "collect") out.push(...this.#maybeEmptyFrame());
         }
       } else {
         flush();
@@ -174,8 +186,9 @@ export class ClientStreamRewriter {
         pos += n;
         if (this.#headerLen === 9) {
           this.#headerLen = 0;
-          if (this.#startFrame(this.#header)) out.push(this.#header.slice());
-          else out.push(...this.#maybeEmptyFrame());
+          const what = this.#startFrame(this.#header);
+          if (what === "pass") out.push(this.#header.slice());
+          else if (what === "collect") out.push(...this.#maybeEmptyFrame());
         }
       }
     }
@@ -185,15 +198,24 @@ export class ClientStreamRewriter {
 
   /** True when the client's stream ended on a frame boundary with no header block open. */
   get idle(): boolean {
-    return this.#prefaceLeft === 0 && this.#passLeft === 0 && !this.#frame &&
-      this.#headerLen === 0 && !this.#pending;
+    return this.#prefaceLeft === 0 && this.#passLeft === 0 && this.#dropLeft === 0 &&
+      !this.#frame && this.#headerLen === 0 && !this.#pending;
   }
 
   /**
-   * Reads a frame header: a frame to pass through (returns true, payload length noted) or a
-   * HEADERS/CONTINUATION frame to collect (returns false).
+   * Reads a frame header: a frame to pass through or to drop (payload length noted), or a
+   * HEADERS/CONTINUATION frame to collect.
+   *
+   * GOAWAY and PRIORITY frames are dropped. Deno's HTTP/2 server (nghttp2 underneath) can abort
+   * the whole process on an assertion while it processes a client's GOAWAY
+   * (`find_stream_on_goaway_func`, denoland/deno#36788): seen here when CRI clients close
+   * their connections. Neither frame means anything to a gRPC server: a client's GOAWAY only
+   * refuses server-initiated streams (gRPC has none) before the client closes the connection,
+   * which the server sees anyway; priorities are deprecated (RFC 9113 §5.3.2), and a PRIORITY
+   * naming an unknown stream makes nghttp2 keep an idle stream for it. The PRIORITY flag of
+   * HEADERS is dropped for the same reason.
    */
-  #startFrame(h: Uint8Array): boolean {
+  #startFrame(h: Uint8Array): "pass" | "drop" | "collect" {
     const length = (h[0] << 16) | (h[1] << 8) | h[2];
     const type = h[3];
     const flags = h[4];
@@ -204,8 +226,13 @@ export class ClientStreamRewriter {
           `frame type ${type} inside a header block (CONTINUATION expected)`,
         );
       }
+      if (type === FRAME_GOAWAY || type === FRAME_PRIORITY) {
+        this.dropped++;
+        this.#dropLeft = length;
+        return "drop";
+      }
       this.#passLeft = length;
-      return true;
+      return "pass";
     }
     if (streamId === 0) throw new ProxyProtocolError("header frame on stream 0");
     if (type === FRAME_HEADERS && this.#pending) {
@@ -218,7 +245,7 @@ export class ClientStreamRewriter {
       throw new ProxyProtocolError(`header block larger than ${MAX_HEADER_BLOCK} octets`);
     }
     this.#frame = { type, flags, streamId, payload: new Uint8Array(length), filled: 0 };
-    return false;
+    return "collect";
   }
 
   /** A header frame with an empty payload is complete as soon as its header is read. */
@@ -239,17 +266,15 @@ export class ClientStreamRewriter {
         pad = payload[0];
         off = 1;
       }
-      let priority: Uint8Array | undefined;
       if (flags & FLAG_PRIORITY) {
         if (payload.length < off + 5) {
           throw new ProxyProtocolError("HEADERS too short for PRIORITY");
         }
-        priority = payload.slice(off, off + 5);
-        off += 5;
+        off += 5; // not forwarded (see #startFrame)
       }
       if (pad > payload.length - off) throw new ProxyProtocolError("HEADERS padding too long");
       const fragment = payload.subarray(off, payload.length - pad);
-      this.#pending = { streamId, flags, priority, fragments: [fragment], size: fragment.length };
+      this.#pending = { streamId, flags, fragments: [fragment], size: fragment.length };
     } else {
       const p = this.#pending!;
       p.fragments.push(payload);
@@ -273,7 +298,7 @@ export class ClientStreamRewriter {
     return headerFrames(
       p.streamId,
       p.flags & FLAG_END_STREAM,
-      p.priority,
+      undefined,
       this.#encoder.encode(fields),
     );
   }

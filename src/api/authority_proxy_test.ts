@@ -17,7 +17,8 @@ import {
 import { RuntimeServiceService } from "../gen/runtime/v1/api.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const DATA = 0, HEADERS = 1, SETTINGS = 4, PING = 6, GOAWAY = 7, CONTINUATION = 9;
+const DATA = 0, HEADERS = 1, PRIORITY_FRAME = 2, SETTINGS = 4, PING = 6, GOAWAY = 7;
+const CONTINUATION = 9;
 const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
 const VERSION_PATH = "/k8scontainerd.services.version.v1.Version/Version";
 const CRICTL = "/opt/critools/crictl";
@@ -315,23 +316,42 @@ describe("authority proxy: frame rewriting", () => {
       reference ??= out;
       expect(out).toEqual(reference);
     }
-    // What the server sees: preface, SETTINGS, HEADERS(1, PRIORITY kept, no padding), DATA,
+    // What the server sees: preface, SETTINGS, HEADERS(1, no priority, no padding), DATA,
     // HEADERS(3, END_STREAM), PING — the non-header frames byte-for-byte.
     expect(reference!.subarray(0, 24)).toEqual(PREFACE);
     const frames = parseFrames(reference!.subarray(24));
     expect(frames.map((f) => [f.type, f.flags, f.streamId])).toEqual([
       [SETTINGS, 0, 0],
-      [HEADERS, PRIORITY | END_HEADERS, 1],
+      [HEADERS, END_HEADERS, 1],
       [DATA, END_STREAM, 1],
       [HEADERS, END_HEADERS | END_STREAM, 3],
       [PING, 0, 0],
     ]);
-    expect(frames[1].payload.subarray(0, 5)).toEqual(prio);
     const server = new HpackDecoder();
-    expect(server.decode(frames[1].payload.subarray(5))).toEqual(grpcRequest("localhost"));
+    expect(server.decode(frames[1].payload)).toEqual(grpcRequest("localhost"));
     expect(server.decode(frames[3].payload)).toEqual(grpcRequest("localhost", "/a/B"));
     expect(server.table.size).toBe(0); // the server's table is never used
     expect(frames[4].payload).toEqual(new Uint8Array(8).fill(7));
+  });
+
+  it("drops the client's GOAWAY and PRIORITY frames, whatever the chunking", () => {
+    // Deno's HTTP/2 server can abort processing a client's GOAWAY (denoland/deno#36788).
+    const block = new HpackEncoder().encode(grpcRequest("localhost"));
+    const goaway = frame(GOAWAY, 0, 0, new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0, 0x64, 0x62]));
+    const stream = concat(
+      PREFACE,
+      frame(PRIORITY_FRAME, 0, 3, new Uint8Array([0, 0, 0, 11, 200])),
+      frame(HEADERS, END_HEADERS | END_STREAM, 1, block),
+      frame(PING, 0, 0, new Uint8Array(8).fill(1)),
+      goaway,
+    );
+    for (const size of [stream.length, 1, 5, 9, 12]) {
+      const rw = new ClientStreamRewriter();
+      const frames = parseFrames(feed(rw, stream, size).subarray(24));
+      expect(frames.map((f) => f.type)).toEqual([HEADERS, PING]);
+      expect(rw.dropped).toBe(2);
+      expect(rw.idle).toBe(true);
+    }
   });
 
   it("leaves a valid authority alone and forwards DATA as views of the input", () => {

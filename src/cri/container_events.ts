@@ -1,7 +1,8 @@
 /**
  * CRI `GetContainerEvents`: the kubelet's evented PLEG stream. Task and container events of
  * the k8s.io namespace become CREATED / STARTED / STOPPED / DELETED events with the pod's and
- * the container's status attached (for a pause container, the pod's event).
+ * the container's status attached (for a pause container, the pod's event, sent once
+ * RunPodSandbox has ended so that a STARTED pod is a ready one).
  */
 import {
   type ContainerEventResponse,
@@ -15,6 +16,7 @@ import type { Exchange } from "../events/exchange.ts";
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import { podSandboxStatus } from "./sandbox_status.ts";
 import { containerStatus } from "./container_status.ts";
+import { runSettled } from "./sandbox_run.ts";
 
 const TOPICS: Record<string, ContainerEventType> = {
   "/containers/create": ContainerEventType.CONTAINER_CREATED_EVENT,
@@ -44,6 +46,7 @@ export function containerEvents(ctx: CriContext, events: Exchange) {
         sandboxId = c.sandboxId;
         status = (await containerStatus(ctx, { containerId: id, verbose: false })).status;
       } catch { /* a sandbox, or already removed */ }
+      if (sandboxId === id) await runSettled(id);
       let pod: PodSandboxStatus | undefined;
       try {
         pod = (await podSandboxStatus(ctx, { podSandboxId: sandboxId, verbose: false })).status;

@@ -294,10 +294,13 @@ export async function stopContainerTask(
   const signal = (await stopSignal(ctx, id)) ?? "SIGTERM";
   if (timeoutSeconds > 0) {
     await ctx.containers.kill(CRI_NAMESPACE, id, signal, false).catch(() => {});
+    // The grace timer is cleared on an early exit: a long grace period would otherwise hold a
+    // timer (and this closure) per stopped container for its whole length.
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const exited = await Promise.race([
       ctx.containers.wait(CRI_NAMESPACE, id).then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), timeoutSeconds * 1000)),
-    ]);
+      new Promise<false>((r) => timer = setTimeout(() => r(false), timeoutSeconds * 1000)),
+    ]).finally(() => clearTimeout(timer));
     if (exited) return;
   }
   await ctx.containers.kill(CRI_NAMESPACE, id, "SIGKILL", true).catch(() => {});

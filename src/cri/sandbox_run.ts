@@ -12,9 +12,9 @@ import type {
   RunPodSandboxResponse,
 } from "../gen/runtime/v1/api.ts";
 import { NamespaceMode, Protocol } from "../gen/runtime/v1/api.ts";
-import { FailedPreconditionError, InvalidArgumentError, isKind } from "../errdefs/errors.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
-import type { PortMapping } from "../services/sandboxes/service.ts";
+import type { PortMapping, SetUpResult } from "../services/sandboxes/service.ts";
 
 const PROTOCOLS: Record<number, string> = {
   [Protocol.TCP]: "tcp",
@@ -56,13 +56,23 @@ async function resolvConf(c: PodSandboxConfig): Promise<string> {
   return lines.join("\n") + "\n";
 }
 
-// Sandboxes whose RunPodSandbox is running in this process. A record marked as building but
-// not in here was left by a killed daemon: Stop then has to tear down what it built.
-const inFlight = new Set<string>();
+// Sandboxes whose RunPodSandbox is running in this process, each with a promise of its end. A
+// record marked as building but not in here was left by a killed daemon: Stop then has to tear
+// down what it built.
+const inFlight = new Map<string, Promise<void>>();
 
 /** Whether this process is still running RunPodSandbox for `id`. */
 export function runInFlight(id: string): boolean {
   return inFlight.has(id);
+}
+
+/**
+ * Resolves once RunPodSandbox for `id` has ended, either way (at once when none runs). The
+ * pause task starts before the pod is ready (CNI ADD may still run): the pod's STARTED event
+ * waits for this, so the kubelet never hears of a started pod that is not ready yet.
+ */
+export function runSettled(id: string): Promise<void> {
+  return inFlight.get(id) ?? Promise.resolve();
 }
 
 export async function runPodSandbox(
@@ -90,7 +100,8 @@ export async function runPodSandbox(
     state: "notready",
     building: true,
   });
-  inFlight.add(id);
+  const settled = Promise.withResolvers<void>();
+  inFlight.set(id, settled.promise);
   undo.push(() => Promise.resolve(ctx.store.removeSandbox(id)));
   try {
     await ensureImage(ctx, ctx.sandboxImage);
@@ -98,9 +109,15 @@ export async function runPodSandbox(
     undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
 
     const hostNet = hostNetwork(config);
-    const mappings = portMappings(config);
+    const netReq = {
+      podId: id,
+      podName: config.metadata!.name,
+      podNamespace: config.metadata!.namespace,
+      podUid: config.metadata!.uid,
+      portMappings: portMappings(config),
+    };
     let netnsPath = "";
-    let ips: string[] = [];
+    let network: Promise<SetUpResult> | undefined;
     if (!hostNet) {
       const status = await ctx.sandboxes.networkStatus();
       if (!status.ready) {
@@ -108,76 +125,32 @@ export async function runPodSandbox(
           `pod network is not ready: ${status.message ?? status.reason ?? "no CNI config"}`,
         );
       }
-      const net = await ctx.sandboxes.setUpNetwork({
-        podId: id,
-        podName: config.metadata!.name,
-        podNamespace: config.metadata!.namespace,
-        podUid: config.metadata!.uid,
-        portMappings: mappings,
-      });
-      netnsPath = net.netnsPath;
-      ips = net.ips;
-      undo.push(() =>
-        ctx.sandboxes.tearDownNetwork({
-          podId: id,
-          netnsPath,
-          podName: config.metadata!.name,
-          podNamespace: config.metadata!.namespace,
-          podUid: config.metadata!.uid,
-          portMappings: mappings,
-        })
-      );
+      // The pause container needs only the namespace: CNI ADD runs while it is created (a
+      // third of RunPodSandbox's time), unless a sysctl needs the pod's interfaces in place.
+      const named = Promise.withResolvers<string>();
+      network = ctx.sandboxes.setUpNetwork(netReq, { onNamespace: named.resolve });
+      netnsPath = await Promise.race([named.promise, network.then((n) => n.netnsPath)]);
+      if (needsInterfaces(config)) await network;
     }
 
     // No hostname asked for: the node's, as containerd does (pod names can exceed 63 chars).
     const hostname = config.hostname || Deno.hostname();
-    await Deno.writeTextFile(`${dir}/hostname`, `${hostname}\n`);
+    const pause = runPause(ctx, id, config, { dir, handler, hostname, netnsPath, undo });
+    // Both run to their end before anything is undone, so the undo sees all either made.
+    const [net, paused] = await Promise.allSettled([network ?? Promise.resolve(undefined), pause]);
+    if (net.status === "fulfilled" && network) {
+      undo.push(() => ctx.sandboxes.tearDownNetwork({ ...netReq, netnsPath }));
+    }
+    if (net.status === "rejected") throw net.reason;
+    if (paused.status === "rejected") throw paused.reason;
+    const ips = net.value?.ips ?? [];
+    // /etc/hosts is the app containers' (the pause container mounts none): it names the pod's IP.
     await Deno.writeTextFile(
       `${dir}/hosts`,
       `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${
         ips[0] ? `${ips[0]}\t${hostname}\n` : ""
       }`,
     );
-    await Deno.writeTextFile(`${dir}/resolv.conf`, await resolvConf(config));
-    const ns = config.linux?.securityContext?.namespaceOptions;
-    const hostIpc = ns?.ipc === NamespaceMode.NODE;
-    if (!hostIpc) {
-      // One /dev/shm for the whole pod, bind-mounted into each container.
-      await ctx.sandboxes.mountShm(`${dir}/shm`);
-      undo.push(() => Promise.resolve(ctx.sandboxes.unmountShm(`${dir}/shm`)));
-    }
-
-    const sc = config.linux?.securityContext;
-    await ctx.containers.create(CRI_NAMESPACE, {
-      id,
-      image: ctx.sandboxImage,
-      runtime: handler,
-      hostname,
-      labels: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id },
-      privileged: !!sc?.privileged,
-      cgroupParent: config.linux?.cgroupParent ?? "",
-      specOverrides: {
-        hostname,
-        namespaces: {
-          network: hostNet ? "host" : netnsPath,
-          ipc: hostIpc ? "host" : "new",
-          uts: hostNet ? "host" : "new",
-          pid: ns?.pid === NamespaceMode.NODE ? "host" : "new",
-        },
-        sysctls: config.linux?.sysctls,
-        seccomp: { type: "Unconfined" },
-        annotations: {
-          "io.kubernetes.cri.container-type": "sandbox",
-          "io.kubernetes.cri.sandbox-id": id,
-          "io.kubernetes.cri.sandbox-name": config.metadata!.name,
-          "io.kubernetes.cri.sandbox-namespace": config.metadata!.namespace,
-        },
-      },
-    });
-    undo.push(() => ctx.containers.delete(CRI_NAMESPACE, id).catch(() => {}));
-    await ctx.containers.createTask(CRI_NAMESPACE, id, { logPath: `${dir}/pause.log` });
-    undo.push(() => ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch(() => {}));
-    await ctx.containers.start(CRI_NAMESPACE, id);
 
     ctx.store.markSandboxReady(id, netnsPath, ips);
     log.info("pod sandbox running", { ip: ips[0] ?? "", netns: netnsPath });
@@ -194,15 +167,85 @@ export async function runPodSandbox(
     throw e;
   } finally {
     inFlight.delete(id);
+    settled.resolve();
   }
+}
+
+/**
+ * Whether the pod's sysctls name a network interface (`net.ipv4.conf.eth0.…`): runc sets them
+ * when it creates the pause container, so the CNI plugins must have made the interface first.
+ */
+export function needsInterfaces(c: PodSandboxConfig): boolean {
+  return Object.keys(c.linux?.sysctls ?? {}).some((k) =>
+    /^net\.ipv[46]\.(conf|neigh)\./.test(k) &&
+    !/^net\.ipv[46]\.(conf|neigh)\.(all|default|lo)\./.test(k)
+  );
+}
+
+/**
+ * The pod's files (hostname, resolv.conf), its /dev/shm and the running pause container, each
+ * step's undo pushed onto `undo` as soon as the step is done.
+ */
+async function runPause(
+  ctx: CriContext,
+  id: string,
+  config: PodSandboxConfig,
+  o: {
+    dir: string;
+    handler: string;
+    hostname: string;
+    netnsPath: string;
+    undo: (() => Promise<unknown>)[];
+  },
+): Promise<void> {
+  const { dir, hostname, netnsPath, undo } = o;
+  const hostNet = hostNetwork(config);
+  await Deno.writeTextFile(`${dir}/hostname`, `${hostname}\n`);
+  await Deno.writeTextFile(`${dir}/resolv.conf`, await resolvConf(config));
+  const ns = config.linux?.securityContext?.namespaceOptions;
+  const hostIpc = ns?.ipc === NamespaceMode.NODE;
+  if (!hostIpc) {
+    // One /dev/shm for the whole pod, bind-mounted into each container.
+    await ctx.sandboxes.mountShm(`${dir}/shm`);
+    undo.push(() => Promise.resolve(ctx.sandboxes.unmountShm(`${dir}/shm`)));
+  }
+  const sc = config.linux?.securityContext;
+  await ctx.containers.create(CRI_NAMESPACE, {
+    id,
+    image: ctx.sandboxImage,
+    runtime: o.handler,
+    hostname,
+    labels: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id },
+    privileged: !!sc?.privileged,
+    cgroupParent: config.linux?.cgroupParent ?? "",
+    specOverrides: {
+      hostname,
+      namespaces: {
+        network: hostNet ? "host" : netnsPath,
+        ipc: hostIpc ? "host" : "new",
+        uts: hostNet ? "host" : "new",
+        pid: ns?.pid === NamespaceMode.NODE ? "host" : "new",
+      },
+      sysctls: config.linux?.sysctls,
+      seccomp: { type: "Unconfined" },
+      annotations: {
+        "io.kubernetes.cri.container-type": "sandbox",
+        "io.kubernetes.cri.sandbox-id": id,
+        "io.kubernetes.cri.sandbox-name": config.metadata!.name,
+        "io.kubernetes.cri.sandbox-namespace": config.metadata!.namespace,
+      },
+    },
+  });
+  undo.push(() => ctx.containers.delete(CRI_NAMESPACE, id).catch(() => {}));
+  await ctx.containers.createTask(CRI_NAMESPACE, id, { logPath: `${dir}/pause.log` });
+  undo.push(() => ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch(() => {}));
+  await ctx.containers.start(CRI_NAMESPACE, id);
 }
 
 /** Pulls an image into k8s.io unless present (the pause image on first use). */
 export async function ensureImage(ctx: CriContext, name: string): Promise<void> {
-  try {
-    await ctx.images.get(CRI_NAMESPACE, name);
-  } catch (e) {
-    if (!isKind(e, "not-found")) throw e;
+  // A record lookup only: reading the image's manifests here cost every RunPodSandbox ~5 ms.
+  if (!ctx.images.has(CRI_NAMESPACE, name)) {
     await ctx.images.pull(CRI_NAMESPACE, name, { unpack: true });
   }
 }

@@ -125,8 +125,25 @@ export class CriStore {
    * each time was most of ListContainers. Frozen, as every reader shares them.
    */
   #configs = new Map<string, { raw: string; parsed: unknown }>();
+  /**
+   * Every container record in creation order, as last read; dropped on any change to a
+   * container (they all go through this class, the table's only writer). ListContainers and
+   * the per-pod lookups then read no rows at all between changes.
+   */
+  #all: readonly ContainerRecord[] | undefined;
+  /** Prepared statements by SQL text: node:sqlite compiles each prepare() anew. */
+  readonly #statements = new Map<string, ReturnType<MetadataDB["prepare"]>>();
 
   constructor(readonly db: MetadataDB) {}
+
+  #sql(text: string): ReturnType<MetadataDB["prepare"]> {
+    let st = this.#statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.#statements.set(text, st);
+    }
+    return st;
+  }
 
   #container(r: ContainerRow): ContainerRecord {
     let hit = this.#configs.get(r.id);
@@ -138,13 +155,13 @@ export class CriStore {
   }
 
   addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
-    const holder = this.db.prepare("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
+    const holder = this.#sql("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
       s.nameKey,
     ) as { id: string } | undefined;
     if (holder) {
       throw new AlreadyExistsError(`pod sandbox name "${s.nameKey}" is reserved for ${holder.id}`);
     }
-    this.db.prepare(
+    this.#sql(
       "INSERT INTO cri_sandboxes (id, name_key, config, handler, netns_path, ips, state, building, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       s.id,
@@ -161,7 +178,7 @@ export class CriStore {
   }
 
   sandbox(id: string): SandboxRecord {
-    const r = this.db.prepare("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
+    const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
       | SandboxRow
       | undefined;
     if (!r) throw new NotFoundError(`pod sandbox "${id}"`);
@@ -170,7 +187,7 @@ export class CriStore {
 
   /** Full id, or an unambiguous prefix (as crictl allows). */
   resolveSandbox(idOrPrefix: string): SandboxRecord {
-    const rows = this.db.prepare("SELECT * FROM cri_sandboxes WHERE id LIKE ? || '%' LIMIT 2").all(
+    const rows = this.#sql("SELECT * FROM cri_sandboxes WHERE id LIKE ? || '%' LIMIT 2").all(
       idOrPrefix,
     ) as unknown as SandboxRow[];
     if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`pod sandbox "${idOrPrefix}"`);
@@ -178,40 +195,51 @@ export class CriStore {
   }
 
   sandboxes(): SandboxRecord[] {
-    return (this.db.prepare("SELECT * FROM cri_sandboxes ORDER BY created_at")
+    return (this.#sql("SELECT * FROM cri_sandboxes ORDER BY created_at")
       .all() as unknown as SandboxRow[]).map(sandbox);
   }
 
   setSandboxState(id: string, state: "ready" | "notready"): void {
-    this.db.prepare("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
+    this.#sql("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
   }
 
   /** RunPodSandbox finished: the pod runs, on this network. */
+  /**
+   * The pod's network was torn down (CNI DEL done, netns removed): its netns path is cleared so
+   * later stops (the kubelet repeats them, Remove stops too) do not run CNI DEL again. Not
+   * inferred from what is on disk: after a reboot the netns and the CNI cache (tmpfs) are gone
+   * while an IPAM lease may still be held.
+   */
+  markNetworkDown(id: string): void {
+    this.#sql("UPDATE cri_sandboxes SET netns_path = '' WHERE id = ?").run(id);
+  }
+
   markSandboxReady(id: string, netnsPath: string, ips: string[]): void {
-    this.db.prepare(
+    this.#sql(
       "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready', building = 0 WHERE id = ?",
     ).run(netnsPath, JSON.stringify(ips), id);
   }
 
   /** What an interrupted RunPodSandbox built is undone: the pod stays, NOTREADY. */
   markSandboxUndone(id: string): void {
-    this.db.prepare(
+    this.#sql(
       "UPDATE cri_sandboxes SET state = 'notready', building = 0 WHERE id = ?",
     ).run(id);
   }
 
   removeSandbox(id: string): void {
-    this.db.prepare("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
+    this.#sql("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
   }
 
   addContainer(c: Omit<ContainerRecord, "createdAt" | "reason" | "message">): ContainerRecord {
-    const holder = this.db.prepare("SELECT id FROM cri_containers WHERE name_key = ?").get(
+    this.#all = undefined;
+    const holder = this.#sql("SELECT id FROM cri_containers WHERE name_key = ?").get(
       c.nameKey,
     ) as { id: string } | undefined;
     if (holder) {
       throw new AlreadyExistsError(`container name "${c.nameKey}" is reserved for ${holder.id}`);
     }
-    this.db.prepare(
+    this.#sql(
       "INSERT INTO cri_containers (id, sandbox_id, name_key, config, image_ref, image_id, log_path, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       c.id,
@@ -227,7 +255,7 @@ export class CriStore {
   }
 
   container(id: string): ContainerRecord {
-    const r = this.db.prepare("SELECT * FROM cri_containers WHERE id = ?").get(id) as
+    const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(id) as
       | ContainerRow
       | undefined;
     if (!r) throw new NotFoundError(`container "${id}"`);
@@ -235,7 +263,7 @@ export class CriStore {
   }
 
   resolveContainer(idOrPrefix: string): ContainerRecord {
-    const rows = this.db.prepare("SELECT * FROM cri_containers WHERE id LIKE ? || '%' LIMIT 2").all(
+    const rows = this.#sql("SELECT * FROM cri_containers WHERE id LIKE ? || '%' LIMIT 2").all(
       idOrPrefix,
     ) as unknown as ContainerRow[];
     if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`container "${idOrPrefix}"`);
@@ -243,26 +271,29 @@ export class CriStore {
   }
 
   containers(sandboxId?: string): ContainerRecord[] {
-    const rows = sandboxId === undefined
-      ? this.db.prepare("SELECT * FROM cri_containers ORDER BY created_at").all()
-      : this.db.prepare("SELECT * FROM cri_containers WHERE sandbox_id = ? ORDER BY created_at")
-        .all(sandboxId);
-    return (rows as unknown as ContainerRow[]).map((r) => this.#container(r));
+    this.#all ??= (this.#sql("SELECT * FROM cri_containers ORDER BY created_at, rowid")
+      .all() as unknown as ContainerRow[]).map((r) => Object.freeze(this.#container(r)));
+    return sandboxId === undefined
+      ? [...this.#all]
+      : this.#all.filter((c) => c.sandboxId === sandboxId);
   }
 
   /** StartContainer ran the container's process (at `at`, default now). */
   markStarted(id: string, at: Date = new Date()): void {
-    this.db.prepare("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(at.getTime(), id);
+    this.#all = undefined;
+    this.#sql("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(at.getTime(), id);
   }
 
   markFinished(id: string, exitCode: number, finishedAt: Date, reason: string, message = ""): void {
-    this.db.prepare(
+    this.#all = undefined;
+    this.#sql(
       "UPDATE cri_containers SET finished_at = ?, exit_code = ?, reason = ?, message = ? WHERE id = ? AND finished_at IS NULL",
     ).run(finishedAt.getTime(), exitCode, reason, message, id);
   }
 
   removeContainer(id: string): void {
-    this.db.prepare("DELETE FROM cri_containers WHERE id = ?").run(id);
+    this.#all = undefined;
+    this.#sql("DELETE FROM cri_containers WHERE id = ?").run(id);
     this.#configs.delete(id);
   }
 }

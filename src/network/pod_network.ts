@@ -3,8 +3,9 @@
  * the CNI network from the configuration directory, and undone again without leaks.
  *
  * Lifecycle, as RunPodSandbox / StopPodSandbox drive it:
- * - {@link PodNetwork.setUp}: create `/run/netns/k8sc-<id prefix>`, bring `lo` up (the
- *   loopback plugin, as containerd does), run the network's ADD. Any failure undoes what was
+ * - {@link PodNetwork.setUp}: create `/run/netns/k8sc-<id prefix>`, bring `lo` up (an
+ *   ioctl from inside the namespace, not the loopback plugin containerd runs: one Go process
+ *   less per pod start and per stop), run the network's ADD. Any failure undoes what was
  *   done (DEL, namespace removed) before the error is thrown.
  * - {@link PodNetwork.tearDown}: DEL (from the cached ADD, so it works after a daemon restart
  *   and after the config file changed), then remove the namespace. Both steps are idempotent;
@@ -27,7 +28,14 @@
  * @module
  */
 
-import { createNetns, deleteNetns, isErrno, NETNS_RUN_DIR } from "../../ffi/mod.ts";
+import {
+  createNetns,
+  deleteNetns,
+  isErrno,
+  NETNS_RUN_DIR,
+  setLinkUp,
+  withNetns,
+} from "../../ffi/mod.ts";
 import { AlreadyExistsError, InvalidArgumentError } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import {
@@ -118,6 +126,15 @@ export interface SetUpRequest {
   dns?: DnsConfig;
   /** Host-network pods get no namespace and no CNI. */
   hostNetwork?: boolean;
+}
+
+/** Options of {@link PodNetwork.setUp}. */
+export interface SetUpOptions {
+  /**
+   * Told the namespace's path as soon as it exists, before the CNI plugins run: the pod's
+   * pause container needs only the namespace, so its creation can overlap the attachment.
+   */
+  onNamespace?: (netnsPath: string) => void;
 }
 
 /** A pod's network after set-up. */
@@ -261,7 +278,7 @@ export class PodNetwork {
         message: `cni config load failed: ${e instanceof Error ? e.message : e}`,
       };
     }
-    // loopback is not required: without it set-up falls back to `ip -n … link set lo up`.
+    // No loopback plugin is needed: set-up brings lo up itself.
     for (const type of new Set(list.plugins.map((p) => p.type))) {
       if (await this.cni.findPlugin(type) === undefined) {
         return {
@@ -282,12 +299,12 @@ export class PodNetwork {
    * config, AlreadyExistsError when the namespace exists, and the plugin's error (a
    * {@link CniPluginError} naming the plugin) after undoing a failed ADD.
    */
-  setUp(req: SetUpRequest): Promise<SetUpResult> {
+  setUp(req: SetUpRequest, opts: SetUpOptions = {}): Promise<SetUpResult> {
     checkPodId(req.podId);
-    return this.#serial(req.podId, () => this.#setUp(req));
+    return this.#serial(req.podId, () => this.#setUp(req, opts));
   }
 
-  async #setUp(req: SetUpRequest): Promise<SetUpResult> {
+  async #setUp(req: SetUpRequest, opts: SetUpOptions): Promise<SetUpResult> {
     if (req.hostNetwork) return { netnsPath: "", ips: [], interfaces: [] };
     for (const [k, v] of [["podName", req.podName], ["podNamespace", req.podNamespace]]) {
       // CNI_ARGS is `K=V;K=V` with no escaping.
@@ -304,11 +321,12 @@ export class PodNetwork {
       }
       throw e;
     }
+    opts.onNamespace?.(netnsPath);
     const rt = this.#runtimeConf(req, netnsPath);
     const log = this.#log?.child({ pod: req.podId, netns: netnsPath });
     let stage = "loopback";
     try {
-      await this.#loopbackUp(req.podId, netnsPath, name);
+      withNetns(netnsPath, () => setLinkUp("lo"));
       stage = "add";
       const result = await this.cni.add(list, rt);
       const ips = podIps(result);
@@ -322,9 +340,6 @@ export class PodNetwork {
           log?.warn("undo: CNI DEL failed", { error: err })
         );
       }
-      await this.cni.del(loopbackList(), this.#loopbackRt(req.podId, netnsPath)).catch((err) =>
-        log?.warn("undo: loopback DEL failed", { error: err })
-      );
       try {
         deleteNetns(name, this.netnsDir);
       } catch (err) {
@@ -375,10 +390,12 @@ export class PodNetwork {
       }
       if (list) await this.cni.del(list, rt);
     }
-    await this.cni.del(loopbackList(), this.#loopbackRt(req.podId, netnsPath)).catch((e) =>
-      // lo dies with the namespace; a failure here must not keep the pod's netns alive.
-      log?.warn("loopback DEL failed", { error: e })
-    );
+    if (cached.some((c) => c.networkName === LOOPBACK_NETWORK)) {
+      // A pod set up by an earlier version, which ran the loopback plugin: DEL drops its cache
+      // entry. lo dies with the namespace; a failure must not keep the pod's netns alive.
+      await this.cni.del(loopbackList(), { containerId: req.podId, netns: netnsPath, ifName: "lo" })
+        .catch((e) => log?.warn("loopback DEL failed", { error: e }));
+    }
     // Only namespaces this runtime made are removed (a caller could pass another path).
     const slash = netnsPath.lastIndexOf("/");
     const dir = netnsPath.slice(0, slash), name = netnsPath.slice(slash + 1);
@@ -427,42 +444,6 @@ export class PodNetwork {
       args,
       capabilityArgs: capabilityArgs(req),
     };
-  }
-
-  #loopbackRt(podId: string, netnsPath: string): RuntimeConf {
-    return { containerId: podId, netns: netnsPath, ifName: "lo" };
-  }
-
-  /**
-   * Brings `lo` up with the loopback plugin (cached like any attachment so DEL mirrors it);
-   * without the plugin, with `ip -n`, which only knows namespaces under /run/netns.
-   */
-  async #loopbackUp(podId: string, netnsPath: string, name: string): Promise<void> {
-    if (await this.cni.findPlugin("loopback") !== undefined) {
-      await this.cni.add(loopbackList(), this.#loopbackRt(podId, netnsPath));
-      return;
-    }
-    if (this.netnsDir !== NETNS_RUN_DIR) {
-      throw new CniPluginError(
-        "loopback",
-        "ADD",
-        LOOPBACK_NETWORK,
-        `plugin binary not found in ${
-          this.cni.binDirs.join(", ")
-        }, and "ip -n" cannot reach ${netnsPath}`,
-        { kind: "failed-precondition" },
-      );
-    }
-    const out = await new Deno.Command("ip", {
-      args: ["-n", name, "link", "set", "lo", "up"],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `ip -n ${name} link set lo up: ${new TextDecoder().decode(out.stderr).trim()}`,
-      );
-    }
   }
 
   async #serial<T>(podId: string, fn: () => Promise<T>): Promise<T> {

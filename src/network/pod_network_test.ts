@@ -5,6 +5,7 @@ import { listNetns, withNetns } from "../../ffi/mod.ts";
 import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
 import { CniPluginError } from "./cni.ts";
 import {
+  LOOPBACK_NETWORK,
   netnsName,
   NETWORK_NOT_READY_REASON,
   PodNetwork,
@@ -309,6 +310,41 @@ describe.skipIf(!isRoot, ROOT_REASON)("pod network over real CNI plugins", () =>
     expect(leases()).toEqual([]);
     expect(await sh("iptables", "-w", "-t", "nat", "-S")).not.toContain(podId);
     await Deno.writeTextFile(`${confDir}/10-test.conflist`, conflist());
+  });
+
+  it("brings lo up itself: no loopback attachment is cached for a new pod", async () => {
+    const podId = newPodId();
+    const net = newNet();
+    await net.setUp({ podId, podName: "lo", podNamespace: "ns4" });
+    expect((await net.cni.cachedAttachmentsOf(podId)).map((a) => a.networkName)).toEqual([
+      network,
+    ]);
+    await net.tearDown({ podId });
+  });
+
+  it("tears down a pod an earlier version set up with the loopback plugin: its cache entry goes too", async () => {
+    const podId = newPodId();
+    const net = newNet();
+    const { netnsPath } = await net.setUp({ podId, podName: "old", podNamespace: "ns4" });
+    // What the earlier version did on set-up: the loopback plugin's ADD, cached under
+    // containerd's network name.
+    await net.cni.add(
+      {
+        name: LOOPBACK_NETWORK,
+        cniVersion: "0.3.1",
+        disableCheck: true,
+        plugins: [{ type: "loopback" }],
+        source: "(test)",
+      },
+      { containerId: podId, netns: netnsPath, ifName: "lo" },
+    );
+    expect((await net.cni.cachedAttachmentsOf(podId)).map((a) => a.networkName).sort()).toEqual(
+      [LOOPBACK_NETWORK, network].sort(),
+    );
+    await newNet().tearDown({ podId });
+    expect(await net.cni.cachedAttachmentsOf(podId)).toEqual([]);
+    expect(listNetns()).not.toContain(netnsName(podId));
+    expect(leases()).toEqual([]);
   });
 
   it("undoes a failed ADD: error names the plugin, no netns, no lease, no cache", async () => {

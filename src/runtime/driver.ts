@@ -52,6 +52,8 @@ import {
   O_RDWR,
   open as openFd,
   openPty,
+  pidfdOpen,
+  pidfdSendSignal,
   readAsync,
   setNonblocking,
   setWinsize,
@@ -71,6 +73,9 @@ import {
   spawnConmon,
   writeFifo,
 } from "./conmon.ts";
+import { speaksExecFifo, startThroughExecFifo } from "./exec_fifo.ts";
+import { ProcessExits } from "./process_exits.ts";
+import { processStart } from "./process_start.ts";
 import {
   type LinuxResources,
   Runc,
@@ -251,6 +256,16 @@ interface Meta {
   pid?: number;
   /** Set by pause(), cleared by resume(): lets state() answer without asking runc. */
   paused?: boolean;
+  /**
+   * The container has a PID namespace of its own (not the host's, not a pod's): killing its
+   * init kills every process in it, so kill() needs no `runc kill --all`.
+   */
+  ownPidNamespace?: boolean;
+  /**
+   * The spec has poststart hooks: `runc start` itself then, never the in-process handshake
+   * (runc 1.1 runs them at create, later runcs may run them in start).
+   */
+  poststartHooks?: boolean;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -271,6 +286,25 @@ async function command(cmd: string, args: string[]): Promise<string | undefined>
   }
 }
 
+const SIGKILL = 9;
+
+/** How long a wait trusts the pidfd before looking at the files again anyway. */
+const EXIT_SAFETY_NET_MS = 5_000;
+
+/** Resolves when `p` does, after `ms`, or when `signal` aborts, whichever comes first. */
+function settledOrAborted(p: Promise<void>, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    p.then(done, done);
+  });
+}
+
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -281,22 +315,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/**
- * The start time of a live, non-zombie process (field 22 of /proc/<pid>/stat, clock ticks after
- * boot), which tells it from a later process given the same pid; undefined when there is none.
- */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`); // procfs: no I/O to wait for
-    // Fields from the state letter (field 3) on follow the parenthesised command name, which
-    // may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 20);
-    return fields[0] === "Z" ? undefined : fields[19];
-  } catch {
-    return undefined;
   }
 }
 
@@ -373,6 +391,9 @@ export class ConmonRuntime {
     });
   }
 
+  /** Exits of conmon and init processes, seen through pidfds (see wait()). */
+  readonly #exits = new ProcessExits();
+
   /** Parsed meta files and final exits, by container dir: state() is polled constantly. */
   #metaCache = new Map<string, Meta>();
   #exitCache = new Map<string, { code: number; at: Date }>();
@@ -391,11 +412,20 @@ export class ConmonRuntime {
     this.#running.delete(dir);
   }
 
+  /**
+   * Containers whose end a pidfd is watching right now (see wait()): until it fires they run,
+   * and state() need not even read /proc (ListContainers asks for every container at once).
+   */
+  #watched = new Set<string>();
+
   /** True when the container was seen running and the same init process still lives. */
   #stillRunning(dir: string, meta: Meta): boolean {
     const seen = this.#running.get(dir);
     if (!seen) return false;
-    if (seen.pid === meta.pid && !meta.paused && processStart(seen.pid) === seen.start) {
+    if (
+      seen.pid === meta.pid && !meta.paused &&
+      (this.#watched.has(dir) || processStart(seen.pid) === seen.start)
+    ) {
       return true;
     }
     this.#running.delete(dir);
@@ -518,6 +548,9 @@ export class ConmonRuntime {
       labels: opts.labels ?? {},
       cuuid: randomHex(8),
       createdAt: new Date().toISOString(),
+      ownPidNamespace: (config.linux as { namespaces?: { type: string; path?: string }[] })
+        ?.namespaces?.some((n) => n.type === "pid" && !n.path) ?? false,
+      poststartHooks: ((config.hooks as { poststart?: unknown[] })?.poststart?.length ?? 0) > 0,
     };
     const runc = this.#runc(meta);
     try {
@@ -569,11 +602,15 @@ export class ConmonRuntime {
     }
   }
 
-  /** Undoes a (possibly half-done) create: conmon, runc state, attach symlink, directory. */
-  async #cleanup(dir: string, meta: Meta, runc: Runc): Promise<void> {
+  /**
+   * Undoes a (possibly half-done) create: conmon, runc state, attach symlink, directory.
+   * `runcDeleted`: the caller's own `runc delete` succeeded, so a second one (a whole runc
+   * process) is skipped.
+   */
+  async #cleanup(dir: string, meta: Meta, runc: Runc, runcDeleted = false): Promise<void> {
     const f = containerFiles(dir);
     const conmonPid = await readPidFile(f.conmonPid);
-    await runc.delete(meta.id, { force: true }).catch(() => {});
+    if (!runcDeleted) await runc.delete(meta.id, { force: true }).catch(() => {});
     await this.#reapConmon(conmonPid, dir);
     await Deno.remove(`${this.stateDir}/attach/${meta.cuuid}`).catch(() => {});
     this.#forget(dir);
@@ -602,7 +639,9 @@ export class ConmonRuntime {
     if (meta.startedAt) throw refuse((await this.state(id, namespace)).status);
     if (this.#exit(this.containerDir(id, namespace), id)) throw refuse("stopped");
     try {
-      await this.#runc(meta).start(id);
+      const handshake = speaksExecFifo(meta.runtimePath) && meta.pid !== undefined &&
+        !meta.poststartHooks && await startThroughExecFifo(meta.runtimeRoot, id, meta.pid);
+      if (!handshake) await this.#runc(meta).start(id);
     } catch (e) {
       const st = await this.state(id, namespace).catch(() => undefined);
       if (st && st.status !== "created") throw refuse(st.status);
@@ -742,6 +781,19 @@ export class ConmonRuntime {
    * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
    * reports it. `signal` aborts the wait.
    */
+  /**
+   * What ends when the container does: its conmon, which writes the exit file and then leaves
+   * (so the file is there once it has gone), or the init itself when conmon is gone already.
+   * Undefined where the kernel has no pidfds.
+   */
+  async #exitOf(initPid: number, dir: string): Promise<{ exited: Promise<void> } | undefined> {
+    // Wrapped: an async function returning the promise itself would wait for the exit.
+    const conmon = await readPidFile(containerFiles(dir).conmonPid);
+    const pid = conmon && await isConmonAlive(conmon, dir) ? conmon : initPid;
+    const exited = this.#exits.exited(pid);
+    return exited && { exited };
+  }
+
   /** One poll per container however many callers wait on it (the CRI and events both do). */
   #waits = new Map<string, Promise<ExitStatus>>();
 
@@ -765,6 +817,14 @@ export class ConmonRuntime {
       // The same process still alive is the cheap answer (no failed read of a missing file).
       if (meta.pid && this.#stillRunning(dir, meta)) {
         signal?.throwIfAborted();
+        const exited = (await this.#exitOf(meta.pid, dir))?.exited;
+        if (exited) {
+          // Forgotten in the same microtask run as the exit is seen, before any later state().
+          this.#watched.add(dir);
+          exited.then(() => this.#watched.delete(dir));
+          await settledOrAborted(exited, EXIT_SAFETY_NET_MS, signal);
+          continue;
+        }
         await sleep(delay);
         delay = Math.min(delay * 2, 500);
         continue;
@@ -813,7 +873,37 @@ export class ConmonRuntime {
         })`,
       );
     }
+    if (this.#signalInit(meta, n, opts.all ?? false)) return;
     await this.#runc(meta).kill(id, n, { all: opts.all });
+  }
+
+  /**
+   * Signals the container's init through a pidfd instead of a `runc kill` process (~10 ms, on
+   * every stop): when only init is meant, or all processes and init is the PID namespace's
+   * init (the kernel kills the rest when it dies). Only for the very init seen running (its
+   * start time checked after the pidfd is open, so a reused pid is never signalled) and not
+   * paused (a frozen cgroup needs runc). False when runc has to do it.
+   */
+  #signalInit(meta: Meta, signal: number, all: boolean): boolean {
+    const dir = this.containerDir(meta.id, meta.namespace);
+    const seen = this.#running.get(dir);
+    if (!meta.pid || meta.paused || seen?.pid !== meta.pid) return false;
+    if (all && !(meta.ownPidNamespace && signal === SIGKILL)) return false;
+    let fd: number;
+    try {
+      fd = pidfdOpen(meta.pid);
+    } catch {
+      return false; // gone (runc says so in its words), or no pidfds here
+    }
+    try {
+      if (processStart(meta.pid) !== seen.start) return false;
+      pidfdSendSignal(fd, signal);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      closeFd(fd);
+    }
   }
 
   /**
@@ -837,7 +927,7 @@ export class ConmonRuntime {
     } catch (e) {
       if (!isKind(e, "not-found")) throw e;
     }
-    await this.#cleanup(dir, meta, runc);
+    await this.#cleanup(dir, meta, runc, true);
     this.#log?.debug("container deleted", { id, namespace });
   }
 

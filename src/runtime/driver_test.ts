@@ -45,6 +45,7 @@ interface BundleOpts {
   noPidNs?: boolean;
   env?: string[];
   oomScoreAdj?: number;
+  hooks?: Record<string, unknown>;
 }
 
 /** Writes a bundle for `id` from `runc spec` with our changes and returns its path. */
@@ -71,6 +72,7 @@ async function bundle(id: string, o: BundleOpts): Promise<string> {
       memory: { limit: o.memoryLimit, swap: o.memoryLimit },
     };
   }
+  if (o.hooks) (spec as Record<string, unknown>).hooks = o.hooks;
   if (o.noPidNs) spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== "pid");
   const dir = `${tmp}/bundles/${id}`;
   await Deno.mkdir(dir, { recursive: true });
@@ -198,6 +200,48 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect(lines.some((l) => / stderr F err$/.test(l))).toBe(true);
   });
 
+  it("start releases runc's init without a runc process: runc then says running", async () => {
+    const id = "fifo-start";
+    const { pid } = await createStarted(id, { args: ["sleep", "30"], start: false });
+    const runc = new Runc({ root: `${tmp}/state/runc/${NS}` });
+    expect((await runc.state(id)).status).toBe("created");
+    await rt.start(id, NS);
+    // runc tells "created" from "running" by exec.fifo: gone now, and init runs sleep.
+    expect((await runc.state(id)).status).toBe("running");
+    expect(await Deno.lstat(`${tmp}/state/runc/${NS}/${id}/exec.fifo`).catch(() => null)).toBe(
+      null,
+    );
+    expect((await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0")[0]).toBe("sleep");
+    expect(errorKind(await rt.start(id, NS).catch((e) => e))).toBe("failed-precondition");
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+  });
+
+  it("a spec with poststart hooks is started by runc itself: the hook runs, the container too", async () => {
+    const id = "hooked";
+    const mark = `${tmp}/poststart-ran`;
+    await createStarted(id, {
+      args: ["sleep", "30"],
+      hooks: { poststart: [{ path: "/bin/sh", args: ["sh", "-c", `echo ran > ${mark}`] }] },
+    });
+    expect((await rt.state(id, NS)).status).toBe("running");
+    expect(await Deno.readTextFile(mark)).toBe("ran\n");
+    await rt.kill(id, "SIGKILL", { all: true, namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+  });
+
+  it("start of a created container whose init was killed fails at once, naming why", async () => {
+    const id = "fifo-dead";
+    const { pid } = await createStarted(id, { args: ["sleep", "30"], start: false });
+    Deno.kill(pid, "SIGKILL");
+    const t0 = performance.now();
+    const err = await rt.start(id, NS).catch((e) => e);
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(errorKind(err)).toBe("failed-precondition");
+    expect(String(err)).toMatch(/stopped|already dead/);
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+  });
+
   it("clamps an oom_score_adj below the daemon's own instead of failing the create", async () => {
     const own = parseInt(await Deno.readTextFile("/proc/self/oom_score_adj"), 10);
     const id = "oomadj";
@@ -291,6 +335,53 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     const err = await rt.kill(id, "SIGTERM", { namespace: NS }).catch((e) => e);
     expect(errorKind(err)).toBe("failed-precondition");
     expect(String(err.message)).toContain(`"${id}"`);
+  });
+
+  it("kill --all SIGKILL ends every process of the container, exits seen at once", async () => {
+    // Own PID namespace: killing init (through a pidfd, no runc process) takes the rest along.
+    const id = "killall";
+    const { pid } = await createStarted(id, { args: ["sh", "-c", "sleep 1000 & exec sleep 999"] });
+    const child = await eventually(async () =>
+      Number((await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`)).trim()) || undefined
+    );
+    const t0 = performance.now();
+    await rt.kill(id, "SIGKILL", { all: true, namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    await eventually(async () =>
+      (await Deno.readTextFile(`/proc/${child}/stat`).then((t) => !/\) Z /.test(t), () => false))
+        ? undefined
+        : true
+    );
+    // Without a PID namespace of its own, runc kills the cgroup's processes: same outcome.
+    const id2 = "killall-hostpid";
+    const r2 = await createStarted(id2, {
+      args: ["sh", "-c", "sleep 1000 & exec sleep 999"],
+      noPidNs: true,
+    });
+    const child2 = await eventually(async () =>
+      Number((await Deno.readTextFile(`/proc/${r2.pid}/task/${r2.pid}/children`)).trim()) ||
+      undefined
+    );
+    await rt.kill(id2, "SIGKILL", { all: true, namespace: NS });
+    expect((await rt.wait(id2, NS)).exitCode).toBe(137);
+    await eventually(async () =>
+      (await Deno.readTextFile(`/proc/${child2}/stat`).then((t) => !/\) Z /.test(t), () => false))
+        ? undefined
+        : true
+    );
+  });
+
+  it("a wait given an AbortSignal gives up when told to, the container running on", async () => {
+    const id = "wait-abort";
+    await createStarted(id, { args: ["sleep", "1000"] });
+    const t0 = performance.now();
+    const err = await rt.wait(id, NS, AbortSignal.timeout(100)).catch((e) => e);
+    expect(err).toBeInstanceOf(DOMException);
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect((await rt.state(id, NS)).status).toBe("running");
+    await rt.kill(id, "SIGKILL", { all: true, namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
   });
 
   it("delete removes everything; a second delete → NotFound", async () => {

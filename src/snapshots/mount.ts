@@ -20,7 +20,6 @@
  */
 import {
   isErrno,
-  isMountPoint,
   MNT_DETACH,
   mount,
   MOUNT_DATA_MAX,
@@ -211,13 +210,16 @@ function mountOne(m: Mount, dest: string): void {
  * ```
  */
 export function unmountAll(target: string): void {
-  for (let i = 0; i < 64 && isMountPoint(target); i++) {
+  // umount2 answers EINVAL once nothing is mounted at target: that ends the loop without
+  // reading /proc/self/mountinfo, which grows with every pod on the node (two reads per
+  // container removal were 1.6 ms of daemon CPU per pod with one pod running).
+  for (let i = 0; i < 64; i++) {
     try {
       umount2(target);
     } catch (e) {
-      if (isErrno(e, "EBUSY")) umount2(target, MNT_DETACH);
-      else if (isErrno(e, "EINVAL") || isErrno(e, "ENOENT")) return;
-      else throw e;
+      if (isErrno(e, "EINVAL") || isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return;
+      if (!isErrno(e, "EBUSY")) throw e;
+      umount2(target, MNT_DETACH);
     }
   }
 }

@@ -188,6 +188,26 @@ describe.skipIf(!isRoot, ROOT_REASON)("OverlaySnapshotter mounts (root)", () => 
     expect(Deno.readTextFileSync(`${sn.upperDir(NS, "container")}/new.txt`)).toBe("upper\n");
   });
 
+  it("unmountAll takes down stacked mounts; a plain directory or a missing path is left alone", () => {
+    const mnt = `${s.dir}/stacked`;
+    Deno.mkdirSync(mnt);
+    Deno.writeTextFileSync(`${mnt}/under.txt`, "under");
+    const tmpfs = { type: "tmpfs", source: "tmpfs", options: ["nosuid", "size=1m"] };
+    for (let i = 0; i < 3; i++) mountAll([tmpfs], mnt);
+    const at = () =>
+      Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter((l) =>
+        l.split(" ")[4] === mnt
+      ).length;
+    expect(at()).toBe(3);
+    unmountAll(mnt);
+    expect(at()).toBe(0);
+    expect(Deno.readTextFileSync(`${mnt}/under.txt`)).toBe("under");
+    unmountAll(mnt);
+    unmountAll(`${s.dir}/missing/deeper`);
+    unmountAll(`${mnt}/under.txt/below`);
+    expect(Deno.readTextFileSync(`${mnt}/under.txt`)).toBe("under");
+  });
+
   it("a ro view cannot be written; mountAll undoes earlier mounts when a later one fails", async () => {
     await layer(sn, "base", undefined, { "a.txt": "a" });
     const mnt = `${s.dir}/mnt`;

@@ -198,6 +198,25 @@ export class ImageService {
     }
   }
 
+  /**
+   * Whether an image of that name exists in the namespace: a metadata lookup, reading no
+   * content (what callers that only need presence should ask).
+   *
+   * @example
+   * ```ts
+   * if (!images.has("k8s.io", "registry.k8s.io/pause:3.9")) await images.pull("k8s.io", "registry.k8s.io/pause:3.9");
+   * ```
+   */
+  has(namespace: string, name: string): boolean {
+    try {
+      this.#d.images.get(namespace, normalizeName(name));
+      return true;
+    } catch (e) {
+      if (isKind(e, "not-found")) return false;
+      throw e;
+    }
+  }
+
   get(namespace: string, name: string): Promise<ImageView> {
     return this.view(namespace, this.#d.images.get(namespace, normalizeName(name)));
   }

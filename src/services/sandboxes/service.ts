@@ -29,6 +29,7 @@ import {
   type NetworkStatus,
   PodNetwork,
   type PodNetworkOptions,
+  type SetUpOptions,
   type SetUpRequest,
   type SetUpResult,
   type TearDownRequest,
@@ -39,6 +40,7 @@ export type {
   NetworkStatus,
   PodNetworkOptions,
   PortMapping,
+  SetUpOptions,
   SetUpRequest,
   SetUpResult,
   TearDownRequest,
@@ -75,15 +77,16 @@ export class SandboxService {
 
   /**
    * Creates the pod's network namespace and attaches it to the CNI network; a failure undoes
-   * what was done before it is thrown.
+   * what was done before it is thrown. `opts.onNamespace` hears of the namespace before the
+   * plugins run, so the pod's pause container can be created meanwhile.
    *
    * @example
    * ```ts
    * const { netnsPath, ips } = await sandboxes.setUpNetwork({ podId, podName, podNamespace });
    * ```
    */
-  setUpNetwork(req: SetUpRequest): Promise<SetUpResult> {
-    return this.#network.setUp(req);
+  setUpNetwork(req: SetUpRequest, opts?: SetUpOptions): Promise<SetUpResult> {
+    return this.#network.setUp(req, opts);
   }
 
   /**
