@@ -9,7 +9,8 @@ import { Runc } from "./runc.ts";
 import { errorKind } from "../errdefs/errors.ts";
 import { cgroupMode } from "../../ffi/mod.ts";
 
-const CGROUP_PARENT = "k8scontainerd-driver-test";
+// Per process: two runs side by side must not remove each other's parent.
+const CGROUP_PARENT = `k8scontainerd-driver-test-${Deno.pid}`;
 const decoder = new TextDecoder();
 
 let tmp = "";

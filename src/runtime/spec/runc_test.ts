@@ -16,7 +16,8 @@ import { buildSpec, type SpecOptions } from "./builder.ts";
 import { ALL_CAPABILITIES, capabilitiesFromMask, DEFAULT_CAPABILITIES } from "./capabilities.ts";
 import { type SeccompArch, seccompFromJson } from "./seccomp.ts";
 
-const CGROUP_PARENT = "/k8scontainerd-spec-test";
+// Per process: two runs side by side (native and aarch64) must not remove each other's parent.
+const CGROUP_PARENT = `/k8scontainerd-spec-test-${Deno.pid}`;
 const PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
 const GROUP = "root:x:0:\napp:x:1000:\nextra:x:2000:app\n";
 const APPLETS = [

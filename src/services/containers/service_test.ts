@@ -30,7 +30,8 @@ import type { ContentIndex } from "../../metadata/content.ts";
 import { CONTAINER_SNAPSHOT_LABEL, ContainerService } from "./service.ts";
 
 const NS = "default";
-const CGROUP_PARENT = "k8scontainerd-service-test";
+// Per process: two runs side by side must not remove each other's parent.
+const CGROUP_PARENT = `k8scontainerd-service-test-${Deno.pid}`;
 
 function mountsUnder(dir: string): string[] {
   return Deno.readTextFileSync("/proc/self/mountinfo").split("\n").map((l) => l.split(" ")[4])
