@@ -327,6 +327,60 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () =>
     }
   });
 
+  it("a delete killed halfway is finished at the next start; the id is free again", async () => {
+    const registry = await startRegistry();
+    // The daemon freezes itself in ContainerService.delete with the record marked, the rootfs
+    // unmounted and the root snapshot removed, before the bundle and the record go.
+    let d = await startTestDaemon({
+      env: { K8SCONTAINERD_FAILPOINTS: "container-delete-snapshot-removed" },
+    });
+    const cli = (...args: string[]) => runCli(["--address", d.socket, ...args]);
+    const bundle = `${d.state}/bundles/default/dying`;
+    try {
+      await pushFixtures(registry.address, ["busybox"]);
+      const image = `${registry.address}/busybox:latest`;
+      expect((await cli("images", "pull", "--quiet", image)).code).toBe(0);
+      const snapshots = async () =>
+        (await cli("snapshots", "ls", "--quiet")).stdout.trim().split("\n").sort();
+      const before = await snapshots();
+      expect((await cli("run", "-d", image, "dying", "sleep", "60")).code).toBe(0);
+      expect((await cli("tasks", "rm", "--force", "dying")).code).toBe(0);
+
+      const rm = cli("containers", "rm", "dying");
+      const pid = d.process!.pid;
+      const stopped = async () =>
+        (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
+      for (let i = 0; i < 600 && !(await stopped()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await stopped()).toBe(true);
+      // Frozen mid-delete: unmounted, the snapshot gone, the bundle still there.
+      expect(await mountsUnder(d.state)).toEqual([]);
+      expect((await Deno.stat(`${bundle}/config.json`)).isFile).toBe(true);
+      await d.kill();
+      expect((await rm).code).not.toBe(0); // the daemon died before answering
+
+      d = await startTestDaemon({ dir: d.dir });
+      expect(d.log()).toContain("finished the delete of a container cut short");
+      expect((await cli("containers", "ls", "--quiet")).stdout.trim()).toBe("");
+      expect(await Deno.stat(bundle).catch(() => null)).toBeNull();
+      expect(await snapshots()).toEqual(before);
+
+      // The same id is free: a run now goes to the end.
+      const again = await cli("run", "--rm", image, "dying", "echo", "again");
+      expect({ code: again.code, stdout: again.stdout, stderr: again.stderr })
+        .toEqual({ code: 0, stdout: "again\n", stderr: "" });
+    } finally {
+      await d.kill();
+      for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
+      for (const m of (await mountsUnder(d.dir)).reverse()) {
+        await new Deno.Command("umount", { args: ["-l", m] }).output();
+      }
+      await d.cleanup();
+      await registry.stop();
+    }
+  });
+
   it("keeps containers running; after restart they are listed, exec works, exits are seen", async () => {
     const registry = await startRegistry();
     let d = await startTestDaemon();

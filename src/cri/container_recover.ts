@@ -7,7 +7,8 @@
  *   own recovery has already undone its half at this point), the record names a container that
  *   was never created: listed as CREATED, its name taken, StartContainer failing. Such records
  *   are removed, so the kubelet's retry with the same name succeeds. (The same holds for a
- *   RemoveContainer killed between removing the container and its record.)
+ *   RemoveContainer killed between removing the container and its record, or halfway through
+ *   removing the container: the containers service finishes that delete at start.)
  * - StartContainer creates the task, starts it, then records the start. Killed with the task
  *   created but not started, the task is deleted: the container is CREATED again and the next
  *   StartContainer runs it. Killed after the start, the record learns what the task says:

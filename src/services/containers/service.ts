@@ -131,6 +131,13 @@ const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
 const TTY_LABEL = "io.k8scontainerd.tty";
 /** "stdin" or "stdin-once": the task keeps the container's stdin open for attach. */
 const STDIN_LABEL = "io.k8scontainerd.stdin";
+/**
+ * Set on a container's record when its delete begins. The record goes last, after the rootfs,
+ * root snapshot and bundle, so nothing it owns is ever leaked; a record still carrying this
+ * label at start is a delete a killed daemon cut short, and {@link ContainerService.recover}
+ * finishes it (otherwise it would be listed with its snapshot gone).
+ */
+export const DELETING_LABEL = "io.k8scontainerd.deleting";
 
 export class ContainerService {
   readonly #d: ContainerServiceDeps;
@@ -306,7 +313,15 @@ export class ContainerService {
         `container "${id}" has a task (${state.status}): delete the task first`,
       );
     }
-    const bundle = this.bundleDir(ns, id);
+    this.#d.containers.setLabels(ns, id, { [DELETING_LABEL]: "true" });
+    await this.#removeOwned(ns, c);
+    this.#d.containers.delete(ns, id);
+    this.#d.events.publish(ns, "/containers/delete", { id });
+  }
+
+  /** What a container owns besides its record: the rootfs mount, root snapshot and bundle. */
+  async #removeOwned(ns: string, c: Container): Promise<void> {
+    const bundle = this.bundleDir(ns, c.id);
     unmountAll(`${bundle}/rootfs`);
     const snapshotter = this.#d.snapshotters.get(c.snapshotter);
     if (snapshotter && c.snapshotKey) {
@@ -314,9 +329,29 @@ export class ContainerService {
         if (!isKind(e, "not-found")) throw e;
       });
     }
+    failpoint("container-delete-snapshot-removed");
     await Deno.remove(bundle, { recursive: true }).catch(() => {});
-    this.#d.containers.delete(ns, id);
-    this.#d.events.publish(ns, "/containers/delete", { id });
+  }
+
+  /** Deletes at start what a delete cut short left: records carrying {@link DELETING_LABEL}. */
+  async #finishDeletes(): Promise<string[]> {
+    const finished: string[] = [];
+    for (const { namespace, container: c } of this.#d.containers.all()) {
+      if (c.labels[DELETING_LABEL] === undefined) continue;
+      try {
+        await this.#removeOwned(namespace, c);
+        this.#d.containers.delete(namespace, c.id);
+        finished.push(`${namespace}/${c.id}`);
+        this.#log.warn("finished the delete of a container cut short", { namespace, id: c.id });
+      } catch (e) {
+        this.#log.error("cannot finish the delete of a container cut short", {
+          namespace,
+          id: c.id,
+          err: e,
+        });
+      }
+    }
+    return finished;
   }
 
   async #taskState(ns: string, id: string): Promise<TaskState | undefined> {
@@ -607,8 +642,8 @@ export class ContainerService {
    * before the directory goes, never deleting through a live mount), then snapshots. Root
    * snapshots a live lease names or labelled as GC roots are left alone, as GC does.
    */
-  async #undoUnrecorded(found: RecoveredContainer[]): Promise<UndoneCreates> {
-    const undone: UndoneCreates = { runtime: [], bundles: [], snapshots: [] };
+  async #undoUnrecorded(found: RecoveredContainer[]): Promise<Omit<UndoneAtStart, "deletes">> {
+    const undone = { runtime: [] as string[], bundles: [] as string[], snapshots: [] as string[] };
     const records = this.#d.containers.all();
     const recorded = new Set(records.map((r) => `${r.namespace}/${r.container.id}`));
 
@@ -704,13 +739,14 @@ export class ContainerService {
 
   /**
    * At daemon start: the driver re-attaches to what conmon still supervises and cleans up what
-   * was half created; what a create cut short left without a record is undone (returned);
-   * exits that happened while the daemon was down are published; rootfs
-   * mounts lost with a reboot are restored.
+   * was half created; deletes cut short are finished; what a create cut short left without a
+   * record is undone (both returned); exits that happened while the daemon was down are
+   * published; rootfs mounts lost with a reboot are restored.
    */
-  async recover(): Promise<UndoneCreates> {
+  async recover(): Promise<UndoneAtStart> {
     const found = await this.#d.runtime.recover();
-    const undone = await this.#undoUnrecorded(found);
+    const deletes = await this.#finishDeletes();
+    const undone = { deletes, ...await this.#undoUnrecorded(found) };
     for (const { namespace, container: c } of this.#d.containers.all()) {
       const rootfs = `${this.bundleDir(namespace, c.id)}/rootfs`;
       const snapshotter = this.#d.snapshotters.get(c.snapshotter);
@@ -739,10 +775,12 @@ export class ContainerService {
 }
 
 /**
- * What the container service found and undid at start for containers that have no record.
+ * What the container service finished or undid at start: deletes cut short (`deletes`), and
+ * for containers that have no record, their runtime state, bundles and root snapshots.
  * Ids are "<namespace>/<id>" (snapshots: "<namespace>/<snapshotter>/<key>").
  */
-export interface UndoneCreates {
+export interface UndoneAtStart {
+  deletes: string[];
   runtime: string[];
   bundles: string[];
   snapshots: string[];

@@ -1,8 +1,9 @@
 /**
  * ContainerService.recover against a real overlay snapshotter, real bundles with their rootfs
  * mounted, and real runc + conmon (root only): what a create cut short by a killed daemon
- * leaves — before the container record is written — is undone at the next start, and nothing
- * that belongs to a recorded container, a lease or a client's own snapshot is touched.
+ * leaves — before the container record is written — is undone at the next start, a delete cut
+ * short is finished, and nothing that belongs to a recorded container, a lease or a client's
+ * own snapshot is touched.
  */
 import {
   afterEach,
@@ -15,7 +16,7 @@ import {
 } from "../../testing/bdd.ts";
 import { type Scratch, scratch } from "../../snapshots/test_helpers.ts";
 import { OverlaySnapshotter } from "../../snapshots/overlay.ts";
-import { mountAll } from "../../snapshots/mount.ts";
+import { mountAll, unmountAll } from "../../snapshots/mount.ts";
 import { ContainerStore } from "../../metadata/containers.ts";
 import { NamespaceStore } from "../../metadata/namespaces.ts";
 import { LeaseStore } from "../../metadata/leases.ts";
@@ -27,7 +28,7 @@ import { createLogger } from "../../log/logger.ts";
 import type { ImageService } from "../images/service.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { ContentIndex } from "../../metadata/content.ts";
-import { CONTAINER_SNAPSHOT_LABEL, ContainerService } from "./service.ts";
+import { CONTAINER_SNAPSHOT_LABEL, ContainerService, DELETING_LABEL } from "./service.ts";
 
 const NS = "default";
 // Per process: two runs side by side must not remove each other's parent.
@@ -59,181 +60,220 @@ function conmonsFor(text: string): number[] {
   return out;
 }
 
-describe.skipIf(!isRoot, ROOT_REASON)("ContainerService.recover: creates cut short", () => {
-  let s: Scratch;
-  let sn: OverlaySnapshotter;
-  let rt: ConmonRuntime;
-  let svc: ContainerService;
-  let store: ContainerStore;
-  let leases: LeaseStore;
-  let state: string;
-  const logs: string[] = [];
+describe.skipIf(!isRoot, ROOT_REASON)(
+  "ContainerService.recover: creates and deletes cut short",
+  () => {
+    let s: Scratch;
+    let sn: OverlaySnapshotter;
+    let rt: ConmonRuntime;
+    let svc: ContainerService;
+    let store: ContainerStore;
+    let leases: LeaseStore;
+    let state: string;
+    const logs: string[] = [];
 
-  beforeEach(async () => {
-    s = await scratch("k8sc-svc-recover-");
-    state = `${s.dir}/state`;
-    sn = new OverlaySnapshotter(`${s.dir}/snapshots`, s.db);
-    // An image layer: busybox with sh and sleep.
-    await sn.prepare(NS, "extract-base", undefined);
-    const fs = sn.upperDir(NS, "extract-base");
-    for (const d of ["bin", "etc", "proc", "sys", "dev", "tmp"]) await Deno.mkdir(`${fs}/${d}`);
-    await Deno.copyFile("/bin/busybox", `${fs}/bin/busybox`);
-    await Deno.chmod(`${fs}/bin/busybox`, 0o755);
-    for (const tool of ["sh", "sleep"]) await Deno.symlink("busybox", `${fs}/bin/${tool}`);
-    await sn.commit(NS, "base", "extract-base");
-    rt = new ConmonRuntime({ stateDir: `${state}/runtime` });
-    store = new ContainerStore(s.db);
-    leases = new LeaseStore(s.db);
-    logs.length = 0;
-    svc = new ContainerService({
-      containers: store,
-      namespaces: new NamespaceStore(s.db),
-      leases,
-      // recover() reads neither images nor content.
-      images: undefined as unknown as ImageService,
-      content: undefined as unknown as ContentStore,
-      contentIndex: undefined as unknown as ContentIndex,
-      snapshotters: new Map([["overlayfs", sn]]),
-      defaultSnapshotter: "overlayfs",
-      runtime: rt,
-      handlers: ["runc"],
-      stateDir: state,
-      rootDir: `${s.dir}/root`,
-      events: new Exchange(),
-      log: createLogger({ level: "info", sink: (l) => logs.push(l) }),
-      daemonOomScoreAdj: 0,
-    });
-  });
-
-  afterEach(async () => {
-    const runc = new Runc({ binary: "/usr/bin/runc", root: `${state}/runtime/runc/${NS}` });
-    for (const c of await runc.list().catch(() => [])) {
-      await runc.delete(c.id, { force: true }).catch(() => {});
-    }
-    for (const pid of conmonsFor(s.dir)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
-    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
-      const parent = `/sys/fs/cgroup/${e.name}/${CGROUP_PARENT}`;
-      try {
-        for (const c of Deno.readDirSync(parent)) {
-          if (c.isDirectory) await Deno.remove(`${parent}/${c.name}`).catch(() => {});
-        }
-        await Deno.remove(parent).catch(() => {});
-      } catch { /* not there */ }
-    }
-    await s.dispose();
-  });
-
-  /**
-   * What ContainerService.create does up to its failpoint "container-create-before-record":
-   * the labelled root snapshot, mounted at <bundle>/rootfs, and config.json. `task` adds what a
-   * kill after `runc create` leaves: conmon and runc's state (status "created").
-   */
-  async function halfCreate(id: string, o: { task?: boolean; record?: boolean } = {}) {
-    const bundle = svc.bundleDir(NS, id);
-    await Deno.mkdir(`${bundle}/rootfs`, { recursive: true });
-    mountAll(
-      await sn.prepare(NS, id, "base", { [CONTAINER_SNAPSHOT_LABEL]: id }),
-      `${bundle}/rootfs`,
-    );
-    const spec = buildSpec({
-      id,
-      rootfs: { path: "rootfs" },
-      args: ["sleep", "60"],
-      cgroupsPath: `/${CGROUP_PARENT}/${id}`,
-      rlimits: [], // inherit: the test runner's own limits may be lower than the defaults
-    });
-    await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
-    if (o.record) {
-      store.create(NS, { id, runtime: "runc", spec, snapshotter: "overlayfs", snapshotKey: id });
-    }
-    if (o.task) {
-      await rt.create({
-        id,
-        namespace: NS,
-        bundle,
-        logPath: `${s.dir}/logs/${id}.log`,
-        tty: false,
-        stdin: false,
-        stdinOnce: false,
+    beforeEach(async () => {
+      s = await scratch("k8sc-svc-recover-");
+      state = `${s.dir}/state`;
+      sn = new OverlaySnapshotter(`${s.dir}/snapshots`, s.db);
+      // An image layer: busybox with sh and sleep.
+      await sn.prepare(NS, "extract-base", undefined);
+      const fs = sn.upperDir(NS, "extract-base");
+      for (const d of ["bin", "etc", "proc", "sys", "dev", "tmp"]) await Deno.mkdir(`${fs}/${d}`);
+      await Deno.copyFile("/bin/busybox", `${fs}/bin/busybox`);
+      await Deno.chmod(`${fs}/bin/busybox`, 0o755);
+      for (const tool of ["sh", "sleep"]) await Deno.symlink("busybox", `${fs}/bin/${tool}`);
+      await sn.commit(NS, "base", "extract-base");
+      rt = new ConmonRuntime({ stateDir: `${state}/runtime` });
+      store = new ContainerStore(s.db);
+      leases = new LeaseStore(s.db);
+      logs.length = 0;
+      svc = new ContainerService({
+        containers: store,
+        namespaces: new NamespaceStore(s.db),
+        leases,
+        // recover() reads neither images nor content.
+        images: undefined as unknown as ImageService,
+        content: undefined as unknown as ContentStore,
+        contentIndex: undefined as unknown as ContentIndex,
+        snapshotters: new Map([["overlayfs", sn]]),
+        defaultSnapshotter: "overlayfs",
+        runtime: rt,
+        handlers: ["runc"],
+        stateDir: state,
+        rootDir: `${s.dir}/root`,
+        events: new Exchange(),
+        log: createLogger({ level: "info", sink: (l) => logs.push(l) }),
+        daemonOomScoreAdj: 0,
       });
+    });
+
+    afterEach(async () => {
+      const runc = new Runc({ binary: "/usr/bin/runc", root: `${state}/runtime/runc/${NS}` });
+      for (const c of await runc.list().catch(() => [])) {
+        await runc.delete(c.id, { force: true }).catch(() => {});
+      }
+      for (const pid of conmonsFor(s.dir)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+        const parent = `/sys/fs/cgroup/${e.name}/${CGROUP_PARENT}`;
+        try {
+          for (const c of Deno.readDirSync(parent)) {
+            if (c.isDirectory) await Deno.remove(`${parent}/${c.name}`).catch(() => {});
+          }
+          await Deno.remove(parent).catch(() => {});
+        } catch { /* not there */ }
+      }
+      await s.dispose();
+    });
+
+    /**
+     * What ContainerService.create does up to its failpoint "container-create-before-record":
+     * the labelled root snapshot, mounted at <bundle>/rootfs, and config.json. `task` adds what a
+     * kill after `runc create` leaves: conmon and runc's state (status "created").
+     */
+    async function halfCreate(id: string, o: { task?: boolean; record?: boolean } = {}) {
+      const bundle = svc.bundleDir(NS, id);
+      await Deno.mkdir(`${bundle}/rootfs`, { recursive: true });
+      mountAll(
+        await sn.prepare(NS, id, "base", { [CONTAINER_SNAPSHOT_LABEL]: id }),
+        `${bundle}/rootfs`,
+      );
+      const spec = buildSpec({
+        id,
+        rootfs: { path: "rootfs" },
+        args: ["sleep", "60"],
+        cgroupsPath: `/${CGROUP_PARENT}/${id}`,
+        rlimits: [], // inherit: the test runner's own limits may be lower than the defaults
+      });
+      await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
+      if (o.record) {
+        store.create(NS, { id, runtime: "runc", spec, snapshotter: "overlayfs", snapshotKey: id });
+      }
+      if (o.task) {
+        await rt.create({
+          id,
+          namespace: NS,
+          bundle,
+          logPath: `${s.dir}/logs/${id}.log`,
+          tty: false,
+          stdin: false,
+          stdinOnce: false,
+        });
+      }
+      return bundle;
     }
-    return bundle;
-  }
 
-  it("removes the mount, bundle and root snapshot of a container that has no record", async () => {
-    const bundle = await halfCreate("c1");
-    expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`]);
+    it("removes the mount, bundle and root snapshot of a container that has no record", async () => {
+      const bundle = await halfCreate("c1");
+      expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`]);
 
-    const undone = await svc.recover();
+      const undone = await svc.recover();
 
-    expect(undone).toEqual({
-      runtime: [],
-      bundles: ["default/c1"],
-      snapshots: ["default/overlayfs/c1"],
-    });
-    expect(mountsUnder(state)).toEqual([]);
-    expect(exists(bundle)).toBe(false);
-    expect(sn.walk(NS).map((i) => i.key)).toEqual(["base"]);
-    // The snapshot's directory went too, not only its row.
-    expect([...Deno.readDirSync(`${s.dir}/snapshots/snapshots`)].map((e) => e.name)).toEqual(["1"]);
-    expect(logs.some((l) => l.includes("bundle of a container create cut short"))).toBe(true);
-    // The same id can be created again.
-    await halfCreate("c1", { record: true });
-    expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`]);
-  });
-
-  it("also removes the runc state and conmon of a create killed after `runc create`", async () => {
-    const bundle = await halfCreate("c2", { task: true });
-    expect(conmonsFor(s.dir).length).toBe(1);
-    const runc = new Runc({ binary: "/usr/bin/runc", root: `${state}/runtime/runc/${NS}` });
-    expect((await runc.list()).map((c) => [c.id, c.status])).toEqual([["c2", "created"]]);
-
-    const undone = await svc.recover();
-
-    expect(undone).toEqual({
-      runtime: ["default/c2"],
-      bundles: ["default/c2"],
-      snapshots: ["default/overlayfs/c2"],
-    });
-    expect(await runc.list()).toEqual([]);
-    for (let i = 0; i < 40 && conmonsFor(s.dir).length; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(conmonsFor(s.dir)).toEqual([]);
-    expect(exists(`${state}/runtime/${NS}/c2`)).toBe(false);
-    expect(mountsUnder(state)).toEqual([]);
-    expect(exists(bundle)).toBe(false);
-    expect(sn.walk(NS).map((i) => i.key)).toEqual(["base"]);
-  });
-
-  it("keeps what a record, a lease or a client owns", async () => {
-    // A complete container: record written; its rootfs stays mounted.
-    const kept = await halfCreate("kept", { record: true });
-    // A labelled root snapshot a live lease protects (someone's create in progress).
-    await sn.prepare(NS, "leased", "base", { [CONTAINER_SNAPSHOT_LABEL]: "leased" });
-    leases.create(NS, "l1");
-    leases.addResource(NS, "l1", { type: "snapshots/overlayfs", ref: "leased" });
-    // A labelled root snapshot whose lease has expired is not protected any more.
-    await sn.prepare(NS, "expired", "base", { [CONTAINER_SNAPSHOT_LABEL]: "expired" });
-    leases.create(NS, "l2", { expiresAt: new Date(Date.now() - 1000) });
-    leases.addResource(NS, "l2", { type: "snapshots/overlayfs", ref: "expired" });
-    // A client's own active snapshot (snapshots prepare): not the service's to judge.
-    await sn.prepare(NS, "client", "base", { "app": "x" });
-    // A GC root stays whatever else it says.
-    await sn.prepare(NS, "pinned", "base", {
-      [CONTAINER_SNAPSHOT_LABEL]: "pinned",
-      "containerd.io/gc.root": "2024-01-01T00:00:00Z",
+      expect(undone).toEqual({
+        deletes: [],
+        runtime: [],
+        bundles: ["default/c1"],
+        snapshots: ["default/overlayfs/c1"],
+      });
+      expect(mountsUnder(state)).toEqual([]);
+      expect(exists(bundle)).toBe(false);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base"]);
+      // The snapshot's directory went too, not only its row.
+      expect([...Deno.readDirSync(`${s.dir}/snapshots/snapshots`)].map((e) => e.name)).toEqual([
+        "1",
+      ]);
+      expect(logs.some((l) => l.includes("bundle of a container create cut short"))).toBe(true);
+      // The same id can be created again.
+      await halfCreate("c1", { record: true });
+      expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`]);
     });
 
-    const undone = await svc.recover();
+    it("also removes the runc state and conmon of a create killed after `runc create`", async () => {
+      const bundle = await halfCreate("c2", { task: true });
+      expect(conmonsFor(s.dir).length).toBe(1);
+      const runc = new Runc({ binary: "/usr/bin/runc", root: `${state}/runtime/runc/${NS}` });
+      expect((await runc.list()).map((c) => [c.id, c.status])).toEqual([["c2", "created"]]);
 
-    expect(undone).toEqual({ runtime: [], bundles: [], snapshots: ["default/overlayfs/expired"] });
-    expect(mountsUnder(state)).toEqual([`${kept}/rootfs`]);
-    expect(exists(`${kept}/config.json`)).toBe(true);
-    expect(sn.walk(NS).map((i) => i.key)).toEqual(["base", "client", "kept", "leased", "pinned"]);
-  });
-});
+      const undone = await svc.recover();
+
+      expect(undone).toEqual({
+        deletes: [],
+        runtime: ["default/c2"],
+        bundles: ["default/c2"],
+        snapshots: ["default/overlayfs/c2"],
+      });
+      expect(await runc.list()).toEqual([]);
+      for (let i = 0; i < 40 && conmonsFor(s.dir).length; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(conmonsFor(s.dir)).toEqual([]);
+      expect(exists(`${state}/runtime/${NS}/c2`)).toBe(false);
+      expect(mountsUnder(state)).toEqual([]);
+      expect(exists(bundle)).toBe(false);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base"]);
+    });
+
+    it("finishes deletes cut short: a record marked deleting goes with its mount, snapshot and bundle", async () => {
+      const kept = await halfCreate("kept", { record: true });
+      // Killed just after the delete marked the record: everything is still there.
+      const marked = await halfCreate("marked", { record: true });
+      store.setLabels(NS, "marked", { [DELETING_LABEL]: "true" });
+      // Killed at "container-delete-snapshot-removed": unmounted, snapshot gone, bundle left.
+      const halfway = await halfCreate("halfway", { record: true });
+      store.setLabels(NS, "halfway", { [DELETING_LABEL]: "true" });
+      unmountAll(`${halfway}/rootfs`);
+      await sn.remove(NS, "halfway");
+
+      const undone = await svc.recover();
+
+      expect(undone).toEqual({
+        deletes: ["default/halfway", "default/marked"],
+        runtime: [],
+        bundles: [],
+        snapshots: [],
+      });
+      expect(store.all().map((r) => r.container.id)).toEqual(["kept"]);
+      expect(mountsUnder(state)).toEqual([`${kept}/rootfs`]);
+      expect([exists(marked), exists(halfway), exists(kept)]).toEqual([false, false, true]);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base", "kept"]);
+      expect(logs.filter((l) => l.includes("finished the delete of a container cut short")).length)
+        .toBe(2);
+    });
+
+    it("keeps what a record, a lease or a client owns", async () => {
+      // A complete container: record written; its rootfs stays mounted.
+      const kept = await halfCreate("kept", { record: true });
+      // A labelled root snapshot a live lease protects (someone's create in progress).
+      await sn.prepare(NS, "leased", "base", { [CONTAINER_SNAPSHOT_LABEL]: "leased" });
+      leases.create(NS, "l1");
+      leases.addResource(NS, "l1", { type: "snapshots/overlayfs", ref: "leased" });
+      // A labelled root snapshot whose lease has expired is not protected any more.
+      await sn.prepare(NS, "expired", "base", { [CONTAINER_SNAPSHOT_LABEL]: "expired" });
+      leases.create(NS, "l2", { expiresAt: new Date(Date.now() - 1000) });
+      leases.addResource(NS, "l2", { type: "snapshots/overlayfs", ref: "expired" });
+      // A client's own active snapshot (snapshots prepare): not the service's to judge.
+      await sn.prepare(NS, "client", "base", { "app": "x" });
+      // A GC root stays whatever else it says.
+      await sn.prepare(NS, "pinned", "base", {
+        [CONTAINER_SNAPSHOT_LABEL]: "pinned",
+        "containerd.io/gc.root": "2024-01-01T00:00:00Z",
+      });
+
+      const undone = await svc.recover();
+
+      expect(undone).toEqual({
+        deletes: [],
+        runtime: [],
+        bundles: [],
+        snapshots: ["default/overlayfs/expired"],
+      });
+      expect(mountsUnder(state)).toEqual([`${kept}/rootfs`]);
+      expect(exists(`${kept}/config.json`)).toBe(true);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base", "client", "kept", "leased", "pinned"]);
+    });
+  },
+);
