@@ -162,8 +162,11 @@ export class GuestMachine {
     const consoleLog = `${this.opts.workDir}/console-${++this.#boots}.log`;
     const args = qemuArgs({ ...this.opts, overlay: this.overlay }, consoleLog);
     const started = Date.now();
-    const child = new Deno.Command(qemuBinary(this.opts.image.arch), {
-      args,
+    // setpriv makes the kernel kill QEMU when this process dies, even by SIGKILL (a test run
+    // killed mid-boot left its VM running). It follows the spawning thread, which lives as long
+    // as the test that boots.
+    const child = new Deno.Command("setpriv", {
+      args: ["--pdeathsig", "KILL", qemuBinary(this.opts.image.arch), ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
