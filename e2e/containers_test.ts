@@ -15,7 +15,7 @@ import {
 } from "../src/testing/bdd.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { command, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { command, frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 
 async function mountsUnder(dir: string): Promise<string[]> {
   const info = await Deno.readTextFile("/proc/self/mountinfo");
@@ -33,6 +33,16 @@ async function conmonsFor(dir: string): Promise<number[]> {
     } catch { /* gone */ }
   }
   return out;
+}
+
+/** Kills the daemon and removes what it leaves behind: conmons, mounts, its directories. */
+async function disposeDaemon(d: TestDaemon): Promise<void> {
+  await d.kill();
+  for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
+  for (const m of (await mountsUnder(d.dir)).reverse()) {
+    await new Deno.Command("umount", { args: ["-l", m] }).output();
+  }
+  await d.cleanup();
 }
 
 describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
@@ -59,12 +69,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
       await cli("tasks", "rm", "--force", id);
       await cli("containers", "rm", id);
     }
-    await d?.kill();
-    for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
-    for (const m of (await mountsUnder(d.dir)).reverse()) {
-      await new Deno.Command("umount", { args: ["-l", m] }).output();
-    }
-    await d?.cleanup();
+    if (d) await disposeDaemon(d);
     await registry?.stop();
   });
 
@@ -271,32 +276,41 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
 });
 
 describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () => {
+  let registry: Registry;
+  let image = "";
+  beforeAll(async () => {
+    registry = await startRegistry();
+    await pushFixtures(registry.address, ["busybox"]);
+    image = `${registry.address}/busybox:latest`;
+  });
+  afterAll(async () => await registry?.stop());
+
+  /** A fresh daemon with busybox pulled; with a failpoint, it freezes itself when it gets there. */
+  async function daemonWithImage(failpoint?: string): Promise<TestDaemon> {
+    const d = await startTestDaemon(
+      failpoint ? { env: { K8SCONTAINERD_FAILPOINTS: failpoint } } : {},
+    );
+    expect((await runCli(["--address", d.socket, "images", "pull", "--quiet", image])).code)
+      .toBe(0);
+    return d;
+  }
+
+  async function snapshots(d: TestDaemon): Promise<string[]> {
+    const ls = await runCli(["--address", d.socket, "snapshots", "ls", "--quiet"]);
+    return ls.stdout.trim().split("\n").sort();
+  }
+
   it("a create killed before its record is written is undone at the next start; the id is free again", async () => {
-    const registry = await startRegistry();
     // The daemon freezes itself (SIGSTOP) in ContainerService.create with the root snapshot
-    // prepared and mounted and config.json written, just before the record: a kill there is
-    // deterministic, not a race against the create.
-    let d = await startTestDaemon({
-      env: { K8SCONTAINERD_FAILPOINTS: "container-create-before-record" },
-    });
+    // prepared and mounted and config.json written, just before the record.
+    let d = await daemonWithImage("container-create-before-record");
     const cli = (...args: string[]) => runCli(["--address", d.socket, ...args]);
     const bundle = `${d.state}/bundles/default/half`;
     try {
-      await pushFixtures(registry.address, ["busybox"]);
-      const image = `${registry.address}/busybox:latest`;
-      expect((await cli("images", "pull", "--quiet", image)).code).toBe(0);
-      const snapshots = async () =>
-        (await cli("snapshots", "ls", "--quiet")).stdout.trim().split("\n").sort();
-      const before = await snapshots();
+      const before = await snapshots(d);
 
       const run = cli("run", "-d", image, "half", "sleep", "60");
-      const pid = d.process!.pid;
-      const stopped = async () =>
-        (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
-      for (let i = 0; i < 600 && !(await stopped()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(await stopped()).toBe(true);
+      expect(await frozenAtFailpoint(d)).toBe(true);
       // Frozen mid-create: the rootfs is mounted, the bundle written, no record yet.
       expect(await mountsUnder(d.state)).toEqual([`${bundle}/rootfs`]);
       expect((await Deno.stat(`${bundle}/config.json`)).isFile).toBe(true);
@@ -307,8 +321,8 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () =>
       expect(d.log()).toContain("removed the bundle of a container create cut short");
       expect(await mountsUnder(d.dir)).toEqual([]);
       expect(await Deno.stat(bundle).catch(() => null)).toBeNull();
-      expect(await snapshots()).toEqual(before);
-      expect((await snapshots()).includes("half")).toBe(false);
+      expect(await snapshots(d)).toEqual(before);
+      expect(before.includes("half")).toBe(false);
       expect((await cli("containers", "ls", "--quiet")).stdout.trim()).toBe("");
 
       // The same id is free: a create now runs to the end.
@@ -317,43 +331,23 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () =>
       expect(again.stdout).toBe("again\n");
       expect(again.code).toBe(0);
     } finally {
-      await d.kill();
-      for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
-      for (const m of (await mountsUnder(d.dir)).reverse()) {
-        await new Deno.Command("umount", { args: ["-l", m] }).output();
-      }
-      await d.cleanup();
-      await registry.stop();
+      await disposeDaemon(d);
     }
   });
 
   it("a delete killed halfway is finished at the next start; the id is free again", async () => {
-    const registry = await startRegistry();
     // The daemon freezes itself in ContainerService.delete with the record marked, the rootfs
     // unmounted and the root snapshot removed, before the bundle and the record go.
-    let d = await startTestDaemon({
-      env: { K8SCONTAINERD_FAILPOINTS: "container-delete-snapshot-removed" },
-    });
+    let d = await daemonWithImage("container-delete-snapshot-removed");
     const cli = (...args: string[]) => runCli(["--address", d.socket, ...args]);
     const bundle = `${d.state}/bundles/default/dying`;
     try {
-      await pushFixtures(registry.address, ["busybox"]);
-      const image = `${registry.address}/busybox:latest`;
-      expect((await cli("images", "pull", "--quiet", image)).code).toBe(0);
-      const snapshots = async () =>
-        (await cli("snapshots", "ls", "--quiet")).stdout.trim().split("\n").sort();
-      const before = await snapshots();
+      const before = await snapshots(d);
       expect((await cli("run", "-d", image, "dying", "sleep", "60")).code).toBe(0);
       expect((await cli("tasks", "rm", "--force", "dying")).code).toBe(0);
 
       const rm = cli("containers", "rm", "dying");
-      const pid = d.process!.pid;
-      const stopped = async () =>
-        (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
-      for (let i = 0; i < 600 && !(await stopped()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(await stopped()).toBe(true);
+      expect(await frozenAtFailpoint(d)).toBe(true);
       // Frozen mid-delete: unmounted, the snapshot gone, the bundle still there.
       expect(await mountsUnder(d.state)).toEqual([]);
       expect((await Deno.stat(`${bundle}/config.json`)).isFile).toBe(true);
@@ -364,31 +358,21 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () =>
       expect(d.log()).toContain("finished the delete of a container cut short");
       expect((await cli("containers", "ls", "--quiet")).stdout.trim()).toBe("");
       expect(await Deno.stat(bundle).catch(() => null)).toBeNull();
-      expect(await snapshots()).toEqual(before);
+      expect(await snapshots(d)).toEqual(before);
 
       // The same id is free: a run now goes to the end.
       const again = await cli("run", "--rm", image, "dying", "echo", "again");
       expect({ code: again.code, stdout: again.stdout, stderr: again.stderr })
         .toEqual({ code: 0, stdout: "again\n", stderr: "" });
     } finally {
-      await d.kill();
-      for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
-      for (const m of (await mountsUnder(d.dir)).reverse()) {
-        await new Deno.Command("umount", { args: ["-l", m] }).output();
-      }
-      await d.cleanup();
-      await registry.stop();
+      await disposeDaemon(d);
     }
   });
 
   it("keeps containers running; after restart they are listed, exec works, exits are seen", async () => {
-    const registry = await startRegistry();
-    let d = await startTestDaemon();
+    let d = await daemonWithImage();
     const cli = (...args: string[]) => runCli(["--address", d.socket, ...args]);
     try {
-      await pushFixtures(registry.address, ["busybox"]);
-      const image = `${registry.address}/busybox:latest`;
-      await cli("images", "pull", "--quiet", image);
       await cli("run", "-d", image, "survivor", "sh", "-c", "echo up; sleep 1000");
       await cli("run", "-d", image, "quitter", "sh", "-c", "sleep 1; exit 9");
       const pidBefore = (await cli("tasks", "ls")).stdout.match(/survivor\s+(\d+)/)![1];
@@ -413,13 +397,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers: daemon killed with -9", () =>
         expect((await cli("containers", "rm", id)).code).toBe(0);
       }
     } finally {
-      await d.kill();
-      for (const pid of await conmonsFor(d.dir)) Deno.kill(pid, "SIGKILL");
-      for (const m of (await mountsUnder(d.dir)).reverse()) {
-        await new Deno.Command("umount", { args: ["-l", m] }).output();
-      }
-      await d.cleanup();
-      await registry.stop();
+      await disposeDaemon(d);
     }
   });
 });

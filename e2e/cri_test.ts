@@ -25,7 +25,7 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
 import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";
 import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
@@ -909,13 +909,7 @@ describe.skipIf(
       /** Runs `call` until the daemon freezes at its failpoint, kills it -9, starts it again. */
       const killAt = async (call: Promise<unknown>, next?: string) => {
         const outcome = call.then(() => "answered", () => "failed");
-        const pid = d!.process!.pid;
-        const frozen = async () =>
-          (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
-        for (let i = 0; i < 600 && !(await frozen()); i++) {
-          await new Promise((res) => setTimeout(res, 50));
-        }
-        expect(await frozen()).toBe(true);
+        expect(await frozenAtFailpoint(d!)).toBe(true);
         await d!.kill();
         // The daemon died before answering.
         expect(await outcome).toBe("failed");

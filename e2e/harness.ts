@@ -150,3 +150,17 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     `daemon did not serve on ${socket} within ${timeoutMs} ms:\n${log}`,
   );
 }
+
+/**
+ * Waits until a daemon started with K8SCONTAINERD_FAILPOINTS has frozen itself at the point
+ * (SIGSTOP: state T): a kill there is deterministic, not a race against the operation.
+ */
+export async function frozenAtFailpoint(d: TestDaemon): Promise<boolean> {
+  const pid = d.process!.pid;
+  const stopped = async () =>
+    (await Deno.readTextFile(`/proc/${pid}/stat`)).replace(/^.*\) /, "")[0] === "T";
+  for (let i = 0; i < 600 && !(await stopped()); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return await stopped();
+}
