@@ -874,8 +874,8 @@ const SYSTEMD_UNIT = !!Deno.env.get("K8SC_E2E_SYSTEMD_UNIT");
 describe.skipIf(
   !isRoot || SYSTEMD_UNIT,
   SYSTEMD_UNIT ? "failpoints need a daemon the test starts (not the systemd unit)" : ROOT_REASON,
-)("cri: daemon killed during CreateContainer and StartContainer", () => {
-  it("a create cut short frees the name; a start cut short leaves the container startable or running", async () => {
+)("cri: daemon killed during CreateContainer, StartContainer and RemoveContainer", () => {
+  it("a create cut short frees the name; a start cut short leaves the container startable or running; a remove cut short is finished", async () => {
     const registry = await startRegistry();
     const dir = await Deno.makeTempDir({ prefix: "k8sc-cri-halfctr-" });
     const bridge4 = `k8schc${subnetByte}`;
@@ -965,7 +965,8 @@ describe.skipIf(
       expect(await state(containerId)).toBe(ContainerState.CONTAINER_CREATED);
 
       // 4. Killed in StartContainer after the process started, before it was recorded: RUNNING.
-      await killAt(startIt());
+      // (The next daemon freezes inside a container's delete, for 5.)
+      await killAt(startIt(), "container-delete-snapshot-removed");
       expect(d!.log()).toContain("recorded as started");
       expect(await state(containerId)).toBe(ContainerState.CONTAINER_RUNNING);
       const out = await rpc((rt) =>
@@ -978,9 +979,16 @@ describe.skipIf(
       );
       await rpc((rt) => r(rt.stopContainer.bind(rt), { containerId, timeout: 0n }));
       expect(await state(containerId)).toBe(ContainerState.CONTAINER_EXITED);
-      await rpc((rt) => r(rt.removeContainer.bind(rt), { containerId }));
+
+      // 5. Killed in RemoveContainer halfway through the container's delete (snapshot gone,
+      // record not): the next start finishes the delete, then drops the CRI record.
+      await killAt(rpc((rt) => r(rt.removeContainer.bind(rt), { containerId })));
+      expect(d!.log()).toContain("finished the delete of a container cut short");
+      expect(d!.log()).toContain("container record left by a RemoveContainer cut short");
       expect(await listed()).toEqual([]);
       expect(await ctrs()).toEqual([]);
+      // Removing it again is the no-op the kubelet expects.
+      await rpc((rt) => r(rt.removeContainer.bind(rt), { containerId }));
       await rpc((rt) => r(rt.stopPodSandbox.bind(rt), { podSandboxId }));
       await rpc((rt) => r(rt.removePodSandbox.bind(rt), { podSandboxId }));
     } catch (e) {

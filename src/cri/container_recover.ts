@@ -44,8 +44,10 @@ export async function recoverContainers(ctx: CriContext): Promise<void> {
     try {
       if (!exists(ctx, c.id)) {
         ctx.store.removeContainer(c.id);
+        // Started or finished: it was a RemoveContainer, not a CreateContainer, that was cut short.
+        const cut = c.startedAt || c.finishedAt ? "RemoveContainer" : "CreateContainer";
         log.warn(
-          "container record left by a CreateContainer cut short (the container was never created): removed, its name is free again",
+          `container record left by a ${cut} cut short (no container below it): removed, its name is free again`,
         );
         continue;
       }
