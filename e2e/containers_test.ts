@@ -196,6 +196,16 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
     expect(noBinary.stderr).toMatch(/no such file or directory/);
     const badId = await cli("run", "--rm", image, "../evil", "true");
     expect(badId.stderr).toMatch(/invalid container id/);
+    const reserved = await cli(
+      "run",
+      "--rm",
+      "--label",
+      "io.k8scontainerd.deleting=1",
+      image,
+      "x4",
+    );
+    expect(reserved.code).toBe(1);
+    expect(reserved.stderr).toMatch(/label "io\.k8scontainerd\.deleting" is reserved/);
     const dup1 = await cli("run", "-d", image, "dup", "sleep", "100");
     expect(dup1.code).toBe(0);
     const dup2 = await cli("run", "-d", image, "dup", "true");
@@ -211,7 +221,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
         `ls ${d.state}/runtime 2>/dev/null; find ${d.state}/bundles -mindepth 2 -maxdepth 2 2>/dev/null`,
       ],
     }).output();
-    expect(new TextDecoder().decode(runcState.stdout).trim()).not.toMatch(/x1|x2|x3|dup/);
+    expect(new TextDecoder().decode(runcState.stdout).trim()).not.toMatch(/x1|x2|x3|x4|dup/);
   });
 
   it("gives an interactive terminal: run -t, tasks exec -t (with the window size) and attach", async () => {

@@ -126,6 +126,8 @@ export interface TaskView extends TaskState {
  */
 export const CONTAINER_SNAPSHOT_LABEL = "io.k8scontainerd.container";
 
+/** Where the daemon's own container labels live; clients may not set keys under it. */
+const RESERVED_LABEL_PREFIX = "io.k8scontainerd.";
 /** Labels the daemon keeps on a container for its task. */
 const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
 const TTY_LABEL = "io.k8scontainerd.tty";
@@ -198,6 +200,13 @@ export class ContainerService {
 
   async create(ns: string, o: CreateContainerOptions): Promise<Container> {
     validateContainerId(o.id);
+    // The daemon's own labels steer it (a record labelled deleting is deleted at start).
+    const reserved = Object.keys(o.labels ?? {}).find((k) => k.startsWith(RESERVED_LABEL_PREFIX));
+    if (reserved !== undefined) {
+      throw new InvalidArgumentError(
+        `label "${reserved}" is reserved: keys under ${RESERVED_LABEL_PREFIX} are the daemon's own`,
+      );
+    }
     const runtime = o.runtime || this.#d.handlers[0];
     if (!this.#d.handlers.includes(runtime)) {
       throw new InvalidArgumentError(
