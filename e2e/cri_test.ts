@@ -415,6 +415,37 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await r(rt.removePodSandbox.bind(rt), { podSandboxId });
   });
 
+  it("StopContainer right after StartContainer: a stop signal the init was not ready for is sent again", async () => {
+    // The container's init is its PID namespace's init, which gets only signals it handles:
+    // this one traps SIGTERM a second after it starts, so the StopContainer's first SIGTERM is
+    // dropped by the kernel. Without a second one the stop would wait its 30 s and end in
+    // SIGKILL (137); with it the trap runs and the container exits 0 in about a second.
+    const logDir = `${dir}/logs/lateterm`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("lateterm", logDir);
+    const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
+    const cc = containerConfig("late", busybox, [
+      "sh",
+      "-c",
+      "sleep 1; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    const { containerId } = await r(rt.createContainer.bind(rt), {
+      podSandboxId,
+      config: cc,
+      sandboxConfig: config,
+    });
+    await r(rt.startContainer.bind(rt), { containerId });
+    const started = Date.now();
+    await r(rt.stopContainer.bind(rt), { containerId, timeout: 30n });
+    const took = Date.now() - started;
+    const st = (await r(rt.containerStatus.bind(rt), { containerId, verbose: false })).status!;
+    expect({ state: st.state, exitCode: st.exitCode, fast: took < 10_000 })
+      .toEqual({ state: ContainerState.CONTAINER_EXITED, exitCode: 0, fast: true });
+    await r(rt.removeContainer.bind(rt), { containerId });
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("reports a container killed over its memory limit as OOMKilled (status, list, events)", async () => {
     const stream = rt.getContainerEvents({});
     const stopped: { id: string; reason?: string; state?: number; exitCode?: number }[] = [];

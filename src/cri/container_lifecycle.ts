@@ -29,6 +29,8 @@ import {
 } from "../errdefs/errors.ts";
 import type { SpecOptions, UserMount } from "../runtime/spec/builder.ts";
 import { seccompFromJson } from "../runtime/spec/seccomp.ts";
+import { signalNumber } from "../runtime/runc.ts";
+import { signalDroppedByInit } from "../runtime/signal_disposition.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
@@ -283,24 +285,41 @@ export async function stopContainerTask(
   id: string,
   timeoutSeconds: number,
 ): Promise<void> {
-  let status: string;
+  let task: { status: string; pid: number };
   try {
-    status = (await ctx.containers.task(CRI_NAMESPACE, id)).status;
+    task = await ctx.containers.task(CRI_NAMESPACE, id);
   } catch (e) {
     if (isKind(e, "not-found")) return;
     throw e;
   }
-  if (status === "stopped") return;
+  if (task.status === "stopped") return;
   const signal = (await stopSignal(ctx, id)) ?? "SIGTERM";
   if (timeoutSeconds > 0) {
-    await ctx.containers.kill(CRI_NAMESPACE, id, signal, false).catch(() => {});
+    const send = () => ctx.containers.kill(CRI_NAMESPACE, id, signal, false).catch(() => {});
+    const sig = signalNumberOrUndefined(signal);
+    // Looked at before and after the send: either may catch the init between exec and sigaction.
+    const droppedBefore = sig !== undefined && signalDroppedByInit(task.pid, sig);
+    await send();
+    const mayBeLost = sig !== undefined &&
+      (droppedBefore || signalDroppedByInit(task.pid, sig));
     // The grace timer is cleared on an early exit: a long grace period would otherwise hold a
     // timer (and this closure) per stopped container for its whole length.
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let over = false;
     const exited = await Promise.race([
       ctx.containers.wait(CRI_NAMESPACE, id).then(() => true),
       new Promise<false>((r) => timer = setTimeout(() => r(false), timeoutSeconds * 1000)),
-    ]).finally(() => clearTimeout(timer));
+      ...(mayBeLost
+        ? [
+          resendOnceHandled(task.pid, sig!, send, () => over).then(() =>
+            new Promise<never>(() => {})
+          ),
+        ]
+        : []),
+    ]).finally(() => {
+      over = true;
+      clearTimeout(timer);
+    });
     if (exited) return;
   }
   await ctx.containers.kill(CRI_NAMESPACE, id, "SIGKILL", true).catch(() => {});
@@ -311,6 +330,39 @@ export async function stopContainerTask(
     r.finishedAt ?? new Date(),
     r.oomKilled ? "OOMKilled" : "Error",
   );
+}
+
+/**
+ * A container's init that is the init of its PID namespace only gets signals it has a handler
+ * for: a stop signal sent between its exec and its sigaction (a StopContainer right after
+ * StartContainer; critest does this) is dropped, and the stop would wait out the whole grace
+ * period. When the signal may have been lost, look again (10 ms, doubling up to 500 ms) while
+ * the init has no handler, and send the signal once more as soon as it has one. Returns when it
+ * resent, or when `over()`.
+ */
+async function resendOnceHandled(
+  pid: number,
+  sig: number,
+  send: () => Promise<unknown>,
+  over: () => boolean,
+): Promise<void> {
+  for (let delay = 10; !over(); delay = Math.min(delay * 2, 500)) {
+    await new Promise((r) => setTimeout(r, delay));
+    if (over()) return;
+    if (!signalDroppedByInit(pid, sig)) {
+      await send();
+      return;
+    }
+  }
+}
+
+/** An image's StopSignal as a number; undefined for one runc alone may understand. */
+function signalNumberOrUndefined(signal: string): number | undefined {
+  try {
+    return signalNumber(signal);
+  } catch {
+    return undefined;
+  }
 }
 
 async function stopSignal(ctx: CriContext, id: string): Promise<string | undefined> {
