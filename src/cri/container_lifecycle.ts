@@ -306,16 +306,11 @@ export async function stopContainerTask(
     // timer (and this closure) per stopped container for its whole length.
     let timer: ReturnType<typeof setTimeout> | undefined;
     let over = false;
+    // Runs beside the wait and ends with it (`over`); it settles nothing itself.
+    if (mayBeLost) void resendOnceHandled(task.pid, sig!, send, () => over);
     const exited = await Promise.race([
       ctx.containers.wait(CRI_NAMESPACE, id).then(() => true),
       new Promise<false>((r) => timer = setTimeout(() => r(false), timeoutSeconds * 1000)),
-      ...(mayBeLost
-        ? [
-          resendOnceHandled(task.pid, sig!, send, () => over).then(() =>
-            new Promise<never>(() => {})
-          ),
-        ]
-        : []),
     ]).finally(() => {
       over = true;
       clearTimeout(timer);
