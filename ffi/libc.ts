@@ -80,10 +80,11 @@ export const LIBC_SYMBOLS = {
   // pid_t gettid(void)   (glibc >= 2.30)
   gettid: { parameters: [], result: "i32", nonblocking: false },
   // long syscall(long number, ...): only for syscalls numbered alike on every architecture
-  // (those from 424 on, asm-generic's shared table: pidfd_open 434, pidfd_send_signal 424), whose
-  // glibc wrappers are too new (2.36) to be in every distribution's libc.
+  // (those from 424 on, asm-generic's shared table: pidfd_open 434, pidfd_send_signal 424,
+  // open_tree 428, move_mount 429, mount_setattr 442), whose glibc wrappers are too new (2.36)
+  // to be in every distribution's libc. Five arguments after the number (mount_setattr's).
   syscall: {
-    parameters: ["i64", "i64", "i64", "i64", "i64"],
+    parameters: ["i64", "i64", "i64", "i64", "i64", "i64"],
     result: "i64",
     nonblocking: false,
   },

@@ -14,6 +14,7 @@
 
 export * from "./errno.ts";
 export * from "./fs.ts";
+export * from "./idmap.ts";
 export * from "./libc.ts";
 export * from "./mount.ts";
 export * from "./namespaces.ts";

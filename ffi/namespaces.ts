@@ -96,6 +96,8 @@ function joinPath(dir: string, name: string): string {
  * lives as long as the bind mount at `dir/NAME`, not as long as any process. Returns that path
  * (what CNI's CNI_NETNS and the OCI spec's network namespace path want). Fails with EEXIST if
  * the name is taken. The calling thread is back in its own namespace when this returns or throws.
+ * With `from` (a /proc/<pid>/ns/net file), that existing namespace is named instead of a new
+ * one: a user-namespaced pod's, which must be owned by the pod's user namespace.
  *
  * @example
  * ```ts
@@ -104,9 +106,10 @@ function joinPath(dir: string, name: string): string {
  * deleteNetns("cni-1234");
  * ```
  */
-export function createNetns(name: string, dir = NETNS_RUN_DIR): string {
+export function createNetns(name: string, dir = NETNS_RUN_DIR, from?: string): string {
   const path = joinPath(dir, name);
   ensureSharedDir(dir);
+  if (from !== undefined) return bindNamespace(from, path);
   // The mount point: an empty file, created exclusively so two callers cannot share a name.
   close(open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
   let ok = false;
@@ -129,6 +132,30 @@ export function createNetns(name: string, dir = NETNS_RUN_DIR): string {
         Deno.removeSync(path);
       } catch { /* keep the original error */ }
     }
+  }
+  return path;
+}
+
+/**
+ * Persists an existing namespace (`from`, a /proc/<pid>/ns/<kind> file) at `path` by a bind
+ * mount, as `createNetns` does for a fresh one: the namespace then outlives the process. The
+ * file is created exclusively (EEXIST if taken) and removed again if the bind fails.
+ *
+ * @example
+ * ```ts
+ * import { bindNamespace } from "./namespaces.ts";
+ * bindNamespace("/proc/4242/ns/user", "/run/k8scontainerd/cri/sandboxes/ab12/userns");
+ * ```
+ */
+export function bindNamespace(from: string, path: string): string {
+  close(open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+  try {
+    mount(from, path, "none", MS_BIND);
+  } catch (e) {
+    try {
+      Deno.removeSync(path);
+    } catch { /* keep the original error */ }
+    throw e;
   }
   return path;
 }

@@ -147,7 +147,7 @@ const SYS_PIDFD_SEND_SIGNAL = 424n;
  * ```
  */
 export function pidfdOpen(pid: number): number {
-  const rc = Number(libc().syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n));
+  const rc = Number(libc().syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n, 0n));
   if (rc < 0) throw lastError("pidfd_open", undefined, `pid ${pid}`);
   return rc;
 }
@@ -163,6 +163,8 @@ export function pidfdOpen(pid: number): number {
  * ```
  */
 export function pidfdSendSignal(pidfd: number, signal: number): void {
-  const rc = Number(libc().syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n));
+  const rc = Number(
+    libc().syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n, 0n),
+  );
   if (rc < 0) throw lastError("pidfd_send_signal", undefined, `signal ${signal}`);
 }

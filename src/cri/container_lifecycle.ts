@@ -20,6 +20,7 @@ import {
   type StartContainerResponse,
   type StopContainerRequest,
   type StopContainerResponse,
+  SupplementalGroupsPolicy,
 } from "../gen/runtime/v1/api.ts";
 import {
   FailedPreconditionError,
@@ -31,7 +32,9 @@ import type { SpecOptions, UserMount } from "../runtime/spec/builder.ts";
 import { seccompFromJson } from "../runtime/spec/seccomp.ts";
 import { signalNumber } from "../runtime/runc.ts";
 import { signalDroppedByInit } from "../runtime/signal_disposition.ts";
-import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
+import { CRI_NAMESPACE, type CriContext, featuresOf, newId, sandboxDir } from "./context.ts";
+import { mountIdmapped, podUsernsMappings } from "./userns.ts";
+import { criSignalName } from "./stop_signal.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
 
@@ -148,10 +151,24 @@ export async function createContainer(
     if (sbNs?.ipc !== NamespaceMode.NODE) {
       mounts.push({ destination: "/dev/shm", source: `${dir}/shm`, type: "bind" });
     }
+    const sbConfig0 = sb.config as PodSandboxConfig;
+    const userns = podUsernsMappings(sbConfig0, {
+      name: sb.handler,
+      features: featuresOf(ctx, sb.handler),
+    });
+    const usernsPath = `${dir}/userns`;
     for (const [i, m] of config.mounts.entries()) {
       if (!m.containerPath.startsWith("/")) {
         throw new InvalidArgumentError(`mounts[${i}].container_path must be absolute`);
       }
+      if (m.recursiveReadOnly && !featuresOf(ctx, sb.handler).recursiveReadOnlyMounts) {
+        throw new InvalidArgumentError(
+          `mounts[${i}].recursive_read_only: runtime handler "${
+            sb.handler || ctx.defaultHandler
+          }" does not support recursive read-only mounts on this host`,
+        );
+      }
+      const idmap = mountIdmapped(m, i, userns);
       if (m.hostPath) {
         // A missing host path is created as a directory, as the kubelet's DirectoryOrCreate does.
         await Deno.stat(m.hostPath).catch(() => Deno.mkdir(m.hostPath, { recursive: true }));
@@ -164,7 +181,9 @@ export async function createContainer(
         source: m.hostPath,
         type: "bind",
         readonly: m.readonly,
+        recursiveReadonly: m.recursiveReadOnly,
         propagation: PROPAGATION[m.propagation] ?? "rprivate",
+        idmap,
       });
     }
     if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername) {
@@ -197,9 +216,16 @@ export async function createContainer(
       privileged: !!sc?.privileged,
       readonlyRootfs: !!sc?.readonlyRootfs,
       cgroupParent: (sb.config as PodSandboxConfig).linux?.cgroupParent ?? "",
+      idmap: userns
+        ? { usernsPath, uid: userns.uids[0].hostID, gid: userns.gids[0].hostID }
+        : undefined,
       specOverrides: {
         hostname: undefined,
         supplementalGroups: sc?.supplementalGroups.map(Number),
+        supplementalGroupsPolicy: sc?.supplementalGroupsPolicy === SupplementalGroupsPolicy.Strict
+          ? "Strict"
+          : "Merge",
+        idMappings: userns,
         noNewPrivileges: sc?.noNewPrivs,
         capabilities: sc?.capabilities
           ? { add: sc.capabilities.addCapabilities, drop: sc.capabilities.dropCapabilities }
@@ -217,6 +243,7 @@ export async function createContainer(
             : ns?.pid === NamespaceMode.POD
             ? podNs("pid")
             : "new",
+          user: userns ? usernsPath : "host",
         },
         resources: resourceOptions(config.linux?.resources),
         oomScoreAdj: config.linux?.resources?.oomScoreAdj
@@ -360,9 +387,12 @@ function signalNumberOrUndefined(signal: string): number | undefined {
   }
 }
 
+/** The container's stop signal: its config's (CRI stop_signal), else the image's StopSignal. */
 async function stopSignal(ctx: CriContext, id: string): Promise<string | undefined> {
   try {
     const c = ctx.store.container(id);
+    const own = criSignalName((c.config as ContainerConfig).stopSignal);
+    if (own) return own;
     const img = await ctx.imageView.resolve(c.imageId);
     return img?.config.config?.StopSignal || undefined;
   } catch {
@@ -374,7 +404,14 @@ export async function stopContainer(
   ctx: CriContext,
   req: StopContainerRequest,
 ): Promise<StopContainerResponse> {
-  const c = ctx.store.resolveContainer(req.containerId);
+  let c: ContainerRecord;
+  try {
+    c = ctx.store.resolveContainer(req.containerId);
+  } catch (e) {
+    // Idempotent, as the kubelet (and critest 1.32) expect of an unknown container.
+    if (isKind(e, "not-found")) return {};
+    throw e;
+  }
   await stopContainerTask(ctx, c.id, Number(req.timeout));
   return {};
 }

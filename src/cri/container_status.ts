@@ -5,6 +5,7 @@ import {
   ContainerState,
   type ContainerStatusRequest,
   type ContainerStatusResponse,
+  type ContainerUser,
   type ListContainersRequest,
   type ListContainersResponse,
   MountPropagation,
@@ -61,6 +62,29 @@ async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
   };
 }
 
+/**
+ * The uid, gid and supplementary groups the container's process runs with, as resolved into
+ * its OCI spec at creation (image user, run_as_user/group, /etc/group of the image and the
+ * SupplementalGroupsPolicy); undefined when the spec is gone.
+ */
+function effectiveUser(ctx: CriContext, id: string): ContainerUser | undefined {
+  let spec: { process?: { user?: { uid: number; gid: number; additionalGids?: number[] } } };
+  try {
+    spec = ctx.containers.get(CRI_NAMESPACE, id).spec as typeof spec;
+  } catch {
+    return undefined;
+  }
+  const u = spec?.process?.user;
+  if (!u) return undefined;
+  return {
+    linux: {
+      uid: BigInt(u.uid),
+      gid: BigInt(u.gid),
+      supplementalGroups: (u.additionalGids ?? []).map(BigInt),
+    },
+  };
+}
+
 export async function containerStatus(
   ctx: CriContext,
   req: ContainerStatusRequest,
@@ -103,8 +127,8 @@ export async function containerStatus(
       logPath: c.logPath,
       resources: undefined,
       imageId: c.imageId,
-      user: undefined,
-      stopSignal: 0,
+      user: effectiveUser(ctx, c.id),
+      stopSignal: cfg.stopSignal ?? 0,
     },
     info,
   };

@@ -10,6 +10,7 @@ import type { ImageService } from "../services/images/service.ts";
 import type { Logger } from "../log/logger.ts";
 import type { CriStore } from "./store.ts";
 import type { CriImageView } from "./image_view.ts";
+import type { HandlerFeatures } from "../runtime/features.ts";
 
 export { CRI_NAMESPACE } from "./image_view.ts";
 
@@ -27,7 +28,17 @@ export interface CriContext {
   sandboxImage: string;
   /** "cgroupfs" or "systemd". */
   cgroupDriver: string;
+  /** What each runtime handler can do here (user namespaces, recursive read-only mounts). */
+  handlerFeatures: Record<string, HandlerFeatures>;
+  /** The handler a pod with no runtime_handler gets. */
+  defaultHandler: string;
   log: Logger;
+}
+
+/** The features of `handler` ("" is the default one); nothing for an unknown name. */
+export function featuresOf(ctx: CriContext, handler: string): HandlerFeatures {
+  return ctx.handlerFeatures[handler || ctx.defaultHandler] ??
+    { recursiveReadOnlyMounts: false, userNamespaces: false };
 }
 
 /** A 64-hex id, as containerd and the kubelet use. */

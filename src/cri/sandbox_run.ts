@@ -12,8 +12,10 @@ import type {
   RunPodSandboxResponse,
 } from "../gen/runtime/v1/api.ts";
 import { NamespaceMode, Protocol } from "../gen/runtime/v1/api.ts";
+import { type PodIdMappings, podUsernsMappings } from "./userns.ts";
+import type { PodUserns } from "../services/sandboxes/userns.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs/errors.ts";
-import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
+import { CRI_NAMESPACE, type CriContext, featuresOf, newId, sandboxDir } from "./context.ts";
 import type { PortMapping, SetUpResult } from "../services/sandboxes/service.ts";
 
 const PROTOCOLS: Record<number, string> = {
@@ -84,6 +86,8 @@ export async function runPodSandbox(
   const nameKey = sandboxNameKey(config);
   const id = newId();
   const handler = req.runtimeHandler || "runc";
+  // Checked before anything is built: a refused user namespace leaves nothing to undo.
+  const userns = podUsernsMappings(config, { name: handler, features: featuresOf(ctx, handler) });
   const log = ctx.log.child({ sandbox: id.slice(0, 12), pod: nameKey });
   const dir = sandboxDir(ctx, id);
   const undo: (() => Promise<unknown>)[] = [];
@@ -118,6 +122,19 @@ export async function runPodSandbox(
     };
     let netnsPath = "";
     let network: Promise<SetUpResult> | undefined;
+    // A pod user namespace comes first: the pod's netns is made inside it (userns.ts).
+    let podUserns: PodUserns | undefined;
+    if (userns) {
+      podUserns = await ctx.sandboxes.createUserns(
+        `${dir}/userns`,
+        userns.uids[0],
+        userns.gids[0],
+        true,
+      );
+      const helper = podUserns;
+      undo.push(() => Promise.resolve(ctx.sandboxes.releaseUserns(helper.usernsPath)));
+      undo.push(() => helper.helperDone());
+    }
     if (!hostNet) {
       const status = await ctx.sandboxes.networkStatus();
       if (!status.ready) {
@@ -128,14 +145,26 @@ export async function runPodSandbox(
       // The pause container needs only the namespace: CNI ADD runs while it is created (a
       // third of RunPodSandbox's time), unless a sysctl needs the pod's interfaces in place.
       const named = Promise.withResolvers<string>();
-      network = ctx.sandboxes.setUpNetwork(netReq, { onNamespace: named.resolve });
+      network = ctx.sandboxes.setUpNetwork(netReq, {
+        onNamespace: named.resolve,
+        netnsFrom: podUserns?.netnsFrom,
+      });
       netnsPath = await Promise.race([named.promise, network.then((n) => n.netnsPath)]);
       if (needsInterfaces(config)) await network;
     }
 
     // No hostname asked for: the node's, as containerd does (pod names can exceed 63 chars).
     const hostname = config.hostname || Deno.hostname();
-    const pause = runPause(ctx, id, config, { dir, handler, hostname, netnsPath, undo });
+    // The netns is named (bind-mounted): the helper that made it may go.
+    await podUserns?.helperDone();
+    const pause = runPause(ctx, id, config, {
+      dir,
+      handler,
+      hostname,
+      netnsPath,
+      undo,
+      userns: podUserns && userns ? { path: podUserns.usernsPath, ...userns } : undefined,
+    });
     // Both run to their end before anything is undone, so the undo sees all either made.
     const [net, paused] = await Promise.allSettled([network ?? Promise.resolve(undefined), pause]);
     if (net.status === "fulfilled" && network) {
@@ -196,6 +225,8 @@ async function runPause(
     hostname: string;
     netnsPath: string;
     undo: (() => Promise<unknown>)[];
+    /** The pod's user namespace (persisted at `path`) and its mappings. */
+    userns?: PodIdMappings & { path: string };
   },
 ): Promise<void> {
   const { dir, hostname, netnsPath, undo } = o;
@@ -218,6 +249,9 @@ async function runPause(
     labels: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id },
     privileged: !!sc?.privileged,
     cgroupParent: config.linux?.cgroupParent ?? "",
+    idmap: o.userns
+      ? { usernsPath: o.userns.path, uid: o.userns.uids[0].hostID, gid: o.userns.gids[0].hostID }
+      : undefined,
     specOverrides: {
       hostname,
       namespaces: {
@@ -225,7 +259,9 @@ async function runPause(
         ipc: hostIpc ? "host" : "new",
         uts: hostNet ? "host" : "new",
         pid: ns?.pid === NamespaceMode.NODE ? "host" : "new",
+        user: o.userns ? o.userns.path : "host",
       },
+      idMappings: o.userns ? { uids: o.userns.uids, gids: o.userns.gids } : undefined,
       sysctls: config.linux?.sysctls,
       seccomp: { type: "Unconfined" },
       annotations: {

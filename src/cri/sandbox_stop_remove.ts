@@ -67,6 +67,8 @@ export async function stopSandbox(ctx: CriContext, sb: SandboxRecord): Promise<v
   if (t.status === "rejected") throw t.reason;
   if (n.status === "rejected") throw n.reason;
   ctx.sandboxes.unmountShm(`${sandboxDir(ctx, sb.id)}/shm`);
+  // The pod's user namespace: its processes are gone; containers' idmapped mounts do not need it.
+  ctx.sandboxes.releaseUserns(`${sandboxDir(ctx, sb.id)}/userns`);
   if (leftover) ctx.store.markSandboxUndone(sb.id);
   else ctx.store.setSandboxState(sb.id, "notready");
 }

@@ -51,6 +51,7 @@ import { criStreamingBackend } from "./streaming_backend.ts";
 import { withManagementStreams } from "../api/stream_backend.ts";
 import { streamingHandlers } from "./streaming_urls.ts";
 import type { Exchange } from "../events/exchange.ts";
+import type { HandlerFeatures } from "../runtime/features.ts";
 import {
   containerStats,
   listContainerStats,
@@ -82,6 +83,8 @@ export interface CriDeps {
   cgroupDriver?: "systemd" | "cgroupfs";
   /** Named runtime handlers (default ["runc"]). */
   runtimeHandlers?: string[];
+  /** What each handler can do here (probed at start). */
+  handlerFeatures?: Record<string, HandlerFeatures>;
   /** Containers and tasks (the CRI's containers live in k8s.io). */
   containers: ContainerService;
   /** Pod-level resources: the pod network (CNI), /dev/shm mounts, port-forward relays. */
@@ -123,6 +126,8 @@ export async function registerCri(
     stateDir: `${deps.stateDir}/cri`,
     sandboxImage,
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
+    handlerFeatures: deps.handlerFeatures ?? {},
+    defaultHandler: deps.runtimeHandlers?.[0] ?? "runc",
     log,
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
@@ -169,7 +174,8 @@ export async function registerCri(
       networkStatus: deps.networkStatus ?? (() => deps.sandboxes.networkStatus()),
       cgroupDriver: deps.cgroupDriver,
       runtimeHandlers: deps.runtimeHandlers,
-      config: { sandboxImage, snapshotter: deps.defaultSnapshotter },
+      handlerFeatures: deps.handlerFeatures,
+      config: { sandboxImage, snapshotter: deps.defaultSnapshotter, stateDir: deps.stateDir },
       log,
     }),
   });

@@ -9,8 +9,11 @@
  *   NotReady until then. A caller may replace that check (`networkStatus`). With `verbose`,
  *   `info` carries "config" (our CRI settings as JSON), "cniconfig" (the directory and the
  *   network files found) and "lastCNILoadStatus" ("OK" or why not), the keys containerd uses.
- *   `runtime_handlers` lists the default handler ("") and each named one; we claim neither
- *   recursive read-only mounts nor user namespaces.
+ *   `runtime_handlers` lists the default handler ("", the first named one's features) and
+ *   each named one, with recursive read-only mounts and user namespaces as probed at start
+ *   (src/runtime/features.ts); `features.supplemental_groups_policy` is true (Merge and
+ *   Strict are both implemented). The verbose config carries `stateDir`, where critest looks
+ *   for idmapped-mount support.
  * - RuntimeConfig: the cgroup driver the kubelet must match: CGROUPFS unless configured
  *   systemd.
  * - UpdateRuntimeConfig: remembers the node's pod CIDR (shown in Status's verbose config);
@@ -30,6 +33,7 @@ import {
   type UpdateRuntimeConfigResponse,
 } from "../gen/runtime/v1/api.ts";
 import type { Logger } from "../log/logger.ts";
+import type { HandlerFeatures } from "../runtime/features.ts";
 
 /** Where CNI network configs are looked for by default. */
 export const DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d";
@@ -56,8 +60,10 @@ export interface RuntimeStatusDeps {
   networkStatus?: () => Promise<NetworkStatus>;
   /** The cgroup driver containers are created with (default "cgroupfs"). */
   cgroupDriver?: "systemd" | "cgroupfs";
-  /** Named runtime handlers (default ["runc"]). */
+  /** Named runtime handlers (default ["runc"]); the first is the default handler. */
   runtimeHandlers?: string[];
+  /** What each named handler can do; a handler missing here claims nothing. */
+  handlerFeatures?: Record<string, HandlerFeatures>;
   /** Extra settings shown in Status's verbose "config" (sandbox image, snapshotter …). */
   config?: Record<string, unknown>;
   log?: Logger;
@@ -129,7 +135,8 @@ export function runtimeStatusHandlers(deps: RuntimeStatusDeps = {}): {
         info.cniconfig = JSON.stringify({ confDir: cniConfDir, networks: net.files ?? [] });
         info.lastCNILoadStatus = net.ready ? "OK" : (net.message ?? "not ready");
       }
-      const features = { recursiveReadOnlyMounts: false, userNamespaces: false };
+      const none: HandlerFeatures = { recursiveReadOnlyMounts: false, userNamespaces: false };
+      const features = (name: string) => ({ ...(deps.handlerFeatures?.[name] ?? none) });
       return {
         status: {
           conditions: [
@@ -143,8 +150,11 @@ export function runtimeStatusHandlers(deps: RuntimeStatusDeps = {}): {
           ],
         },
         info,
-        runtimeHandlers: ["", ...handlers].map((name) => ({ name, features })),
-        features: { supplementalGroupsPolicy: false, userNamespacesHostNetwork: false },
+        runtimeHandlers: ["", ...handlers].map((name) => ({
+          name,
+          features: features(name === "" ? handlers[0] : name),
+        })),
+        features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false },
       };
     },
     runtimeConfig() {

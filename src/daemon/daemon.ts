@@ -97,6 +97,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       cniConfDir: config.cri.cni_conf_dir,
       cgroupDriver: config.cri.cgroup_driver as "cgroupfs" | "systemd",
       runtimeHandlers: [...new Set(["runc", ...stores.runtimeHandlers])],
+      handlerFeatures: stores.handlerFeatures,
       stateDir: config.state,
       streamAddress: config.cri.stream_server_address,
       streamPort: config.cri.stream_server_port,

@@ -23,6 +23,7 @@ import { ConmonRuntime, type RuntimeHandler } from "../runtime/driver.ts";
 import { Exchange } from "../events/exchange.ts";
 import { systemdBooted } from "../runtime/cgroups_path.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
+import { type HandlerFeatures, probeHandlerFeatures, probeHostIdmap } from "../runtime/features.ts";
 
 export interface Stores {
   db: MetadataDB;
@@ -39,6 +40,8 @@ export interface Stores {
   events: Exchange;
   /** Runtime handler names (runc, and crun when installed). */
   runtimeHandlers: string[];
+  /** What each handler can do here (recursive read-only mounts, user namespaces). */
+  handlerFeatures: Record<string, HandlerFeatures>;
   close(): void;
 }
 
@@ -114,6 +117,13 @@ export async function openStores(
     );
   }
   const handlers = await runtimeHandlers(systemdCgroup);
+  // Probed once: the kernel, the runtimes and the root filesystem do not change under us.
+  const hostIdmap = await probeHostIdmap(config.root);
+  const handlerFeatures: Record<string, HandlerFeatures> = {};
+  for (const [name, h] of Object.entries(handlers)) {
+    handlerFeatures[name] = await probeHandlerFeatures(h.path, hostIdmap);
+  }
+  log.info("runtime handler features", { handlerFeatures, hostIdmap });
   const runtime = new ConmonRuntime({
     stateDir: `${config.state}/runtime`,
     handlers,
@@ -160,6 +170,7 @@ export async function openStores(
     }),
     events,
     runtimeHandlers: Object.keys(handlers),
+    handlerFeatures,
     imageStore,
     leases,
     namespaces,

@@ -135,6 +135,12 @@ export interface SetUpOptions {
    * pause container needs only the namespace, so its creation can overlap the attachment.
    */
   onNamespace?: (netnsPath: string) => void;
+  /**
+   * Name this existing network namespace (/proc/<pid>/ns/net) instead of creating one: a
+   * user-namespaced pod's netns must belong to its user namespace (or the pod cannot mount
+   * /sys), so it is made by a process in that user namespace.
+   */
+  netnsFrom?: string;
 }
 
 /** A pod's network after set-up. */
@@ -314,7 +320,7 @@ export class PodNetwork {
     const name = netnsName(req.podId);
     let netnsPath: string;
     try {
-      netnsPath = createNetns(name, this.netnsDir);
+      netnsPath = createNetns(name, this.netnsDir, opts.netnsFrom);
     } catch (e) {
       if (isErrno(e, "EEXIST")) {
         throw new AlreadyExistsError(`network namespace ${this.netnsDir}/${name}`, { cause: e });

@@ -32,6 +32,7 @@ import { defaultSeccompProfile, type SeccompArch } from "./seccomp.ts";
 import type {
   LinuxDevice,
   LinuxDeviceCgroup,
+  LinuxIdMapping,
   LinuxNamespace,
   LinuxResources,
   LinuxSeccomp,
@@ -134,7 +135,7 @@ export const DEFAULT_READONLY_PATHS: readonly string[] = [
  * const k: NamespaceKind = "ipc";
  * ```
  */
-export type NamespaceKind = "pid" | "ipc" | "uts" | "network" | "mount" | "cgroup";
+export type NamespaceKind = "pid" | "ipc" | "uts" | "network" | "mount" | "cgroup" | "user";
 
 /**
  * How a container gets a namespace: "new" (its own), "host" (the runtime's, i.e. omitted
@@ -167,10 +168,21 @@ export interface UserMount {
   /** Default "bind". */
   type?: "bind" | "tmpfs";
   readonly?: boolean;
+  /**
+   * Read-only all the way down (CRI `recursive_read_only`): submounts of the source are made
+   * read-only too (runc's `rro`, mount_setattr with AT_RECURSIVE). Needs `readonly` and
+   * private propagation: a submount arriving later by propagation would not be read-only.
+   */
+  recursiveReadonly?: boolean;
   /** Default "rprivate"; binds only. */
   propagation?: "rprivate" | "rslave" | "rshared";
   /** Extra mount options (e.g. "size=16m", "mode=1777" for tmpfs). */
   options?: string[];
+  /**
+   * Bind the source idmapped through the container's user namespace (CRI mount uid/gid
+   * mappings). The containers service does it before the spec is built; the builder ignores it.
+   */
+  idmap?: boolean;
 }
 
 /**
@@ -274,6 +286,11 @@ export interface SpecOptions {
   group?: string;
   /** CRI supplemental_groups, added after the image's groups. */
   supplementalGroups?: number[];
+  /**
+   * CRI SupplementalGroupsPolicy: "Merge" (default) adds the groups /etc/group of the image
+   * lists the user in; "Strict" only the primary gid and `supplementalGroups`.
+   */
+  supplementalGroupsPolicy?: "Merge" | "Strict";
   terminal?: boolean;
   /** Default DEFAULT_RLIMITS; [] for none (inherit the runtime's). */
   rlimits?: Rlimit[];
@@ -302,7 +319,12 @@ export interface SpecOptions {
   mounts?: UserMount[];
   /** The pod's /dev/shm on the host: bound instead of a private tmpfs (shared IPC). */
   shmPath?: string;
-  /** Defaults: pid, ipc, uts, network, mount "new"; cgroup "host" (see `cgroupV2`). */
+  /**
+   * A user namespace's id mappings (with `namespaces.user` "new", or a path to the pod's: the
+   * runtime wants them either way). Checked by {@link checkIdMappings}.
+   */
+  idMappings?: { uids: LinuxIdMapping[]; gids: LinuxIdMapping[] };
+  /** Defaults: pid, ipc, uts, network, mount "new"; cgroup, user "host" (see `cgroupV2`). */
   namespaces?: Partial<Record<NamespaceKind, NamespaceMode>>;
   /**
    * The host runs cgroup v2 (unified): the container gets its own cgroup namespace unless
@@ -325,6 +347,40 @@ export interface SpecOptions {
   /** The daemon's own oom_score_adj: the value is raised to it (see clampOomScoreAdj). */
   oomScoreAdjFloor?: number;
   annotations?: Record<string, string>;
+}
+
+/**
+ * Checks a user namespace's id mapping as the kubelet's pod userns contract has it: exactly
+ * one range (the kubelet allots one per pod), container id 0 mapped (the image's root must be
+ * someone), a positive size, and ids within 32 bits. Throws InvalidArgumentError naming the
+ * field and what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { checkIdMappings } from "./builder.ts";
+ * checkIdMappings([{ containerID: 0, hostID: 65536, size: 65536 }], "uid"); // fine
+ * checkIdMappings([{ containerID: 1, hostID: 65536, size: 65536 }], "uid"); // throws
+ * ```
+ */
+export function checkIdMappings(
+  maps: readonly LinuxIdMapping[],
+  kind: "uid" | "gid",
+  f = `${kind}Mappings`,
+): void {
+  if (maps.length !== 1) {
+    invalid(`${f}: exactly one mapping is supported, got ${maps.length}`);
+  }
+  const m = maps[0];
+  requireInt(m.containerID, `${f}[0].containerID`, 0, 0xffffffff);
+  requireInt(m.hostID, `${f}[0].hostID`, 0, 0xffffffff);
+  requireInt(m.size, `${f}[0].size`, 1, 0xffffffff);
+  if (m.containerID !== 0) {
+    invalid(`${f}[0]: container ${kind} 0 must be mapped (starts at ${m.containerID})`);
+  }
+  if (m.hostID + m.size > 0x100000000) invalid(`${f}[0]: host ${kind}s run past 2^32`);
+  if (m.hostID === 0) {
+    invalid(`${f}[0]: host ${kind} 0 (the node's root) must not be mapped into a pod`);
+  }
 }
 
 /**
@@ -448,6 +504,8 @@ const DEFAULT_NAMESPACES: Record<NamespaceKind, NamespaceMode> = {
   // A cgroup namespace is only worth it on cgroup v2; on v1 (this project's dev hosts)
   // containerd shares the host's, and the caller opts in.
   cgroup: "host",
+  // The host's unless a pod asks for its own (CRI userns_options POD): see `idMappings`.
+  user: "host",
 };
 
 function namespaces(
@@ -466,7 +524,10 @@ function namespaces(
     );
   }
   const list: LinuxNamespace[] = [];
-  for (const k of ["pid", "ipc", "uts", "network", "mount", "cgroup"] as const) {
+  if (modes.user === "new" && !o.idMappings) {
+    invalid("namespaces.user is new: idMappings (uids and gids) are required");
+  }
+  for (const k of ["user", "pid", "ipc", "uts", "network", "mount", "cgroup"] as const) {
     const m = modes[k];
     if (m === "host") continue;
     const type: NamespaceType = k;
@@ -548,6 +609,15 @@ function userMount(m: UserMount, i: number): Mount {
     invalid(
       `${f}.propagation must be rprivate, rslave or rshared: got ${JSON.stringify(propagation)}`,
     );
+  }
+  if (m.recursiveReadonly) {
+    if (!m.readonly) invalid(`${f}: a recursive read-only mount must also be read-only`);
+    if (propagation !== "rprivate") {
+      invalid(
+        `${f}: a recursive read-only mount needs private propagation (got ${propagation})`,
+      );
+    }
+    return { destination, type: "bind", source, options: ["rbind", propagation, ...extra, "rro"] };
   }
   return { destination, type: "bind", source, options: ["rbind", propagation, ...extra, rw] };
 }
@@ -856,7 +926,13 @@ export function buildSpec(o: SpecOptions): Spec {
   const privileged = o.privileged === true;
 
   const requested: UserRequest = o.user ?? o.image?.User ?? "";
-  const user = resolveUser(requested, o.passwd, o.group, o.supplementalGroups ?? []);
+  const user = resolveUser(
+    requested,
+    o.passwd,
+    o.group,
+    o.supplementalGroups ?? [],
+    o.supplementalGroupsPolicy === "Strict",
+  );
   const cwd = o.workingDir || o.image?.WorkingDir || "/";
   requireAbsolute(cwd, o.workingDir ? "workingDir" : "image WorkingDir");
 
@@ -918,6 +994,12 @@ export function buildSpec(o: SpecOptions): Spec {
     linux.cgroupsPath = o.cgroupsPath;
   }
   if (dev.nodes.length > 0) linux.devices = dev.nodes;
+  if (o.idMappings && ns.modes.user !== "host") {
+    checkIdMappings(o.idMappings.uids, "uid");
+    checkIdMappings(o.idMappings.gids, "gid");
+    linux.uidMappings = o.idMappings.uids.map((m) => ({ ...m }));
+    linux.gidMappings = o.idMappings.gids.map((m) => ({ ...m }));
+  }
   if (mnt.rootfsPropagation) linux.rootfsPropagation = mnt.rootfsPropagation;
   const sys = sysctls(o, ns.modes);
   if (sys) linux.sysctl = sys;

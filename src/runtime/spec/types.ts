@@ -183,6 +183,9 @@ export interface Hooks {
  */
 export interface Linux {
   namespaces?: LinuxNamespace[];
+  /** With a user namespace: how its ids map to the host's. */
+  uidMappings?: LinuxIdMapping[];
+  gidMappings?: LinuxIdMapping[];
   devices?: LinuxDevice[];
   cgroupsPath?: string;
   resources?: LinuxResources;
@@ -192,6 +195,22 @@ export interface Linux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   mountLabel?: string;
+}
+
+/**
+ * One range of a user namespace's id mapping: `size` ids from `containerID` inside are
+ * `hostID`… outside.
+ *
+ * @example
+ * ```ts
+ * import type { LinuxIdMapping } from "./types.ts";
+ * const m: LinuxIdMapping = { containerID: 0, hostID: 65536, size: 65536 };
+ * ```
+ */
+export interface LinuxIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
 }
 
 /**

@@ -153,7 +153,8 @@ function checkId(n: number, field: string): number {
  * Forms: "" (root), "uid", "name", "uid:gid", "name:group", "uid:group", "name:gid", or the CRI
  * object form. A numeric uid need not exist in passwd (gid 0 unless given, home "/"); a name
  * must. The supplementary groups are the primary gid, every group in /etc/group that lists the
- * user by name, then `extraGids` (CRI supplemental_groups), without duplicates.
+ * user by name (unless `strict`: CRI SupplementalGroupsPolicy Strict), then `extraGids` (CRI
+ * supplemental_groups), without duplicates.
  *
  * @throws InvalidArgumentError when a name is not found or an id is malformed.
  * @example
@@ -169,6 +170,8 @@ export function resolveUser(
   passwd: string | undefined,
   group: string | undefined,
   extraGids: readonly number[] = [],
+  /** SupplementalGroupsPolicy Strict: the image's /etc/group memberships are not added. */
+  strict = false,
 ): ResolvedUser {
   const users = passwd === undefined ? [] : parsePasswd(passwd);
   const groups = group === undefined ? [] : parseGroup(group);
@@ -225,7 +228,7 @@ export function resolveUser(
 
   extraGids.forEach((g, i) => checkId(g, `supplementalGroups[${i}]`));
   const additional = [gid];
-  if (entry) {
+  if (entry && !strict) {
     const name = entry.name;
     for (const g of groups) if (g.members.includes(name)) additional.push(g.gid);
   }

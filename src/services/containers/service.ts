@@ -25,7 +25,13 @@ import type { NamespaceStore } from "../../metadata/namespaces.ts";
 import { LABEL_GC_ROOT } from "../../metadata/gc.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
-import { mountAll, unmountAll } from "../../snapshots/mount.ts";
+import { mountAll } from "../../snapshots/mount.ts";
+import {
+  idmappedVolume,
+  mountIdmappedRootfs,
+  type RootfsIdmap,
+  unmountIdmappedRootfs,
+} from "./idmapped_rootfs.ts";
 import type { ImageService } from "../images/service.ts";
 import { readConfig } from "../images/manifests.ts";
 import { snapshotLabel } from "../images/pull.ts";
@@ -112,6 +118,11 @@ export interface CreateContainerOptions {
    * driver's default). Unset: the namespace's own group.
    */
   cgroupParent?: string;
+  /**
+   * The container runs in a user namespace with this mapping: its rootfs is mounted idmapped
+   * through it (see idmapped_rootfs.ts). The user namespace itself goes in specOverrides.
+   */
+  idmap?: RootfsIdmap;
 }
 
 export interface TaskView extends TaskState {
@@ -133,6 +144,8 @@ const LOG_PATH_LABEL = "io.k8scontainerd.log-path";
 const TTY_LABEL = "io.k8scontainerd.tty";
 /** "stdin" or "stdin-once": the task keeps the container's stdin open for attach. */
 const STDIN_LABEL = "io.k8scontainerd.stdin";
+/** "true": the rootfs is idmapped through a pod's user namespace (never remounted plain). */
+const IDMAP_LABEL = "io.k8scontainerd.idmapped-rootfs";
 /**
  * Set on a container's record when its delete begins. The record goes last, after the rootfs,
  * root snapshot and bundle, so nothing it owns is ever leaked; a record still carrying this
@@ -249,8 +262,18 @@ export class ContainerService {
         [CONTAINER_SNAPSHOT_LABEL]: o.id,
       });
       undo.push(() => snapshotter.remove(ns, o.id).catch(() => {}));
-      mountAll(mounts, rootfs);
-      undo.push(() => Promise.resolve(unmountAll(rootfs)));
+      if (o.idmap) mountIdmappedRootfs(mounts, bundle, o.idmap);
+      else mountAll(mounts, rootfs);
+      undo.push(() => Promise.resolve(unmountIdmappedRootfs(bundle)));
+      const userMounts = o.specOverrides?.mounts?.map((m, i) => {
+        if (!m.idmap) return m;
+        if (!o.idmap || !m.source) {
+          throw new InvalidArgumentError(
+            `mount ${m.destination}: an idmapped volume needs a user-namespaced container`,
+          );
+        }
+        return { ...m, source: idmappedVolume(m.source, bundle, i, o.idmap, !!m.readonly) };
+      });
 
       const host = await hostLimits();
       const floor = this.#d.daemonOomScoreAdj;
@@ -283,6 +306,7 @@ export class ContainerService {
         oomScoreAdj: floor,
         command: o.command?.length ? o.command : undefined,
         ...o.specOverrides,
+        ...(userMounts ? { mounts: userMounts } : {}),
         // What the host allows always wins over what was asked for.
         oomScoreAdjFloor: floor,
         hostCapabilities: host.capabilities,
@@ -304,6 +328,7 @@ export class ContainerService {
           ...o.labels,
           [TTY_LABEL]: o.tty ? "true" : "",
           [STDIN_LABEL]: o.stdin ? (o.stdinOnce ? "stdin-once" : "stdin") : "",
+          [IDMAP_LABEL]: o.idmap ? "true" : "",
         },
       });
       this.#d.events.publish(ns, "/containers/create", { id: o.id, image: image.name, runtime });
@@ -331,7 +356,7 @@ export class ContainerService {
   /** What a container owns besides its record: the rootfs mount, root snapshot and bundle. */
   async #removeOwned(ns: string, c: Container): Promise<void> {
     const bundle = this.bundleDir(ns, c.id);
-    unmountAll(`${bundle}/rootfs`);
+    unmountIdmappedRootfs(bundle);
     const snapshotter = this.#d.snapshotters.get(c.snapshotter);
     if (snapshotter && c.snapshotKey) {
       await snapshotter.remove(ns, c.snapshotKey).catch((e) => {
@@ -684,7 +709,7 @@ export class ContainerService {
         if (recorded.has(`${ns}/${id}`)) continue;
         const dir = this.bundleDir(ns, id);
         try {
-          unmountAll(`${dir}/rootfs`);
+          unmountIdmappedRootfs(dir);
           const left = await mountsUnder(dir);
           if (left.length) {
             throw new FailedPreconditionError(`still mounted: ${left.join(", ")}`);
@@ -760,7 +785,9 @@ export class ContainerService {
       const rootfs = `${this.bundleDir(namespace, c.id)}/rootfs`;
       const snapshotter = this.#d.snapshotters.get(c.snapshotter);
       try {
-        if (snapshotter && !(await isMounted(rootfs))) {
+        // An idmapped rootfs needs its pod's user namespace, gone once the rootfs is (a
+        // reboot); mounted plain it would show the container wrong owners: left unmounted.
+        if (snapshotter && !c.labels[IDMAP_LABEL] && !(await isMounted(rootfs))) {
           await Deno.mkdir(rootfs, { recursive: true });
           mountAll(snapshotter.mounts(namespace, c.snapshotKey), rootfs);
           await Deno.writeTextFile(

@@ -24,6 +24,7 @@
  * @module
  */
 import { mountPodShm, unmountPodShm } from "./shm.ts";
+import { createPodUserns, type IdRange, type PodUserns, releasePodUserns } from "./userns.ts";
 import { type PortForwardRequest, relayPortForward } from "./port_forward.ts";
 import {
   type NetworkStatus,
@@ -124,6 +125,32 @@ export class SandboxService {
    */
   unmountShm(path: string): void {
     unmountPodShm(path);
+  }
+
+  /**
+   * Creates the pod's own user namespace with the kubelet's mappings, persisted at `path`;
+   * with `withNet` also a network namespace it owns, for the pod network to name
+   * (`netnsFrom`). See userns.ts.
+   *
+   * @example
+   * ```ts
+   * const u = await sandboxes.createUserns(`${podDir}/userns`, map, map, true);
+   * ```
+   */
+  createUserns(path: string, uids: IdRange, gids: IdRange, withNet: boolean): Promise<PodUserns> {
+    return createPodUserns(path, uids, gids, withNet);
+  }
+
+  /**
+   * Releases a pod's user namespace at `path`; idempotent.
+   *
+   * @example
+   * ```ts
+   * new SandboxService().releaseUserns(`${podDir}/userns`);
+   * ```
+   */
+  releaseUserns(path: string): void {
+    releasePodUserns(path);
   }
 
   /**
