@@ -122,7 +122,14 @@ export function signalNumber(signal: string | number): number {
   }
   const s = signal.trim().toUpperCase();
   if (/^\d+$/.test(s)) return signalNumber(Number(s));
-  const n = SIGNALS[s.startsWith("SIG") ? s : `SIG${s}`];
+  const full = s.startsWith("SIG") ? s : `SIG${s}`;
+  // Real-time signals by offset, as glibc numbers them for programs (SIGRTMIN is 34 there).
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(full);
+  if (rt) {
+    const off = rt[3] === undefined ? 0 : Number(rt[3]) * (rt[2] === "-" ? -1 : 1);
+    return signalNumber((rt[1] === "MIN" ? 34 : 64) + off);
+  }
+  const n = SIGNALS[full];
   if (n === undefined) throw new InvalidArgumentError(`invalid signal "${signal}"`);
   return n;
 }
