@@ -34,6 +34,7 @@ import { signalDroppedByInit } from "../runtime/signal_disposition.ts";
 import { CRI_NAMESPACE, type CriContext, newId, sandboxDir } from "./context.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
+import { injectCdi, mergeMounts } from "../cdi/mod.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -117,6 +118,8 @@ export async function createContainer(
   if (!imageRef) throw new InvalidArgumentError("container config image.image is required");
   const image = await ctx.imageView.resolve(imageRef);
   if (!image) throw new NotFoundError(`image "${imageRef}"`);
+  // CDI devices: resolved before the record, so a bad request leaves nothing behind.
+  const cdi = await injectCdi(ctx.cdi, config, ctx.log);
   const id = newId();
   const logPath = sbConfig.logDirectory && config.logPath
     ? `${sbConfig.logDirectory.replace(/\/$/, "")}/${config.logPath}`
@@ -191,7 +194,7 @@ export async function createContainer(
       },
       command: config.command,
       args: config.args,
-      env: config.envs.map((e) => `${e.key}=${new TextDecoder().decode(e.value)}`),
+      env: [...config.envs.map((e) => `${e.key}=${new TextDecoder().decode(e.value)}`), ...cdi.env],
       cwd: config.workingDir || undefined,
       user,
       privileged: !!sc?.privileged,
@@ -199,7 +202,7 @@ export async function createContainer(
       cgroupParent: (sb.config as PodSandboxConfig).linux?.cgroupParent ?? "",
       specOverrides: {
         hostname: undefined,
-        supplementalGroups: sc?.supplementalGroups.map(Number),
+        supplementalGroups: [...(sc?.supplementalGroups.map(Number) ?? []), ...cdi.additionalGids],
         noNewPrivileges: sc?.noNewPrivs,
         capabilities: sc?.capabilities
           ? { add: sc.capabilities.addCapabilities, drop: sc.capabilities.dropCapabilities }
@@ -207,7 +210,9 @@ export async function createContainer(
         seccomp: sc?.privileged ? { type: "Unconfined" } : await seccomp(config),
         maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
         readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
-        mounts,
+        mounts: mergeMounts(mounts, cdi.mounts),
+        devices: cdi.devices,
+        hooks: cdi.hooks,
         namespaces: {
           network: sbNs?.network === NamespaceMode.NODE ? "host" : sb.netnsPath || podNs("net"),
           ipc: sbNs?.ipc === NamespaceMode.NODE ? "host" : podNs("ipc"),

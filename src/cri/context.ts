@@ -10,6 +10,7 @@ import type { ImageService } from "../services/images/service.ts";
 import type { Logger } from "../log/logger.ts";
 import type { CriStore } from "./store.ts";
 import type { CriImageView } from "./image_view.ts";
+import type { CdiOptions } from "../cdi/inject.ts";
 
 export { CRI_NAMESPACE } from "./image_view.ts";
 
@@ -27,6 +28,8 @@ export interface CriContext {
   sandboxImage: string;
   /** "cgroupfs" or "systemd". */
   cgroupDriver: string;
+  /** CDI devices in CreateContainer; undefined: on, with the default spec directories. */
+  cdi?: CdiOptions;
   log: Logger;
 }
 

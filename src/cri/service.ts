@@ -57,6 +57,7 @@ import {
   listPodSandboxStats,
   podSandboxStats,
 } from "./stats.ts";
+import type { CdiOptions } from "../cdi/inject.ts";
 import { reopenContainerLog, updateContainerResources } from "./container_update.ts";
 
 /**
@@ -80,6 +81,8 @@ export interface CriDeps {
   networkStatus?: () => Promise<NetworkStatus>;
   /** Default "cgroupfs". */
   cgroupDriver?: "systemd" | "cgroupfs";
+  /** CDI devices (default: on, /etc/cdi and /var/run/cdi). */
+  cdi?: CdiOptions;
   /** Named runtime handlers (default ["runc"]). */
   runtimeHandlers?: string[];
   /** Containers and tasks (the CRI's containers live in k8s.io). */
@@ -123,6 +126,7 @@ export async function registerCri(
     stateDir: `${deps.stateDir}/cri`,
     sandboxImage,
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
+    cdi: deps.cdi,
     log,
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.
