@@ -61,6 +61,10 @@ export interface Config {
     stream_server_address: string;
     /** Its port; 0 picks a free one. */
     stream_server_port: number;
+    /** Resolve CDI devices (CDI_devices and cdi.k8s.io/ annotations) in CreateContainer. */
+    enable_cdi: boolean;
+    /** CDI spec directories, read in order; a later one wins for a device both define. */
+    cdi_spec_dirs: string[];
   };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
@@ -99,6 +103,8 @@ export function defaultConfig(): Config {
       cgroup_driver: "cgroupfs",
       stream_server_address: "127.0.0.1",
       stream_server_port: 0,
+      enable_cdi: true,
+      cdi_spec_dirs: ["/etc/cdi", "/var/run/cdi"],
     },
     metrics: { address: "" },
   };
@@ -137,6 +143,14 @@ const snapshotterName: Check = (key, v) => {
 const stringList: Check = (key, v) => {
   if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
     throw bad(key, v, "a list of strings");
+  }
+};
+const isBool: Check = (key, v) => {
+  if (typeof v !== "boolean") throw bad(key, v, "true or false");
+};
+const absolutePathList: Check = (key, v) => {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || !x.startsWith("/"))) {
+    throw bad(key, v, "a list of absolute paths");
   }
 };
 const AUTH_KEYS = ["username", "password", "auth", "identity_token"];
@@ -188,6 +202,8 @@ const CHECKS: Record<string, Check> = {
   "cri.cgroup_driver": (key, v) => {
     if (v !== "cgroupfs" && v !== "systemd") throw bad(key, v, '"cgroupfs" or "systemd"');
   },
+  "cri.enable_cdi": isBool,
+  "cri.cdi_spec_dirs": absolutePathList,
   "metrics.address": hostPort,
 };
 

@@ -77,6 +77,22 @@ describe("config", () => {
     expect(() => parseConfig("[registry]\nplain_http_hosts = [1]")).toThrow("a list of strings");
   });
 
+  it("has CDI on by default with containerd's spec dirs, and validates both settings", () => {
+    const d = defaultConfig();
+    expect(d.cri.enable_cdi).toBe(true);
+    expect(d.cri.cdi_spec_dirs).toEqual(["/etc/cdi", "/var/run/cdi"]);
+    expect(renderDefaultConfig()).toContain('cdi_spec_dirs = [ "/etc/cdi", "/var/run/cdi" ]');
+    const cfg = parseConfig('[cri]\nenable_cdi = false\ncdi_spec_dirs = ["/opt/cdi"]\n');
+    expect(cfg.cri.enable_cdi).toBe(false);
+    expect(cfg.cri.cdi_spec_dirs).toEqual(["/opt/cdi"]);
+    expect(() => parseConfig('[cri]\nenable_cdi = "yes"')).toThrow(
+      '"cri.enable_cdi": expected true or false',
+    );
+    expect(() => parseConfig('[cri]\ncdi_spec_dirs = ["etc/cdi"]')).toThrow(
+      '"cri.cdi_spec_dirs": expected a list of absolute paths',
+    );
+  });
+
   it("parses host:port including IPv6", () => {
     expect(parseHostPort("127.0.0.1:9100")).toEqual({ hostname: "127.0.0.1", port: 9100 });
     expect(parseHostPort("[::1]:80")).toEqual({ hostname: "::1", port: 80 });

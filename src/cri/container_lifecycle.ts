@@ -37,6 +37,7 @@ import { mountIdmapped, podUsernsMappings } from "./userns.ts";
 import { criSignalName } from "./stop_signal.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
+import { injectCdi, mergeMounts } from "../cdi/mod.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -120,6 +121,8 @@ export async function createContainer(
   if (!imageRef) throw new InvalidArgumentError("container config image.image is required");
   const image = await ctx.imageView.resolve(imageRef);
   if (!image) throw new NotFoundError(`image "${imageRef}"`);
+  // CDI devices: resolved before the record, so a bad request leaves nothing behind.
+  const cdi = await injectCdi(ctx.cdi, config, ctx.log);
   const id = newId();
   const logPath = sbConfig.logDirectory && config.logPath
     ? `${sbConfig.logDirectory.replace(/\/$/, "")}/${config.logPath}`
@@ -210,7 +213,7 @@ export async function createContainer(
       },
       command: config.command,
       args: config.args,
-      env: config.envs.map((e) => `${e.key}=${new TextDecoder().decode(e.value)}`),
+      env: [...config.envs.map((e) => `${e.key}=${new TextDecoder().decode(e.value)}`), ...cdi.env],
       cwd: config.workingDir || undefined,
       user,
       privileged: !!sc?.privileged,
@@ -221,7 +224,7 @@ export async function createContainer(
         : undefined,
       specOverrides: {
         hostname: undefined,
-        supplementalGroups: sc?.supplementalGroups.map(Number),
+        supplementalGroups: [...(sc?.supplementalGroups.map(Number) ?? []), ...cdi.additionalGids],
         supplementalGroupsPolicy: sc?.supplementalGroupsPolicy === SupplementalGroupsPolicy.Strict
           ? "Strict"
           : "Merge",
@@ -233,7 +236,9 @@ export async function createContainer(
         seccomp: sc?.privileged ? { type: "Unconfined" } : await seccomp(config),
         maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
         readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
-        mounts,
+        mounts: mergeMounts(mounts, cdi.mounts),
+        devices: cdi.devices,
+        hooks: cdi.hooks,
         namespaces: {
           network: sbNs?.network === NamespaceMode.NODE ? "host" : sb.netnsPath || podNs("net"),
           ipc: sbNs?.ipc === NamespaceMode.NODE ? "host" : podNs("ipc"),

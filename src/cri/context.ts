@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import type { CriStore } from "./store.ts";
 import type { CriImageView } from "./image_view.ts";
 import type { HandlerFeatures } from "../runtime/features.ts";
+import type { CdiOptions } from "../cdi/inject.ts";
 
 export { CRI_NAMESPACE } from "./image_view.ts";
 
@@ -32,6 +33,8 @@ export interface CriContext {
   handlerFeatures: Record<string, HandlerFeatures>;
   /** The handler a pod with no runtime_handler gets. */
   defaultHandler: string;
+  /** CDI devices in CreateContainer; undefined: on, with the default spec directories. */
+  cdi?: CdiOptions;
   log: Logger;
 }
 

@@ -58,6 +58,7 @@ import {
   listPodSandboxStats,
   podSandboxStats,
 } from "./stats.ts";
+import type { CdiOptions } from "../cdi/inject.ts";
 import { reopenContainerLog, updateContainerResources } from "./container_update.ts";
 
 /**
@@ -81,6 +82,8 @@ export interface CriDeps {
   networkStatus?: () => Promise<NetworkStatus>;
   /** Default "cgroupfs". */
   cgroupDriver?: "systemd" | "cgroupfs";
+  /** CDI devices (default: on, /etc/cdi and /var/run/cdi). */
+  cdi?: CdiOptions;
   /** Named runtime handlers (default ["runc"]). */
   runtimeHandlers?: string[];
   /** What each handler can do here (probed at start). */
@@ -128,6 +131,7 @@ export async function registerCri(
     cgroupDriver: deps.cgroupDriver ?? "cgroupfs",
     handlerFeatures: deps.handlerFeatures ?? {},
     defaultHandler: deps.runtimeHandlers?.[0] ?? "runc",
+    cdi: deps.cdi,
     log,
   };
   // Before anything can call in: release what a killed daemon's RunPodSandbox half built.

@@ -96,6 +96,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       sandboxImage: config.cri.sandbox_image,
       cniConfDir: config.cri.cni_conf_dir,
       cgroupDriver: config.cri.cgroup_driver as "cgroupfs" | "systemd",
+      cdi: { enabled: config.cri.enable_cdi, specDirs: config.cri.cdi_spec_dirs },
       runtimeHandlers: [...new Set(["runc", ...stores.runtimeHandlers])],
       handlerFeatures: stores.handlerFeatures,
       stateDir: config.state,

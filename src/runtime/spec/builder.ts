@@ -30,6 +30,8 @@ import {
 } from "./capabilities.ts";
 import { defaultSeccompProfile, type SeccompArch } from "./seccomp.ts";
 import type {
+  Hook,
+  Hooks,
   LinuxDevice,
   LinuxDeviceCgroup,
   LinuxIdMapping,
@@ -347,6 +349,11 @@ export interface SpecOptions {
   /** The daemon's own oom_score_adj: the value is raised to it (see clampOomScoreAdj). */
   oomScoreAdjFloor?: number;
   annotations?: Record<string, string>;
+  /**
+   * OCI lifecycle hooks (CDI devices bring them), run by the runtime on the host: each `path`
+   * absolute, `args` starting with the program name, `env` KEY=VALUE, `timeout` in seconds.
+   */
+  hooks?: Hooks;
 }
 
 /**
@@ -717,6 +724,43 @@ function devices(
   return { nodes, rules };
 }
 
+const HOOK_POINTS = [
+  "prestart",
+  "createRuntime",
+  "createContainer",
+  "startContainer",
+  "poststart",
+  "poststop",
+] as const;
+
+function hooks(o: SpecOptions): Hooks | undefined {
+  if (o.hooks === undefined) return undefined;
+  const out: Hooks = {};
+  for (const [point, list] of Object.entries(o.hooks)) {
+    if (!(HOOK_POINTS as readonly string[]).includes(point)) {
+      invalid(`hooks.${point}: unknown hook point (${HOOK_POINTS.join(", ")})`);
+    }
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) invalid(`hooks.${point} must be a list`);
+    out[point as keyof Hooks] = list.map((h, i): Hook => {
+      const f = `hooks.${point}[${i}]`;
+      const hook: Hook = { path: cleanPath(requireAbsolute(h?.path, `${f}.path`)) };
+      if (h.args !== undefined) hook.args = [...checkStrings(h.args, `${f}.args`)];
+      if (h.env !== undefined) {
+        hook.env = [...checkStrings(h.env, `${f}.env`)];
+        hook.env.forEach((e, j) => {
+          if (e.indexOf("=") <= 0) {
+            invalid(`${f}.env[${j}] must be KEY=VALUE: got ${JSON.stringify(e)}`);
+          }
+        });
+      }
+      if (h.timeout !== undefined) hook.timeout = requireInt(h.timeout, `${f}.timeout`, 1);
+      return hook;
+    });
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 const CPUSET = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 const PAGE_SIZE = /^\d+(KB|MB|GB|TB|PB)$/;
 
@@ -1029,6 +1073,8 @@ export function buildSpec(o: SpecOptions): Spec {
       );
     }
   }
+  const hk = hooks(o);
+  if (hk) spec.hooks = hk;
   if (o.annotations && Object.keys(o.annotations).length > 0) {
     spec.annotations = { ...o.annotations };
   }

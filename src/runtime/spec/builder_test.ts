@@ -614,6 +614,37 @@ describe("devices", () => {
   });
 });
 
+describe("hooks", () => {
+  it("none by default; given ones are copied per point", () => {
+    expect(buildSpec(opts()).hooks).toBeUndefined();
+    expect(buildSpec(opts({ hooks: {} })).hooks).toBeUndefined();
+    const s = buildSpec(opts({
+      hooks: {
+        createRuntime: [{ path: "/usr/bin/h", args: ["h", "a"], env: ["K=V"], timeout: 5 }],
+        poststop: [{ path: "/bin//true" }],
+      },
+    }));
+    expect(s.hooks).toEqual({
+      createRuntime: [{ path: "/usr/bin/h", args: ["h", "a"], env: ["K=V"], timeout: 5 }],
+      poststop: [{ path: "/bin/true" }],
+    });
+  });
+  it("validates", () => {
+    expect(invalidMessage({ hooks: { prestart: [{ path: "rel" }] } })).toContain(
+      "hooks.prestart[0].path must be absolute",
+    );
+    expect(invalidMessage({ hooks: { poststart: [{ path: "/x", timeout: 0 }] } })).toContain(
+      "hooks.poststart[0].timeout",
+    );
+    expect(invalidMessage({ hooks: { poststart: [{ path: "/x", env: ["NOPE"] }] } })).toContain(
+      "hooks.poststart[0].env[0] must be KEY=VALUE",
+    );
+    expect(
+      invalidMessage({ hooks: { preStart: [{ path: "/x" }] } as unknown as SpecOptions["hooks"] }),
+    ).toContain("hooks.preStart: unknown hook point");
+  });
+});
+
 describe("the rest", () => {
   it("root, annotations, ociVersion, and JSON round-trip", () => {
     const s = buildSpec(opts({

@@ -2,7 +2,7 @@
  * The subset of the OCI runtime spec (1.0.2) that k8scontainerd writes into a bundle's
  * config.json for runc / crun. Field names are the spec's JSON names, so a `Spec` is
  * serialised with a plain `JSON.stringify`. Only what the builder emits is modelled; the rest
- * of the spec (hooks, Windows, VM, …) is left out on purpose so a reader sees what we use.
+ * of the spec (Windows, VM, …) is left out on purpose so a reader sees what we use.
  *
  * @example
  * ```ts
@@ -30,7 +30,7 @@ export interface Spec {
   root?: Root;
   hostname?: string;
   mounts?: Mount[];
-  /** Unused by k8scontainerd (conmon and the daemon do what hooks would); kept for completeness. */
+  /** Lifecycle hooks; only CDI devices bring any (see src/cdi). */
   hooks?: Hooks;
   annotations?: Record<string, string>;
   linux?: Linux;
@@ -139,7 +139,7 @@ export interface Mount {
 }
 
 /**
- * A lifecycle hook (not emitted by k8scontainerd).
+ * A lifecycle hook: a program the runtime runs on the host, with the container's state on stdin.
  *
  * @example
  * ```ts
@@ -155,7 +155,7 @@ export interface Hook {
 }
 
 /**
- * Lifecycle hooks (not emitted by k8scontainerd).
+ * Lifecycle hooks by point (createRuntime/createContainer/startContainer are runtime-spec 1.0.2).
  *
  * @example
  * ```ts
