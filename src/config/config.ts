@@ -61,6 +61,8 @@ export interface Config {
     stream_server_address: string;
     /** Its port; 0 picks a free one. */
     stream_server_port: number;
+    /** Objects per response message of the Stream* list RPCs (StreamContainers …). */
+    stream_batch_size: number;
   };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
@@ -99,6 +101,7 @@ export function defaultConfig(): Config {
       cgroup_driver: "cgroupfs",
       stream_server_address: "127.0.0.1",
       stream_server_port: 0,
+      stream_batch_size: 100,
     },
     metrics: { address: "" },
   };
@@ -185,6 +188,7 @@ const CHECKS: Record<string, Check> = {
     nonNegativeInt(key, v);
     if ((v as number) > 65535) throw bad(key, v, "a port number (0 picks a free one)");
   },
+  "cri.stream_batch_size": positiveInt,
   "cri.cgroup_driver": (key, v) => {
     if (v !== "cgroupfs" && v !== "systemd") throw bad(key, v, '"cgroupfs" or "systemd"');
   },
