@@ -231,6 +231,9 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri streams, metrics and pod resize", () 
     expect(get("container_memory_usage_bytes")!.value!.value).toBeGreaterThan(0n);
     expect(get("container_cpu_usage_seconds_total")).toBeDefined();
     expect(get("container_processes")!.value!.value).toBe(1n);
+    // The writable layer's filesystem, labelled with its device as cAdvisor does.
+    expect(get("container_fs_usage_bytes")!.labelValues[5]).not.toMatch(/snapshots/);
+    expect(get("container_fs_limit_bytes")!.value!.value).toBeGreaterThan(0n);
     const start = Number(get("container_start_time_seconds")!.value!.value);
     expect(Math.abs(start - Date.now() / 1000)).toBeLessThan(600);
     expect(get("container_memory_usage_bytes")!.labelValues).toEqual([

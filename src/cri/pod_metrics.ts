@@ -288,6 +288,35 @@ export async function blkioMetrics(m: MetricsBuilder, s: RuncStatsData): Promise
   }
 }
 
+/**
+ * The device of the filesystem holding `path`, as cAdvisor labels filesystem metrics: the
+ * source of the longest mount point in /proc/self/mountinfo that contains it (fields 5 and,
+ * after the " - " separator, 2). The path itself when none matches.
+ */
+export function deviceFromMountinfo(mountinfo: string, path: string): string {
+  let best = "", source = path;
+  for (const line of mountinfo.split("\n")) {
+    const [pre, post] = line.split(" - ");
+    if (!post) continue;
+    const mp = (pre.split(" ")[4] ?? "").replace(/\\040/g, " ");
+    if (!(path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`))) continue;
+    if (mp.length >= best.length) {
+      best = mp;
+      source = post.split(" ")[1] ?? path;
+    }
+  }
+  return source;
+}
+
+async function deviceOf(path: string): Promise<string> {
+  if (!path) return "";
+  try {
+    return deviceFromMountinfo(await Deno.readTextFile("/proc/self/mountinfo"), path);
+  } catch {
+    return path;
+  }
+}
+
 /** File descriptors, sockets and threads of the container's processes, from /proc. */
 async function procMetrics(m: MetricsBuilder, pids: number[]): Promise<void> {
   let fds = 0, sockets = 0, threads = 0;
@@ -322,17 +351,22 @@ async function containerMetrics(
   m.add("container_last_seen", Date.now() / 1000);
   const started = task.startedAt ?? c.startedAt;
   if (started) m.add("container_start_time_seconds", started.getTime() / 1000);
+  const r = cfg.linux?.resources;
+  // The limit the cgroup has now (it follows UpdateContainerResources; 0 when unlimited).
+  let memoryLimit = Number(r?.memoryLimitInBytes ?? 0);
   try {
-    const stats = (await ctx.containers.metrics(CRI_NAMESPACE, c.id)).raw;
+    const tm = await ctx.containers.metrics(CRI_NAMESPACE, c.id);
+    const stats = tm.raw;
     cgroupMetrics(m, stats);
     await blkioMetrics(m, stats);
     m.add("container_threads_max", stats.pids?.limit ?? 0);
+    memoryLimit = tm.memoryLimitBytes;
   } catch (e) {
     ctx.log.debug("container metrics: no cgroup stats", { id: c.id, err: e });
   }
   try {
     const w = await ctx.containers.writableLayer(CRI_NAMESPACE, c.id);
-    const dev = [w.mountpoint];
+    const dev = [await deviceOf(w.mountpoint)];
     m.add("container_fs_usage_bytes", w.size, dev);
     if (w.mountpoint) {
       const fs = statfs(w.mountpoint);
@@ -342,10 +376,9 @@ async function containerMetrics(
     }
   } catch { /* no snapshot */ }
   await procMetrics(m, await ctx.containers.pids(CRI_NAMESPACE, c.id).catch(() => []));
-  const r = cfg.linux?.resources;
   m.add("container_spec_cpu_period", Number(r?.cpuPeriod ?? 0));
   m.add("container_spec_cpu_shares", Number(r?.cpuShares ?? 0));
-  m.add("container_spec_memory_limit_bytes", Number(r?.memoryLimitInBytes ?? 0));
+  m.add("container_spec_memory_limit_bytes", memoryLimit);
   m.add("container_spec_memory_swap_limit_bytes", Number(r?.memorySwapLimitInBytes ?? 0));
   return { containerId: c.id, metrics: m.out };
 }

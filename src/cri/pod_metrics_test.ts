@@ -3,6 +3,7 @@ import { MetricType } from "../gen/runtime/v1/api.ts";
 import {
   blkioMetrics,
   cgroupMetrics,
+  deviceFromMountinfo,
   listMetricDescriptors,
   METRIC_DESCRIPTORS,
   MetricsBuilder,
@@ -156,5 +157,16 @@ describe("network and block I/O metrics", () => {
     const m = new MetricsBuilder(LABELS, 0n);
     expect(() => m.add("container_made_up_total", 1)).toThrow(/no descriptor/);
     expect(names.size).toBe(METRIC_DESCRIPTORS.length);
+  });
+});
+
+describe("deviceFromMountinfo", () => {
+  const info = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" +
+    "30 22 0:26 / /var/lib/k8s rw shared:5 - xfs /dev/vdb rw\n" +
+    "31 22 0:27 / /var/lib/k8sother rw shared:6 - tmpfs tmpfs rw\n";
+  it("names the source of the longest mount point holding the path", () => {
+    expect(deviceFromMountinfo(info, "/var/lib/k8s/snapshots/5/fs")).toBe("/dev/vdb");
+    expect(deviceFromMountinfo(info, "/tmp/x")).toBe("/dev/sda1");
+    expect(deviceFromMountinfo(info, "/var/lib/k8sother2/a")).toBe("/dev/sda1");
   });
 });
