@@ -2,7 +2,8 @@
  * CRI `UpdatePodSandboxResources` (in-place pod resize, KEP 1287): writes the pod-level limits
  * — the sum of the containers' resources plus the pod overhead — into the pod's cgroup, the
  * directory its `linux.cgroup_parent` names: under each v1 controller (`cpu`, `memory`,
- * `cpuset`) on a v1 or hybrid host, once under /sys/fs/cgroup on v2. With the systemd driver
+ * `cpuset`, `hugetlb`) on a v1 or hybrid host, once under /sys/fs/cgroup on v2 (where the
+ * request's `unified` files are written as given too). With the systemd driver
  * the parent is a slice, which systemd nests (`kubepods-burstable-pod1.slice` lives in
  * `kubepods.slice/kubepods-burstable.slice/`); the files are written directly, as the kubelet
  * does for cgroupfs.
@@ -40,6 +41,10 @@ export interface PodLimits {
   memorySwapLimit?: number;
   cpusetCpus?: string;
   cpusetMems?: string;
+  /** Page size ("2MB") → limit in bytes. */
+  hugepages?: Record<string, number>;
+  /** cgroup v2 files to write as given (`memory.high` …). */
+  unified?: Record<string, string>;
 }
 
 const DEFAULT_PERIOD = 100_000;
@@ -68,6 +73,17 @@ export function validateResources(r: LinuxContainerResources | undefined, field:
   }
   if (num(r.memorySwapLimitInBytes) < -1) {
     throw bad("memory_swap_limit_in_bytes", r.memorySwapLimitInBytes, "-1, 0 or positive");
+  }
+  for (const h of r.hugepageLimits ?? []) {
+    if (!/^\d+[KMG]B$/.test(h.pageSize)) {
+      throw bad("hugepage_limits.page_size", JSON.stringify(h.pageSize), 'a size like "2MB"');
+    }
+    if (num(h.limit) < 0) throw bad("hugepage_limits.limit", h.limit, "0 or positive");
+  }
+  for (const k of Object.keys(r.unified ?? {})) {
+    if (!/^[a-z]+\.[a-z0-9_.]+$/.test(k)) {
+      throw bad("unified", JSON.stringify(k), "a cgroup v2 file name like memory.high");
+    }
   }
   for (const [name, v] of [["cpuset_cpus", r.cpusetCpus], ["cpuset_mems", r.cpusetMems]]) {
     if (v && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) {
@@ -109,6 +125,12 @@ export function podLimits(
   else if (swap > 0) out.memorySwapLimit = swap + Math.max(0, num(overhead?.memoryLimitInBytes));
   if (resources.cpusetCpus) out.cpusetCpus = resources.cpusetCpus;
   if (resources.cpusetMems) out.cpusetMems = resources.cpusetMems;
+  if (resources.hugepageLimits?.length) {
+    out.hugepages = Object.fromEntries(
+      resources.hugepageLimits.map((h) => [h.pageSize, num(h.limit)]),
+    );
+  }
+  if (Object.keys(resources.unified ?? {}).length) out.unified = { ...resources.unified };
   return out;
 }
 
@@ -150,6 +172,10 @@ export function podCgroupWrites(
         : String(Math.max(0, limits.memorySwapLimit - (limits.memoryLimit ?? 0)));
       put(`${at}/memory.swap.max`, s);
     }
+    for (const [size, limit] of Object.entries(limits.hugepages ?? {})) {
+      put(`${at}/hugetlb.${size}.max`, limit);
+    }
+    for (const [k, v] of Object.entries(limits.unified ?? {})) put(`${at}/${k}`, v);
     return w;
   }
   const cpu = `${root}/cpu${dir}`, mem = `${root}/memory${dir}`, cs = `${root}/cpuset${dir}`;
@@ -163,6 +189,14 @@ export function podCgroupWrites(
   if (limits.memoryLimit !== undefined) put(`${mem}/memory.limit_in_bytes`, limits.memoryLimit);
   if (limits.memorySwapLimit !== undefined) {
     put(`${mem}/memory.memsw.limit_in_bytes`, limits.memorySwapLimit);
+  }
+  for (const [size, limit] of Object.entries(limits.hugepages ?? {})) {
+    put(`${root}/hugetlb${dir}/hugetlb.${size}.limit_in_bytes`, limit);
+  }
+  if (limits.unified) {
+    throw new InvalidArgumentError(
+      "resources.unified: cgroup v2 files cannot be set on this cgroup v1 host",
+    );
   }
   return w;
 }

@@ -77,6 +77,23 @@ describe("podCgroupWrites", () => {
       { file: "/cg/p/cpu.max", value: "max 100000" },
     ]);
   });
+  it("writes hugepage limits and v2 unified files; refuses unified on v1", () => {
+    const l = podLimits(
+      undefined,
+      res({
+        hugepageLimits: [{ pageSize: "2MB", limit: 4194304n }],
+        unified: { "memory.high": "1000000" },
+      }),
+    );
+    expect(podCgroupWrites("v2", "/p", l, "/cg")).toEqual([
+      { file: "/cg/p/hugetlb.2MB.max", value: "4194304" },
+      { file: "/cg/p/memory.high", value: "1000000" },
+    ]);
+    expect(() => podCgroupWrites("v1", "/p", l, "/cg")).toThrow(/resources\.unified/);
+    expect(() => podLimits(undefined, res({ unified: { "../x": "1" } }))).toThrow(/unified/);
+    expect(() => podLimits(undefined, res({ hugepageLimits: [{ pageSize: "huge", limit: 1n }] })))
+      .toThrow(/hugepage_limits\.page_size/);
+  });
   it("converts shares to weight as runc does", () => {
     expect(sharesToWeight(2)).toBe(1);
     expect(sharesToWeight(262144)).toBe(10000);
