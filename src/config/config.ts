@@ -65,6 +65,8 @@ export interface Config {
     enable_cdi: boolean;
     /** CDI spec directories, read in order; a later one wins for a device both define. */
     cdi_spec_dirs: string[];
+    /** Objects per response message of the Stream* list RPCs (StreamContainers …). */
+    stream_batch_size: number;
   };
   metrics: {
     /** host:port for the Prometheus endpoint; empty turns it off. */
@@ -105,6 +107,7 @@ export function defaultConfig(): Config {
       stream_server_port: 0,
       enable_cdi: true,
       cdi_spec_dirs: ["/etc/cdi", "/var/run/cdi"],
+      stream_batch_size: 100,
     },
     metrics: { address: "" },
   };
@@ -199,6 +202,7 @@ const CHECKS: Record<string, Check> = {
     nonNegativeInt(key, v);
     if ((v as number) > 65535) throw bad(key, v, "a port number (0 picks a free one)");
   },
+  "cri.stream_batch_size": positiveInt,
   "cri.cgroup_driver": (key, v) => {
     if (v !== "cgroupfs" && v !== "systemd") throw bad(key, v, '"cgroupfs" or "systemd"');
   },

@@ -1,4 +1,7 @@
-/** CRI `ContainerStatus` and `ListContainers`: the kubelet's view of each container's state. */
+/**
+ * CRI `ContainerStatus`, `ListContainers` and `StreamContainers`: the kubelet's view of each
+ * container's state.
+ */
 import {
   type Container,
   type ContainerConfig,
@@ -9,9 +12,12 @@ import {
   type ListContainersRequest,
   type ListContainersResponse,
   MountPropagation,
+  type StreamContainersRequest,
+  type StreamContainersResponse,
 } from "../gen/runtime/v1/api.ts";
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import type { ContainerRecord } from "./store.ts";
+import { streamOf } from "./chunked.ts";
 
 interface Live {
   state: ContainerState;
@@ -154,7 +160,7 @@ export async function listContainers(
       image: {
         image: c.imageRef,
         annotations: {},
-        userSpecifiedImage: "",
+        userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
         runtimeHandler: "",
         imageRef: c.imageId,
       },
@@ -167,4 +173,19 @@ export async function listContainers(
     });
   }
   return { containers };
+}
+
+/** `StreamContainers`: what ListContainers returns (same filter), `size()` containers a message. */
+export function streamContainers(ctx: CriContext, size: () => number) {
+  return streamOf<
+    StreamContainersRequest,
+    ListContainersResponse,
+    Container,
+    StreamContainersResponse
+  >(
+    (req) => listContainers(ctx, req),
+    (r) => r.containers,
+    (containers) => ({ containers }),
+    size,
+  );
 }

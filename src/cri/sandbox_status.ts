@@ -1,4 +1,4 @@
-/** CRI `PodSandboxStatus` and `ListPodSandbox`. */
+/** CRI `PodSandboxStatus`, `ListPodSandbox` and `StreamPodSandboxes`. */
 import {
   type ListPodSandboxRequest,
   type ListPodSandboxResponse,
@@ -8,9 +8,12 @@ import {
   PodSandboxState,
   type PodSandboxStatusRequest,
   type PodSandboxStatusResponse,
+  type StreamPodSandboxesRequest,
+  type StreamPodSandboxesResponse,
 } from "../gen/runtime/v1/api.ts";
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import type { SandboxRecord } from "./store.ts";
+import { streamOf } from "./chunked.ts";
 
 function state(sb: SandboxRecord): PodSandboxState {
   return sb.state === "ready" ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
@@ -84,4 +87,19 @@ export function listPodSandbox(
     });
   }
   return Promise.resolve({ items });
+}
+
+/** `StreamPodSandboxes`: what ListPodSandbox returns (same filter), `size()` pods a message. */
+export function streamPodSandboxes(ctx: CriContext, size: () => number) {
+  return streamOf<
+    StreamPodSandboxesRequest,
+    ListPodSandboxResponse,
+    PodSandbox,
+    StreamPodSandboxesResponse
+  >(
+    (req) => listPodSandbox(ctx, req),
+    (r) => r.items,
+    (podSandboxes) => ({ podSandboxes }),
+    size,
+  );
 }

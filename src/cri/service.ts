@@ -20,7 +20,7 @@ import type { ImageService } from "../services/images/service.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { imageFsInfoHandler } from "./imagefs_info.ts";
 import { imageStatusHandler } from "./image_status.ts";
-import { listImagesHandler } from "./image_list.ts";
+import { listImagesHandler, streamImagesHandler } from "./image_list.ts";
 import { pullImageHandler } from "./image_pull.ts";
 import { removeImageHandler } from "./image_remove.ts";
 import { CriImageView, DEFAULT_SANDBOX_IMAGE } from "./image_view.ts";
@@ -36,14 +36,14 @@ import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
 import { recoverSandboxes } from "./sandbox_recover.ts";
 import { recoverContainers } from "./container_recover.ts";
 import { followTaskExits, reconcileTaskStates } from "./task_liveness.ts";
-import { listPodSandbox, podSandboxStatus } from "./sandbox_status.ts";
+import { listPodSandbox, podSandboxStatus, streamPodSandboxes } from "./sandbox_status.ts";
 import {
   createContainer,
   removeContainer,
   startContainer,
   stopContainer,
 } from "./container_lifecycle.ts";
-import { containerStatus, listContainers } from "./container_status.ts";
+import { containerStatus, listContainers, streamContainers } from "./container_status.ts";
 import { execSync } from "./exec_sync.ts";
 import { containerEvents } from "./container_events.ts";
 import { StreamingServer } from "./streaming/server.ts";
@@ -57,9 +57,18 @@ import {
   listContainerStats,
   listPodSandboxStats,
   podSandboxStats,
+  streamContainerStats,
+  streamPodSandboxStats,
 } from "./stats.ts";
 import type { CdiOptions } from "../cdi/inject.ts";
 import { reopenContainerLog, updateContainerResources } from "./container_update.ts";
+import { updatePodSandboxResources } from "./sandbox_update.ts";
+import {
+  listMetricDescriptors,
+  listPodSandboxMetrics,
+  streamPodSandboxMetrics,
+} from "./pod_metrics.ts";
+import { DEFAULT_STREAM_BATCH_SIZE } from "./chunked.ts";
 
 /**
  * What the CRI server needs from the daemon. The first group is what openStores() returns
@@ -101,6 +110,8 @@ export interface CriDeps {
   /** Where the streaming server listens (default 127.0.0.1, a free port). */
   streamAddress?: string;
   streamPort?: number;
+  /** Objects per message of the Stream* list RPCs (default 100). */
+  streamBatchSize?: number;
 }
 
 /**
@@ -149,6 +160,7 @@ export async function registerCri(
     log,
   });
   await streaming.start();
+  const batch = () => deps.streamBatchSize ?? DEFAULT_STREAM_BATCH_SIZE;
   const bind = <Req, Res>(fn: (ctx: CriContext, req: Req) => Promise<Res>) => (req: Req) =>
     fn(ctx, req);
   server.add(RuntimeServiceService, {
@@ -158,17 +170,25 @@ export async function registerCri(
     removePodSandbox: bind(removePodSandbox),
     podSandboxStatus: bind(podSandboxStatus),
     listPodSandbox: bind(listPodSandbox),
+    streamPodSandboxes: streamPodSandboxes(ctx, batch),
     createContainer: bind(createContainer),
     startContainer: bind(startContainer),
     stopContainer: bind(stopContainer),
     removeContainer: bind(removeContainer),
     containerStatus: bind(containerStatus),
     listContainers: bind(listContainers),
+    streamContainers: streamContainers(ctx, batch),
     execSync: bind(execSync),
     containerStats: bind(containerStats),
     listContainerStats: bind(listContainerStats),
+    streamContainerStats: streamContainerStats(ctx, batch),
     podSandboxStats: bind(podSandboxStats),
     listPodSandboxStats: bind(listPodSandboxStats),
+    streamPodSandboxStats: streamPodSandboxStats(ctx, batch),
+    listMetricDescriptors,
+    listPodSandboxMetrics: () => listPodSandboxMetrics(ctx),
+    streamPodSandboxMetrics: streamPodSandboxMetrics(ctx, batch),
+    updatePodSandboxResources: bind(updatePodSandboxResources),
     updateContainerResources: bind(updateContainerResources),
     reopenContainerLog: bind(reopenContainerLog),
     getContainerEvents: containerEvents(ctx, deps.events),
@@ -186,6 +206,7 @@ export async function registerCri(
   server.add(ImageServiceService, {
     pullImage: pullImageHandler(view, deps.content, log),
     listImages: listImagesHandler(view),
+    streamImages: streamImagesHandler(view, batch),
     imageStatus: imageStatusHandler(view),
     removeImage: removeImageHandler(view, log),
     imageFsInfo: imageFsInfoHandler({

@@ -102,6 +102,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       stateDir: config.state,
       streamAddress: config.cri.stream_server_address,
       streamPort: config.cri.stream_server_port,
+      streamBatchSize: config.cri.stream_batch_size,
     });
     streaming.server = cri.streaming;
     cleanup.push(() => cri.streaming.stop());

@@ -830,12 +830,45 @@ export interface TaskMetrics {
   memoryLimitBytes: number;
   pids: number;
   timestamp: Date;
+  /** Everything `runc events --stats` reported, for the CRI's cAdvisor-named metrics. */
+  raw: RuncStatsData;
 }
 
-interface RuncStatsData {
-  cpu?: { usage?: { total?: number } };
-  memory?: { usage?: { usage?: number; limit?: number }; raw?: Record<string, number> };
-  pids?: { current?: number };
+/** The part of runc's stats JSON (libcontainer's `types.Stats`) the daemon reads; v1 and v2. */
+export interface RuncStatsData {
+  cpu?: {
+    usage?: { total?: number; kernel?: number; user?: number };
+    throttling?: { periods?: number; throttledPeriods?: number; throttledTime?: number };
+  };
+  memory?: {
+    cache?: number;
+    usage?: MemoryEntry;
+    /** memory+swap (v1 memsw; runc adds memory.current to swap.current on v2 to match). */
+    swap?: MemoryEntry;
+    kernel?: MemoryEntry;
+    raw?: Record<string, number>;
+  };
+  pids?: { current?: number; limit?: number };
+  blkio?: {
+    ioServiceBytesRecursive?: BlkioEntry[];
+    ioServicedRecursive?: BlkioEntry[];
+  };
+}
+
+/** One runc memory counter. */
+export interface MemoryEntry {
+  limit?: number;
+  usage?: number;
+  max?: number;
+  failcnt?: number;
+}
+
+/** One runc blkio counter: a device, an operation ("Read", "Write" …) and its value. */
+export interface BlkioEntry {
+  major?: number;
+  minor?: number;
+  op?: string;
+  value?: number;
 }
 
 /** runc reports "no limit" as the largest page-aligned int64. */
@@ -854,6 +887,7 @@ export function metricsFromStats(d: RuncStatsData): TaskMetrics {
     memoryLimitBytes: limit >= UNLIMITED ? 0 : limit,
     pids: d.pids?.current ?? 0,
     timestamp: new Date(),
+    raw: d,
   };
 }
 
