@@ -75,6 +75,8 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   const unit = Deno.env.get("K8SC_E2E_SYSTEMD_UNIT");
   if (unit) return startSystemdDaemon(unit, opts);
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "k8sc-e2e-" });
+  // As the daemon's own dirs: searchable, so a user-namespaced pod's root reaches its rootfs.
+  await Deno.chmod(dir, 0o711);
   const root = `${dir}/root`, state = `${dir}/state`, socket = `${dir}/k8scontainerd.sock`;
   const [cmd, ...pre] = command();
   const process = new Deno.Command(cmd, {

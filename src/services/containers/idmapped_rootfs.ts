@@ -24,7 +24,7 @@ import { idmappedBind } from "../../../ffi/idmap.ts";
 import { lchown } from "../../../ffi/fs.ts";
 import { type Mount } from "../../snapshots/snapshotter.ts";
 import { mountAll, unmountAll } from "../../snapshots/mount.ts";
-import { InvalidArgumentError } from "../../errdefs/errors.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "../../errdefs/errors.ts";
 
 /** The user namespace to map through and the host ids its root maps to. */
 export interface RootfsIdmap {
@@ -39,11 +39,32 @@ function resolve(dir: string, cwd: string | undefined): string {
 }
 
 /**
+ * Checks that the pod's root (host uid `uid`, no member of any host group) can reach `path`:
+ * runc's init mounts the rootfs from inside the user namespace, so every directory above the
+ * bundle needs its search bit for others (the daemon makes its own 0711; a state dir under a
+ * 0700 directory — a `mktemp -d` — would fail with a bare EACCES from runc).
+ */
+export function checkTraversable(path: string, uid: number): void {
+  for (let dir = path; dir !== "/" && dir !== ""; dir = dir.slice(0, dir.lastIndexOf("/")) || "/") {
+    const st = Deno.statSync(dir);
+    const mode = st.mode ?? 0;
+    if (st.uid !== uid && (mode & 0o001) === 0) {
+      throw new FailedPreconditionError(
+        `user namespaces: ${dir} (mode ${
+          (mode & 0o777).toString(8)
+        }) cannot be searched by the pod's root (host uid ${uid}): give it o+x (the daemon's state and root dirs need a searchable path)`,
+      );
+    }
+  }
+}
+
+/**
  * Mounts `mounts` (a snapshot's) at `<bundle>/rootfs`, idmapped through `idmap`. On failure
  * nothing stays mounted.
  */
 export function mountIdmappedRootfs(mounts: Mount[], bundle: string, idmap: RootfsIdmap): void {
   const rootfs = `${bundle}/rootfs`;
+  checkTraversable(bundle, idmap.uid);
   if (mounts.length !== 1 || mounts[0].target) {
     throw new InvalidArgumentError(
       `a user-namespaced rootfs needs a single overlay or bind snapshot mount (got ${mounts.length})`,
