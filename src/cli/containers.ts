@@ -8,6 +8,7 @@ import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 import { splitAtCommand } from "./split_args.ts";
 import { interactiveSession } from "./interactive.ts";
+import { remoteCommand } from "../cri/streaming/client.ts";
 import { Status } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -94,6 +95,9 @@ const RUN_VALUE_FLAGS = new Set([
 
 export async function runCommand(args: string[], c: DaemonClient): Promise<number> {
   const split = splitAtCommand(args, 2, RUN_VALUE_FLAGS);
+  split.head = split.head.map((a) =>
+    a === "--sig-proxy=false" ? "--no-sig-proxy" : a === "--sig-proxy=true" ? "--sig-proxy" : a
+  );
   const { values, positionals: pos } = parseArgs({
     args: split.head,
     allowPositionals: true,
@@ -101,6 +105,9 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
       rm: { type: "boolean" },
       detach: { type: "boolean", short: "d" },
       tty: { type: "boolean", short: "t" },
+      interactive: { type: "boolean", short: "i" },
+      "sig-proxy": { type: "boolean" },
+      "no-sig-proxy": { type: "boolean" },
       env: { type: "string", multiple: true },
       mount: { type: "string", multiple: true },
       "net-host": { type: "boolean" },
@@ -129,7 +136,9 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
     cwd: values.cwd ?? "",
     user: values.user ?? "",
     tty: !!values.tty,
-    stdin: !!values.tty,
+    // A foreground run forwards our stdin, as ctr does; -d -i keeps one open for attach.
+    stdin: !!values.tty || !!values.interactive || !values.detach,
+    stdinOnce: !values.tty && !values.detach,
     mounts: (values.mount ?? []).map(parseMount),
     netHost: !!values["net-host"],
     readonlyRootfs: !!values["read-only"],
@@ -156,6 +165,7 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
   }
   if (values.tty) {
     // An interactive terminal: attach, then the container's exit code is ours.
+    const proxy = sigProxy(values, c, id);
     try {
       const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
         containerId: id,
@@ -171,24 +181,73 @@ export async function runCommand(args: string[], c: DaemonClient): Promise<numbe
       );
       return res.exitStatus;
     } finally {
+      proxy.stop();
       await cleanup();
     }
   }
-  // Ctrl-C stops the container, as `ctr run` does.
-  const onSigint = () =>
-    void c.unary(c.tasks.kill.bind(c.tasks), { containerId: id, signal: "SIGTERM", all: false })
-      .catch(() => {});
-  Deno.addSignalListener("SIGINT", onSigint);
+  const proxy = sigProxy(values, c, id);
   try {
+    forwardStdin(c, id);
     const [, res] = await Promise.all([
       followLogs(c, id, true),
       c.unary(c.tasks.wait.bind(c.tasks), { containerId: id }, 365 * 24 * 3600_000),
     ]);
     return res.exitStatus;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    proxy.stop();
     await cleanup();
   }
+}
+
+/** The signals a foreground run passes on to its task (as ctr and nerdctl's --sig-proxy do). */
+export const PROXIED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
+
+/**
+ * Passes SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the CLI on to the task; on by default
+ * without -t (a terminal sends Ctrl-C to the container as a keystroke instead).
+ */
+function sigProxy(
+  values: { tty?: boolean; "sig-proxy"?: boolean; "no-sig-proxy"?: boolean },
+  c: DaemonClient,
+  id: string,
+): { stop(): void } {
+  const on = values["no-sig-proxy"] ? false : values["sig-proxy"] ?? !values.tty;
+  if (!on) return { stop() {} };
+  const listeners = PROXIED_SIGNALS.map((signal) => {
+    const fn = () =>
+      void c.unary(c.tasks.kill.bind(c.tasks), { containerId: id, signal, all: false })
+        .catch((e) => console.error(`k8scontainerd: forwarding ${signal}: ${e.message}`));
+    Deno.addSignalListener(signal, fn);
+    return [signal, fn] as const;
+  });
+  return { stop: () => listeners.forEach(([s, fn]) => Deno.removeSignalListener(s, fn)) };
+}
+
+/**
+ * Copies our stdin to the container's through an attach session; at our EOF the container's
+ * stdin closes (it was created stdin-once). The output comes from the log, which has it all,
+ * even what was written before the attach connected.
+ */
+function forwardStdin(c: DaemonClient, id: string): void {
+  (async () => {
+    const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+      containerId: id,
+      execArgs: [],
+      tty: false,
+      stdin: true,
+    });
+    await remoteCommand(url, {
+      stdin: Deno.stdin.readable,
+      stdout: true,
+      stderr: true,
+      collect: false,
+    });
+  })().catch((e) => {
+    // A task that already exited needs no stdin.
+    if (!/not running/.test(String(e?.message))) {
+      console.error(`k8scontainerd: cannot forward stdin to ${id}: ${e?.message ?? e}`);
+    }
+  });
 }
 
 export async function containersCommand(args: string[], c: DaemonClient): Promise<number> {
@@ -298,20 +357,35 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
           cwd: { type: "string" },
           timeout: { type: "string" },
           tty: { type: "boolean", short: "t" },
+          interactive: { type: "boolean", short: "i" },
         },
       });
       const [id] = head;
       const cmd = split.command;
       if (!id || !cmd.length) throw new UsageError("usage: tasks exec [flags] ID CMD…");
-      if (values.tty) {
+      if (values.tty || values.interactive) {
+        const unsupported = (["env", "user", "cwd", "timeout"] as const).filter((f) => values[f]);
+        if (unsupported.length) {
+          throw new UsageError(
+            `tasks exec: --${
+              unsupported[0]
+            } cannot be combined with -t or -i (the exec session runs the command with the container's own user, env and cwd)`,
+          );
+        }
+        // A live session: stdin streamed as it comes, output as it is written.
         const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
           containerId: id,
           execArgs: cmd,
-          tty: true,
+          tty: !!values.tty,
           stdin: true,
         });
-        return await interactiveSession(url, { tty: true, stdin: true });
+        return await interactiveSession(url, { tty: !!values.tty, stdin: true });
       }
+      // Without -i, stdin from a pipe or file is read to its end and given to the command (a
+      // terminal is not read: the command would wait on the operator's Ctrl-D).
+      const stdin = Deno.stdin.isTerminal()
+        ? new Uint8Array(0)
+        : await new Response(Deno.stdin.readable).bytes();
       const r = await c.unary(
         c.tasks.exec.bind(c.tasks),
         {
@@ -320,7 +394,7 @@ export async function tasksCommand(args: string[], c: DaemonClient): Promise<num
           env: values.env ?? [],
           cwd: values.cwd ?? "",
           user: values.user ?? "",
-          stdin: Buffer.alloc(0),
+          stdin: Buffer.from(stdin),
           timeoutMs: BigInt(Number(values.timeout ?? 0) * 1000),
         },
         24 * 3600_000,

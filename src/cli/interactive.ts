@@ -47,8 +47,9 @@ export async function interactiveSession(
       tty: opts.tty,
       resize: terminal ? windowSizes(done.signal) : undefined,
       onStdout: (chunk) => void Deno.stdout.writeSync(chunk),
+      onStderr: (chunk) => void Deno.stderr.writeSync(chunk),
+      collect: false,
     });
-    if (r.stderr.length) Deno.stderr.writeSync(r.stderr);
     return r.exitCode;
   } finally {
     done.abort();
