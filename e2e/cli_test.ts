@@ -2,7 +2,8 @@
  * The CLI as a node operator used to ctr, nerdctl and crictl drives it: a reused container id
  * starts with an empty log and removed containers take their logs along; stdin piped into
  * `run` and `tasks exec` reaches the program and ends with ours; signals sent to a foreground
- * `run` reach the task; a stopped container starts again.
+ * `run` reach the task; a stopped container starts again; every command has --help on stdout
+ * with exit 0, and every usage mistake exits 2 naming what was wrong — without a daemon.
  */
 import {
   afterAll,
@@ -16,6 +17,7 @@ import {
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { type CliResult, command, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { type Command, COMMANDS } from "../src/cli/commands.ts";
 
 const dec = new TextDecoder();
 
@@ -221,5 +223,98 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
       await cli("tasks", "rm", "--force", id);
       expect((await cli("containers", "rm", id)).code).toBe(0);
     }
+  });
+});
+
+describe("cli: help and usage errors (no daemon needed)", () => {
+  // A socket nobody serves: help and usage errors must not need one.
+  const k = (...args: string[]) => runCli(["--address", "/nonexistent/k8sc.sock", ...args]);
+  const leaves = (list: Command[], path: string[] = []): string[][] =>
+    list.flatMap((c) =>
+      c.subcommands ? leaves(c.subcommands, [...path, c.name]) : [[...path, c.name]]
+    );
+
+  it("prints every command's --help on stdout with exit 0", async () => {
+    const paths = [
+      [],
+      ...leaves(COMMANDS),
+      ...COMMANDS.filter((c) => c.subcommands).map((c) => [c.name]),
+    ];
+    for (let i = 0; i < paths.length; i += 4) {
+      await Promise.all(
+        paths.slice(i, i + 4).map(async (path) => {
+          const r = await k(...path, "--help");
+          expect({ path, code: r.code, stderr: r.stderr }).toEqual({ path, code: 0, stderr: "" });
+          expect(r.stdout).toContain(
+            path.length ? `Usage: k8scontainerd ${path.join(" ")}` : "COMMAND",
+          );
+        }),
+      );
+    }
+    for (
+      const args of [["run", "--help"], ["tasks", "exec", "--help"], ["daemon", "--help"], [
+        "config",
+        "check",
+        "--help",
+      ]]
+    ) {
+      const r = await k(...args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: k8scontainerd /);
+    }
+  });
+
+  it("answers `GROUP help`, a bare GROUP and `help GROUP` alike: stdout, exit 0", async () => {
+    for (const group of ["tasks", "images", "containers", "snapshots"]) {
+      const [a, b, c] = await Promise.all([k(group, "help"), k(group), k("help", group)]);
+      for (const r of [a, b, c]) {
+        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      }
+      expect(b.stdout).toBe(a.stdout);
+      expect(c.stdout).toBe(a.stdout);
+    }
+    const top = await k("help");
+    expect(top.code).toBe(0);
+    expect(top.stdout.split("\n")).toContain("  attach ID");
+    expect((await k("--help")).stdout).toBe(top.stdout);
+  });
+
+  it("exits 2 on every usage mistake, naming it", async () => {
+    const cases: [string[], RegExp][] = [
+      [["version", "--bogus"], /^k8scontainerd: version: unknown flag --bogus/],
+      [["containers", "rm", "--force", "X"], /containers rm: unknown flag --force/],
+      [
+        ["images", "ls", "--format", "yaml"],
+        /images ls: invalid --format "yaml": expected table or json/,
+      ],
+      [["tasks", "ls", "--format=xml"], /invalid --format "xml"/],
+      [["tasks", "bogus"], /unknown tasks command "bogus"/],
+      [["bogus"], /unknown command "bogus"/],
+      [["--bogus"], /unknown flag --bogus/],
+      [["run", "busybox"], /run: missing ID/],
+      [["tasks", "exec", "c1"], /tasks exec: missing CMD/],
+      [
+        ["run", "--sig-proxy=maybe", "i", "c"],
+        /invalid --sig-proxy "maybe": expected true or false/,
+      ],
+      [["run", "--rm", "-d", "i", "c"], /--rm and -d cannot be combined/],
+      [["run", "--label", "novalue", "i", "c"], /invalid --label "novalue": expected key=value/],
+      [["logs", "--tail", "x", "c"], /invalid --tail "x"/],
+      [["help", "nope"], /help: unknown command "nope"/],
+      [["config"], /./],
+    ];
+    for (const [args, re] of cases) {
+      const r = await k(...args);
+      if (args[0] === "config") {
+        expect(r.code).toBe(0); // a bare group prints its help
+        continue;
+      }
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(r.stderr).toMatch(re);
+    }
+    // Not a usage mistake: the daemon is not there (exit 1, naming the socket).
+    const down = await k("version");
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach the daemon at \/nonexistent\/k8sc\.sock/);
   });
 });
