@@ -127,6 +127,29 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
     expect(bad.stderr).toMatch(/--user cannot be combined with -t or -i/);
     await cli("tasks", "rm", "--force", "s5");
     await cli("containers", "rm", "s5");
+
+    // From a terminal (a pty from `script`), without -t: the typed line is forwarded too.
+    const typed = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `(sleep 1.5; printf 'hello\\n') | script -qfec "${
+          command().join(" ")
+        } --address ${d.socket} run --rm ${image} p1 sh -c 'read v; echo got:\\$v'" /dev/null`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    expect(dec.decode(typed.stdout)).toContain("got:hello");
+    expect(typed.code).toBe(0);
+
+    // run -d -i keeps stdin open for a later attach, which feeds it.
+    expect((await cli("run", "-d", "-i", image, "s6", "sh", "-c", "read v; echo got:$v")).code)
+      .toBe(0);
+    const att = await piped([...k, "attach", "s6"], "z\n");
+    expect(att).toEqual({ code: 0, stdout: "got:z\n", stderr: "" });
+    await until("s6 to exit", stopped("s6", 0));
+    await cli("tasks", "rm", "s6");
+    await cli("containers", "rm", "s6");
   });
 
   it("passes SIGHUP, SIGQUIT, SIGINT and SIGTERM on to a foreground run's task", async () => {
