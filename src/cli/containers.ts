@@ -176,7 +176,12 @@ function sigProxy(
   const listeners = PROXIED_SIGNALS.map((signal) => {
     const fn = () =>
       void c.unary(c.tasks.kill.bind(c.tasks), { containerId: id, signal, all: false })
-        .catch((e) => console.error(`k8scontainerd: forwarding ${signal}: ${e.message}`));
+        .catch((e) => {
+          // A signal that crossed the task's exit needs no word.
+          if (!/not running/.test(e.message)) {
+            console.error(`k8scontainerd: forwarding ${signal} to ${id}: ${e.message}`);
+          }
+        });
     Deno.addSignalListener(signal, fn);
     return [signal, fn] as const;
   });

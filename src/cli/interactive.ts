@@ -1,5 +1,5 @@
 /**
- * An interactive terminal session for `run -t`, `attach` and `tasks exec -t`: the terminal in
+ * An interactive session for `run -t`, `attach` and `tasks exec -t`/`-i`: with a terminal, it in
  * raw mode, keystrokes to the container, its output to ours, and the window size followed on
  * SIGWINCH — over the daemon's streaming server (the same SPDY protocol crictl uses).
  */
