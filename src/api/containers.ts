@@ -71,6 +71,7 @@ export function containersApi(svc: ContainerService) {
         user: req.user,
         tty: req.tty,
         stdin: req.stdin,
+        stdinOnce: req.stdinOnce,
         mounts: req.mounts,
         netHost: req.netHost,
         readonlyRootfs: req.readonlyRootfs,
@@ -100,7 +101,9 @@ export function tasksApi(svc: ContainerService, streaming: () => StreamingServer
       return { containerId: req.containerId, pid };
     },
     async start(req: tpb.StartRequest, ctx: CallContext): Promise<tpb.StartResponse> {
-      return await svc.start(ns(ctx), required(req.containerId, "container_id"));
+      return await svc.start(ns(ctx), required(req.containerId, "container_id"), {
+        restart: true,
+      });
     },
     async delete(req: tpb.DeleteTaskRequest, ctx: CallContext): Promise<tpb.DeleteResponse> {
       const r = await svc.deleteTask(ns(ctx), required(req.containerId, "container_id"), req.force);

@@ -1,5 +1,5 @@
 /**
- * An interactive terminal session for `run -t`, `attach` and `tasks exec -t`: the terminal in
+ * An interactive session for `run -t`, `attach` and `tasks exec -t`/`-i`: with a terminal, it in
  * raw mode, keystrokes to the container, its output to ours, and the window size followed on
  * SIGWINCH — over the daemon's streaming server (the same SPDY protocol crictl uses).
  */
@@ -47,8 +47,9 @@ export async function interactiveSession(
       tty: opts.tty,
       resize: terminal ? windowSizes(done.signal) : undefined,
       onStdout: (chunk) => void Deno.stdout.writeSync(chunk),
+      onStderr: (chunk) => void Deno.stderr.writeSync(chunk),
+      collect: false,
     });
-    if (r.stderr.length) Deno.stderr.writeSync(r.stderr);
     return r.exitCode;
   } finally {
     done.abort();

@@ -8,6 +8,7 @@
  * printList([{ name: "busybox", size: 1024 }], { columns: [["REF", (r) => r.name]], id: (r) => r.name });
  * ```
  */
+import { UsageError } from "./usage_error.ts";
 
 export interface ListOptions<T> {
   columns: [string, (row: T) => string][];
@@ -31,7 +32,7 @@ export function printList<T>(rows: T[], opts: ListOptions<T>): void {
     return;
   }
   if (opts.format !== undefined && opts.format !== "table") {
-    throw new Error(`unknown --format "${opts.format}": expected table or json`);
+    throw new UsageError(`invalid --format "${opts.format}": expected table or json`);
   }
   if (opts.quiet) {
     for (const r of rows) console.log(opts.id(r));
@@ -87,7 +88,7 @@ export function parseLabels(values: string[] | undefined): Record<string, string
   const out: Record<string, string> = {};
   for (const v of values ?? []) {
     const i = v.indexOf("=");
-    if (i <= 0) throw new Error(`invalid label "${v}": expected key=value`);
+    if (i <= 0) throw new UsageError(`invalid --label "${v}": expected key=value`);
     out[v.slice(0, i)] = v.slice(i + 1);
   }
   return out;

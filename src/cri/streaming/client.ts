@@ -94,6 +94,13 @@ export interface RemoteCommandOptions {
   protocols?: readonly string[];
   /** Called with each stdout chunk as it arrives (it is also collected). */
   onStdout?: (chunk: Uint8Array) => void;
+  /** Called with each stderr chunk as it arrives (it is also collected). */
+  onStderr?: (chunk: Uint8Array) => void;
+  /**
+   * false: output goes only to the callbacks, the result's stdout and stderr stay empty (for
+   * sessions that run as long as a container does). Default true.
+   */
+  collect?: boolean;
 }
 
 /** The outcome of {@link remoteCommand}. */
@@ -112,10 +119,11 @@ export interface RemoteCommandResult {
 async function readAll(
   s: ReadableStream<Uint8Array>,
   each?: (c: Uint8Array) => void,
+  collect = true,
 ): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const c of s) {
-    parts.push(c);
+    if (collect) parts.push(c);
     each?.(c);
   }
   return concatBytes(parts);
@@ -169,8 +177,8 @@ export async function remoteCommand(
       );
     }
     const [out, err, errText] = await Promise.all([
-      stdout ? readAll(stdout.readable, opts.onStdout) : new Uint8Array(0),
-      stderr ? readAll(stderr.readable) : new Uint8Array(0),
+      stdout ? readAll(stdout.readable, opts.onStdout, opts.collect) : new Uint8Array(0),
+      stderr ? readAll(stderr.readable, opts.onStderr, opts.collect) : new Uint8Array(0),
       readAll(errorStream.readable).then((b) => new TextDecoder().decode(b)),
     ]);
     // The session is over once the server closed its streams; stdin and resize copying may

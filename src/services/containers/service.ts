@@ -255,6 +255,9 @@ export class ContainerService {
     const bundle = this.bundleDir(ns, o.id);
     const rootfs = `${bundle}/rootfs`;
     const undo: (() => Promise<void>)[] = [];
+    // A new container starts with an empty log, even where an older one of the same id left
+    // its log behind (a daemon from before deletes removed logs, or one killed mid-delete).
+    await removeFile(this.defaultLogPath(ns, o.id));
     try {
       await Deno.mkdir(rootfs, { recursive: true, mode: 0o711 });
       undo.push(() => Deno.remove(bundle, { recursive: true }).catch(() => {}));
@@ -365,6 +368,11 @@ export class ContainerService {
     }
     failpoint("container-delete-snapshot-removed");
     await Deno.remove(bundle, { recursive: true }).catch(() => {});
+    // The log goes with the container when the daemon chose where it lives; a path the client
+    // named (the kubelet's /var/log/pods/…) is the client's to rotate and remove.
+    const log = this.defaultLogPath(ns, c.id);
+    const labelled = c.labels[LOG_PATH_LABEL];
+    if (!labelled || labelled === log) await removeFile(log);
   }
 
   /** Deletes at start what a delete cut short left: records carrying {@link DELETING_LABEL}. */
@@ -423,8 +431,21 @@ export class ContainerService {
     return { pid };
   }
 
-  async start(ns: string, id: string): Promise<{ pid: number }> {
-    this.#d.containers.get(ns, id);
+  /**
+   * Starts the container's created task. With `restart` (what the management API's Start
+   * does), a container whose task exited, or that has no task since `tasks rm`, gets a fresh
+   * task first, writing on to the same log; the CRI, whose exited containers stay exited,
+   * starts only what it created.
+   */
+  async start(ns: string, id: string, opts: { restart?: boolean } = {}): Promise<{ pid: number }> {
+    const c = this.#d.containers.get(ns, id);
+    if (opts.restart) {
+      const st = await this.#taskState(ns, id);
+      if (st?.status === "stopped") await this.deleteTask(ns, id, false);
+      if (!st || st.status === "stopped") {
+        await this.createTask(ns, id, { logPath: c.labels[LOG_PATH_LABEL] || undefined });
+      }
+    }
     await this.#d.runtime.start(id, ns);
     const st = await this.#d.runtime.state(id, ns);
     this.#d.events.publish(ns, "/tasks/start", { containerId: id, pid: st.pid });
@@ -958,4 +979,11 @@ async function mountsUnder(dir: string): Promise<string[]> {
 async function isMounted(path: string): Promise<boolean> {
   const info = await Deno.readTextFile("/proc/self/mountinfo");
   return info.split("\n").some((l) => l.split(" ")[4] === path);
+}
+
+/** Removes a file; one that is already gone is fine, any other failure is thrown. */
+async function removeFile(path: string): Promise<void> {
+  await Deno.remove(path).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
 }

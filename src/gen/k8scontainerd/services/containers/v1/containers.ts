@@ -87,6 +87,11 @@ export interface CreateContainerRequest {
   privileged: boolean;
   snapshotter: string;
   hostname: string;
+  /**
+   * With stdin: the container's stdin closes when the first attach ends (`run` forwards the
+   * CLI's stdin this way, so the program sees EOF after the CLI's).
+   */
+  stdinOnce: boolean;
 }
 
 export interface CreateContainerRequest_LabelsEntry {
@@ -681,6 +686,7 @@ function createBaseCreateContainerRequest(): CreateContainerRequest {
     privileged: false,
     snapshotter: "",
     hostname: "",
+    stdinOnce: false,
   };
 }
 
@@ -733,6 +739,9 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     }
     if (message.hostname !== "") {
       writer.uint32(130).string(message.hostname);
+    }
+    if (message.stdinOnce !== false) {
+      writer.uint32(136).bool(message.stdinOnce);
     }
     return writer;
   },
@@ -881,6 +890,14 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
             message.hostname = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.stdinOnce = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -922,6 +939,7 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     message.privileged = object.privileged ?? false;
     message.snapshotter = object.snapshotter ?? "";
     message.hostname = object.hostname ?? "";
+    message.stdinOnce = object.stdinOnce ?? false;
     return message;
   },
 };

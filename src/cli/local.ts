@@ -1,0 +1,61 @@
+/**
+ * The commands that are not calls of one management service: `daemon` (runs the daemon in
+ * this process), `version` (client, then daemon) and `config` (reads the config file).
+ */
+import { DEFAULT_CONFIG_PATH, loadConfig, renderDefaultConfig } from "../config/config.ts";
+import { REVISION, VERSION } from "../version.ts";
+import type { Args, Context } from "./commands.ts";
+
+function print(text: string): number {
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
+  return 0;
+}
+
+/** `daemon [--config F] [--root D] …`: serves until SIGTERM or SIGINT. */
+export async function daemonCommand(a: Args, ctx: Context): Promise<number> {
+  const config = await loadConfig({
+    path: a.str("config"),
+    overrides: {
+      root: a.str("root"),
+      state: a.str("state"),
+      address: a.str("address") ?? (ctx.addressGiven ? ctx.address : undefined),
+      logLevel: a.str("log-level"),
+      metricsAddress: a.str("metrics-address"),
+    },
+  });
+  const { createLogger, parseLevel } = await import("../log/logger.ts");
+  const log = createLogger({ level: parseLevel(config.log.level) });
+  // Loaded only here: client commands start faster without the daemon's stores.
+  const { runDaemon } = await import("../daemon/daemon.ts");
+  try {
+    await runDaemon(config, log);
+  } catch (e) {
+    log.fatal("daemon failed", { err: e });
+    return 1;
+  }
+  return 0;
+}
+
+/** `version`: the client's version, then the daemon's (exit 1 when it cannot be reached). */
+export async function versionCommand(_a: Args, ctx: Context): Promise<number> {
+  print(
+    `Client:\n  Version:  ${VERSION}\n  Revision: ${REVISION}\n  Deno:     ${Deno.version.deno}\n\n`,
+  );
+  const c = await ctx.client();
+  const v = await c.unary(c.version.version.bind(c.version), {});
+  return print(
+    `Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n  Runtime:  ${v.runtime}\n`,
+  );
+}
+
+/** `config default`: the full default configuration as TOML. */
+export function configDefault(_a: Args, _ctx: Context): Promise<number> {
+  return Promise.resolve(print(renderDefaultConfig()));
+}
+
+/** `config check [FILE]`: loads and validates the file; the error names what is wrong. */
+export async function configCheck(a: Args, _ctx: Context): Promise<number> {
+  const path = a.positionals[0] ?? DEFAULT_CONFIG_PATH;
+  await loadConfig({ path });
+  return print(`${path}: ok\n`);
+}
