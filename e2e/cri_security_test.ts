@@ -50,7 +50,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
     call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-  async function runPod(name: string, config: PodSandboxConfig): Promise<string> {
+  async function runPod(config: PodSandboxConfig): Promise<string> {
     const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
     pods.push(podSandboxId);
     return podSandboxId;
@@ -125,7 +125,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
           },
         },
       });
-      const pod = await runPod("userns", config);
+      const pod = await runPod(config);
       const vol = `${dir}/vol`, plain = `${dir}/plain`;
       await Deno.mkdir(vol);
       await Deno.mkdir(plain);
@@ -175,7 +175,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
           securityContext: { namespaceOptions: { usernsOptions: { mode: NamespaceMode.NODE } } },
         },
       });
-      const pod = await runPod("userns-node", config);
+      const pod = await runPod(config);
       const c = await start(pod, config, containerConfig("app", busybox, ["sleep", "1000"]));
       const host = (await Deno.readTextFile("/proc/self/uid_map")).trim().split(/\s+/);
       expect((await exec(c, ["cat", "/proc/self/uid_map"])).out.trim().split(/\s+/)).toEqual(host);
@@ -230,7 +230,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
           },
         },
       });
-      const pod = await runPod("userns-vol", config);
+      const pod = await runPod(config);
       const e = await r(rt.createContainer.bind(rt), {
         podSandboxId: pod,
         config: containerConfig("app", busybox, ["true"], {
@@ -250,7 +250,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
 
   it("a recursive read-only mount makes submounts read-only; a plain one does not", async () => {
     const config = podConfig("rro");
-    const pod = await runPod("rro", config);
+    const pod = await runPod(config);
     const src = `${dir}/rro`;
     await Deno.mkdir(`${src}/sub`, { recursive: true });
     mount("tmpfs", `${src}/sub`, "tmpfs", 0, "size=1m");
@@ -302,7 +302,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
 
   it("SupplementalGroupsPolicy Merge and Strict, and ContainerStatus.user", async () => {
     const config = podConfig("groups");
-    const pod = await runPod("groups", config);
+    const pod = await runPod(config);
     const run = async (name: string, policy: SupplementalGroupsPolicy) => {
       const c = await start(
         pod,
@@ -334,7 +334,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
   it("StopContainer sends the container's stop_signal; an unknown id is fine", async () => {
     const config = podConfig("stopsig", { logDirectory: `${dir}/logs` });
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
-    const pod = await runPod("stopsig", config);
+    const pod = await runPod(config);
     const c = await start(
       pod,
       config,
