@@ -162,7 +162,7 @@ const STDIN_LABEL = "io.k8scontainerd.stdin";
 /** "true": the rootfs is idmapped through a pod's user namespace (never remounted plain). */
 const IDMAP_LABEL = "io.k8scontainerd.idmapped-rootfs";
 /** JSON list of the container's image volumes ({@link ImageVolumeRecord}). */
-const IMAGE_VOLUMES_LABEL = "io.k8scontainerd.image-volumes";
+export const IMAGE_VOLUMES_LABEL = "io.k8scontainerd.image-volumes";
 /**
  * Set on a container's record when its delete begins. The record goes last, after the rootfs,
  * root snapshot and bundle, so nothing it owns is ever leaked; a record still carrying this
