@@ -29,7 +29,7 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
 
@@ -86,6 +86,12 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     (await Deno.readTextFile("/proc/self/mountinfo")).split("\n").filter((l) =>
       l.includes(`/bundles/k8s.io/${id}`)
     );
+  /** The CRI namespace's snapshots, as the management API lists them. */
+  const snapshots = async () => {
+    const out = await runCli(["--address", d.socket, "-n", "k8s.io", "snapshots", "ls"]);
+    expect(out.code).toBe(0);
+    return out.stdout;
+  };
   const listed = async () =>
     (await r(rt.listContainers.bind(rt), {
       filter: { id: "", state: undefined, podSandboxId: pod.id, labelSelector: {} },
@@ -150,8 +156,10 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     });
     expect(still.image?.id).toBe(layersId);
 
+    expect(await snapshots()).toContain(`${id}-imagevolume-1`);
     await r(rt.removeContainer.bind(rt), { containerId: id });
     expect(await bundleMounts(id)).toEqual([]);
+    expect(await snapshots()).not.toContain("imagevolume");
     await r(img.removeImage.bind(img), { image: imageSpec(layersId) });
     const gone = await r(img.imageStatus.bind(img), { image: imageSpec(layersId), verbose: false });
     expect(gone.image).toBeUndefined();
@@ -179,6 +187,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     const left = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
       .filter((l) => l.includes("/imagevolumes/"));
     expect(left).toEqual([]);
+    expect(await snapshots()).not.toContain("imagevolume");
     await r(img.removeImage.bind(img), { image: imageSpec(layersId) });
   });
 
