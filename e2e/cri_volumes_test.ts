@@ -229,6 +229,30 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     }
   });
 
+  it("gives a privileged container the host's devices", async () => {
+    const id = await run("priv", {
+      linux: { securityContext: { privileged: true } },
+      devices: [{ containerPath: "/dev/mynull", hostPath: "/dev/null", permissions: "rw" }],
+    });
+    try {
+      // Every char/block device of the host's /dev (not pts, not the console), and its own.
+      const host: string[] = [];
+      for await (const e of Deno.readDir("/dev")) {
+        const st = await Deno.lstat(`/dev/${e.name}`);
+        if ((st.isCharDevice || st.isBlockDevice) && e.name !== "console") host.push(e.name);
+      }
+      const out = await sh(id, "cd /dev && for f in *; do [ -c $f -o -b $f ] && echo $f; done");
+      expect(out.exit).toBe(0);
+      const seen = out.out.split("\n").filter(Boolean);
+      for (const name of host) {
+        expect({ name, seen: seen.includes(name) }).toEqual({ name, seen: true });
+      }
+      expect(seen).toContain("mynull");
+    } finally {
+      await r(rt.removeContainer.bind(rt), { containerId: id });
+    }
+  });
+
   it("refuses a missing host device (NOT_FOUND) and bad permissions (INVALID_ARGUMENT)", async () => {
     const missing = await create("nodev", {
       devices: [{
