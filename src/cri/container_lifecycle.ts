@@ -38,6 +38,8 @@ import { criSignalName } from "./stop_signal.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
 import { injectCdi, mergeMounts } from "../cdi/mod.ts";
+import { imageVolumes, isImageVolume } from "./image_volumes.ts";
+import { criDevices, mergeDevices } from "./devices.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -123,6 +125,9 @@ export async function createContainer(
   if (!image) throw new NotFoundError(`image "${imageRef}"`);
   // CDI devices: resolved before the record, so a bad request leaves nothing behind.
   const cdi = await injectCdi(ctx.cdi, config, ctx.log);
+  // Image volumes and host devices too (image_volumes.ts, devices.ts).
+  const volumes = await imageVolumes(ctx.imageView, config.mounts);
+  const devices = await criDevices(config.devices, !!config.linux?.securityContext?.privileged);
   const id = newId();
   const logPath = sbConfig.logDirectory && config.logPath
     ? `${sbConfig.logDirectory.replace(/\/$/, "")}/${config.logPath}`
@@ -164,6 +169,7 @@ export async function createContainer(
       if (!m.containerPath.startsWith("/")) {
         throw new InvalidArgumentError(`mounts[${i}].container_path must be absolute`);
       }
+      if (isImageVolume(m)) continue; // mounted by the container service
       if (m.recursiveReadOnly && !featuresOf(ctx, sb.handler).recursiveReadOnlyMounts) {
         throw new InvalidArgumentError(
           `mounts[${i}].recursive_read_only: runtime handler "${
@@ -222,6 +228,7 @@ export async function createContainer(
       idmap: userns
         ? { usernsPath, uid: userns.uids[0].hostID, gid: userns.gids[0].hostID }
         : undefined,
+      imageVolumes: volumes,
       specOverrides: {
         hostname: undefined,
         supplementalGroups: [...(sc?.supplementalGroups.map(Number) ?? []), ...cdi.additionalGids],
@@ -237,7 +244,7 @@ export async function createContainer(
         maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
         readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
         mounts: mergeMounts(mounts, cdi.mounts),
-        devices: cdi.devices,
+        devices: mergeDevices(devices, cdi.devices),
         hooks: cdi.hooks,
         namespaces: {
           network: sbNs?.network === NamespaceMode.NODE ? "host" : sb.netnsPath || podNs("net"),

@@ -9,6 +9,9 @@
  *   removes an image with a single tag entirely. An image with several tags keeps the others.
  *   (containerd removes every reference even when given a tag; docker and CRI-O untag.)
  *
+ * An image a container's image volume mounts is refused with FailedPrecondition naming the
+ * container (as containerd does) until the container is removed.
+ *
  * The last removal waits for garbage collection, so content and snapshots are reclaimed when
  * the call returns.
  *
@@ -20,16 +23,19 @@
 import type { RemoveImageRequest, RemoveImageResponse } from "../gen/runtime/v1/api.ts";
 import type { Logger } from "../log/logger.ts";
 import { type CriImageView, normalizeRef, requireImage, splitReferences } from "./image_view.ts";
+import { refuseIfImageVolume } from "./image_volumes.ts";
 
 /** The `RemoveImage` handler. */
 export function removeImageHandler(
   view: CriImageView,
   log?: Logger,
+  imageVolumeUsers: (imageId: string) => string[] = () => [],
 ): (req: RemoveImageRequest) => Promise<RemoveImageResponse> {
   return async (req) => {
     const image = requireImage(req.image?.image, "RemoveImageRequest.image.image");
     const img = await view.resolve(image);
     if (!img) return {};
+    refuseIfImageVolume(image, img.id, imageVolumeUsers);
     let name: string | undefined;
     try {
       name = normalizeRef(image);

@@ -29,7 +29,7 @@ import { version } from "./version.ts";
 import type { ContainerService } from "../services/containers/service.ts";
 import type { SandboxService } from "../services/sandboxes/service.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import type { CriContext } from "./context.ts";
+import { CRI_NAMESPACE, type CriContext } from "./context.ts";
 import { CriStore } from "./store.ts";
 import { runPodSandbox } from "./sandbox_run.ts";
 import { removePodSandbox, stopPodSandbox } from "./sandbox_stop_remove.ts";
@@ -208,7 +208,11 @@ export async function registerCri(
     listImages: listImagesHandler(view),
     streamImages: streamImagesHandler(view, batch),
     imageStatus: imageStatusHandler(view),
-    removeImage: removeImageHandler(view, log),
+    removeImage: removeImageHandler(
+      view,
+      log,
+      (id) => deps.containers.imageVolumeUsers(CRI_NAMESPACE, id),
+    ),
     imageFsInfo: imageFsInfoHandler({
       snapshotters: deps.snapshotters,
       snapshotter: deps.defaultSnapshotter,

@@ -177,6 +177,28 @@ describe("garbage collection", () => {
     ]);
   });
 
+  it("an image volume's view keeps its image's snapshot chain, until the view goes", async () => {
+    const g = await buildImages();
+    // What the container service makes for an image volume of `app`: a view of chain-2.
+    snapshot("default", "c1-imagevolume-0", "view", "chain-2", {
+      "io.k8scontainerd.image-volume": "c1",
+    });
+    images.delete("default", "example.com/app:1");
+    removed = [];
+    const r = await gc();
+    // The image's content goes (the CRI refuses RemoveImage while it is mounted; the
+    // management API does not), but the layers the view shows stay.
+    expect(r.contentRemoved).toContain(`default/${g.idx.digest}`);
+    expect(removed).toEqual(["default/orphan-3", "default/orphan-2", "default/orphan-1"]);
+    expect(snapshotKeys()).toContain("chain-1");
+    expect(snapshotKeys()).toContain("chain-2");
+    // The container's delete removes the view: the chain is collected next.
+    await snapshotters.get("overlayfs")!.remove("default", "c1-imagevolume-0");
+    removed = [];
+    await gc();
+    expect(removed).toEqual(["default/chain-2", "default/chain-1"]);
+  });
+
   it("a lease protects a blob no image references; an expired lease does not", async () => {
     const kept = await put("default", MEDIA_TYPES.ociLayerGzip, te.encode("leased"));
     const loose = await put("default", MEDIA_TYPES.ociLayerGzip, te.encode("expired lease"));

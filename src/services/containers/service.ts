@@ -25,13 +25,23 @@ import type { NamespaceStore } from "../../metadata/namespaces.ts";
 import { LABEL_GC_ROOT } from "../../metadata/gc.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
-import { mountAll } from "../../snapshots/mount.ts";
+import { mountAll, unmountAll } from "../../snapshots/mount.ts";
 import {
   idmappedVolume,
   mountIdmappedRootfs,
   type RootfsIdmap,
   unmountIdmappedRootfs,
 } from "./idmapped_rootfs.ts";
+import {
+  IMAGE_VOLUME_SNAPSHOT_LABEL,
+  imageVolumeDir,
+  imageVolumeKey,
+  type ImageVolumeRecord,
+  type ImageVolumeRequest,
+  parseImageVolumes,
+  resolveSubPath,
+  unmountImageVolumes,
+} from "./image_volumes.ts";
 import type { ImageService } from "../images/service.ts";
 import { readConfig } from "../images/manifests.ts";
 import { snapshotLabel } from "../images/pull.ts";
@@ -123,6 +133,11 @@ export interface CreateContainerOptions {
    * through it (see idmapped_rootfs.ts). The user namespace itself goes in specOverrides.
    */
   idmap?: RootfsIdmap;
+  /**
+   * Images to mount read-only into the container (CRI image volumes): each a view snapshot
+   * mounted under the bundle and bound at its destination (see image_volumes.ts).
+   */
+  imageVolumes?: ImageVolumeRequest[];
 }
 
 export interface TaskView extends TaskState {
@@ -146,6 +161,8 @@ const TTY_LABEL = "io.k8scontainerd.tty";
 const STDIN_LABEL = "io.k8scontainerd.stdin";
 /** "true": the rootfs is idmapped through a pod's user namespace (never remounted plain). */
 const IDMAP_LABEL = "io.k8scontainerd.idmapped-rootfs";
+/** JSON list of the container's image volumes ({@link ImageVolumeRecord}). */
+export const IMAGE_VOLUMES_LABEL = "io.k8scontainerd.image-volumes";
 /**
  * Set on a container's record when its delete begins. The record goes last, after the rootfs,
  * root snapshot and bundle, so nothing it owns is ever leaked; a record still carrying this
@@ -241,16 +258,7 @@ export class ContainerService {
     const snapshotter = this.#d.snapshotters.get(snapName);
     if (!snapshotter) throw new InvalidArgumentError(`unknown snapshotter "${snapName}"`);
     const { manifest, config } = await readConfig(this.#d.content, image.target);
-    let parent: string | undefined;
-    if (manifest.manifest.layers.length) {
-      parent = this.#d.contentIndex.get(ns, manifest.manifest.config.digest)
-        .labels[snapshotLabel(snapName)];
-      if (!parent) {
-        throw new FailedPreconditionError(
-          `image "${image.name}" is not unpacked for ${snapName}: pull it again`,
-        );
-      }
-    }
+    const parent = this.#unpackedChain(ns, image.name, manifest.manifest, snapName);
 
     const bundle = this.bundleDir(ns, o.id);
     const rootfs = `${bundle}/rootfs`;
@@ -268,6 +276,7 @@ export class ContainerService {
       if (o.idmap) mountIdmappedRootfs(mounts, bundle, o.idmap);
       else mountAll(mounts, rootfs);
       undo.push(() => Promise.resolve(unmountIdmappedRootfs(bundle)));
+      const volumes = await this.#mountImageVolumes(ns, o, snapshotter, bundle, undo);
       const userMounts = o.specOverrides?.mounts?.map((m, i) => {
         if (!m.idmap) return m;
         if (!o.idmap || !m.source) {
@@ -278,6 +287,7 @@ export class ContainerService {
         return { ...m, source: idmappedVolume(m.source, bundle, i, o.idmap, !!m.readonly) };
       });
 
+      const baseMounts = o.mounts?.map((m, i) => userMount(m, i));
       const host = await hostLimits();
       const floor = this.#d.daemonOomScoreAdj;
       const { clamped } = clampOomScoreAdj(0, floor);
@@ -303,13 +313,16 @@ export class ContainerService {
         group: await this.#readRootfsFile(rootfs, "/etc/group"),
         terminal: !!o.tty,
         privileged: !!o.privileged,
-        mounts: o.mounts?.map((m, i) => userMount(m, i)),
+        mounts: baseMounts,
         namespaces: o.netHost ? { network: "host" } : undefined,
         cgroupsPath: cgroupPath,
         oomScoreAdj: floor,
         command: o.command?.length ? o.command : undefined,
         ...o.specOverrides,
         ...(userMounts ? { mounts: userMounts } : {}),
+        ...(volumes.mounts.length
+          ? { mounts: [...(userMounts ?? baseMounts ?? []), ...volumes.mounts] }
+          : {}),
         // What the host allows always wins over what was asked for.
         oomScoreAdjFloor: floor,
         hostCapabilities: host.capabilities,
@@ -332,6 +345,7 @@ export class ContainerService {
           [TTY_LABEL]: o.tty ? "true" : "",
           [STDIN_LABEL]: o.stdin ? (o.stdinOnce ? "stdin-once" : "stdin") : "",
           [IDMAP_LABEL]: o.idmap ? "true" : "",
+          [IMAGE_VOLUMES_LABEL]: volumes.records.length ? JSON.stringify(volumes.records) : "",
         },
       });
       this.#d.events.publish(ns, "/containers/create", { id: o.id, image: image.name, runtime });
@@ -340,6 +354,91 @@ export class ContainerService {
       for (const fn of undo.reverse()) await fn();
       throw e;
     }
+  }
+
+  /**
+   * The committed snapshot (chain id) an image's rootfs is unpacked as, undefined for an image
+   * without layers.
+   *
+   * @throws FailedPreconditionError when the image is not unpacked for `snapName`.
+   */
+  #unpackedChain(
+    ns: string,
+    name: string,
+    manifest: { config: { digest: string }; layers: unknown[] },
+    snapName: string,
+  ): string | undefined {
+    if (!manifest.layers.length) return undefined;
+    const parent = this.#d.contentIndex.get(ns, manifest.config.digest)
+      .labels[snapshotLabel(snapName)];
+    if (!parent) {
+      throw new FailedPreconditionError(
+        `image "${name}" is not unpacked for ${snapName}: pull it again`,
+      );
+    }
+    return parent;
+  }
+
+  /**
+   * Mounts `o.imageVolumes`: a view of each image's layers at `<bundle>/imagevolumes/<n>`, and
+   * the read-only binds the spec gets. Pushes its undo steps onto `undo`.
+   */
+  async #mountImageVolumes(
+    ns: string,
+    o: CreateContainerOptions,
+    snapshotter: Snapshotter,
+    bundle: string,
+    undo: (() => Promise<void>)[],
+  ): Promise<{ mounts: UserMount[]; records: ImageVolumeRecord[] }> {
+    const mounts: UserMount[] = [];
+    const records: ImageVolumeRecord[] = [];
+    if (!o.imageVolumes?.length) return { mounts, records };
+    for (const [n, v] of (o.imageVolumes ?? []).entries()) {
+      const image = await this.#d.images.get(ns, v.image).catch((e) => {
+        if (isKind(e, "not-found")) {
+          throw new NotFoundError(`${v.field}.image: image "${v.image}" (pull it first)`);
+        }
+        throw e;
+      });
+      const { manifest } = await readConfig(this.#d.content, image.target);
+      const parent = this.#unpackedChain(ns, image.name, manifest.manifest, snapshotter.name);
+      const key = imageVolumeKey(o.id, n);
+      const viewMounts = await snapshotter.view(ns, key, parent, {
+        [IMAGE_VOLUME_SNAPSHOT_LABEL]: o.id,
+      });
+      undo.push(() => snapshotter.remove(ns, key).catch(() => {}));
+      const at = imageVolumeDir(bundle, n);
+      await Deno.mkdir(at, { recursive: true, mode: 0o711 });
+      mountAll(viewMounts, at);
+      undo.push(() => Promise.resolve(unmountAll(at)));
+      const sub = resolveSubPath(at, v.subPath, `${v.field}.image_sub_path`);
+      mounts.push({
+        destination: v.destination,
+        source: sub ? `${at}/${sub}` : at,
+        type: "bind",
+        readonly: true,
+        propagation: "rprivate",
+      });
+      records.push({ n, image: image.name, imageId: manifest.manifest.config.digest, key });
+    }
+    return { mounts, records };
+  }
+
+  /**
+   * Containers of `ns` with an image volume of the image whose id (config digest) is
+   * `imageId`: such an image may not be removed (its view would lose its image).
+   *
+   * @example
+   * ```ts
+   * svc.imageVolumeUsers("k8s.io", "sha256:…"); // ["4f2a…"]
+   * ```
+   */
+  imageVolumeUsers(ns: string, imageId: string): string[] {
+    return this.#d.containers.list(ns)
+      .filter((c) =>
+        parseImageVolumes(c.labels[IMAGE_VOLUMES_LABEL]).some((v) => v.imageId === imageId)
+      )
+      .map((c) => c.id);
   }
 
   async delete(ns: string, id: string): Promise<void> {
@@ -360,7 +459,15 @@ export class ContainerService {
   async #removeOwned(ns: string, c: Container): Promise<void> {
     const bundle = this.bundleDir(ns, c.id);
     unmountIdmappedRootfs(bundle);
+    unmountImageVolumes(bundle);
     const snapshotter = this.#d.snapshotters.get(c.snapshotter);
+    if (snapshotter) {
+      for (const v of parseImageVolumes(c.labels[IMAGE_VOLUMES_LABEL])) {
+        await snapshotter.remove(ns, v.key).catch((e) => {
+          if (!isKind(e, "not-found")) throw e;
+        });
+      }
+    }
     if (snapshotter && c.snapshotKey) {
       await snapshotter.remove(ns, c.snapshotKey).catch((e) => {
         if (!isKind(e, "not-found")) throw e;
@@ -731,6 +838,7 @@ export class ContainerService {
         const dir = this.bundleDir(ns, id);
         try {
           unmountIdmappedRootfs(dir);
+          unmountImageVolumes(dir);
           const left = await mountsUnder(dir);
           if (left.length) {
             throw new FailedPreconditionError(`still mounted: ${left.join(", ")}`);
@@ -752,7 +860,12 @@ export class ContainerService {
     }
 
     const owned = new Set(
-      records.map((r) => `${r.namespace}/${r.container.snapshotter}/${r.container.snapshotKey}`),
+      records.flatMap((r) => [
+        `${r.namespace}/${r.container.snapshotter}/${r.container.snapshotKey}`,
+        ...parseImageVolumes(r.container.labels[IMAGE_VOLUMES_LABEL]).map((v) =>
+          `${r.namespace}/${r.container.snapshotter}/${v.key}`
+        ),
+      ]),
     );
     const now = Date.now();
     for (const { name: ns } of this.#d.namespaces.list()) {
@@ -765,7 +878,8 @@ export class ContainerService {
         const orphans = snapshotter.walk(
           ns,
           (i) =>
-            i.kind === "active" && i.labels[CONTAINER_SNAPSHOT_LABEL] !== undefined &&
+            ((i.kind === "active" && i.labels[CONTAINER_SNAPSHOT_LABEL] !== undefined) ||
+              (i.kind === "view" && i.labels[IMAGE_VOLUME_SNAPSHOT_LABEL] !== undefined)) &&
             i.labels[LABEL_GC_ROOT] === undefined && !owned.has(`${ns}/${name}/${i.key}`) &&
             !leased.has(`snapshots/${name}\0${i.key}`),
         );
@@ -816,6 +930,14 @@ export class ContainerService {
             JSON.stringify(c.spec),
           );
           this.#log.info("restored container rootfs", { namespace, id: c.id });
+        }
+        // Image volumes lost with a reboot: the views are remounted where config.json binds them.
+        for (const v of parseImageVolumes(c.labels[IMAGE_VOLUMES_LABEL])) {
+          const at = imageVolumeDir(this.bundleDir(namespace, c.id), v.n);
+          if (!snapshotter || await isMounted(at)) continue;
+          await Deno.mkdir(at, { recursive: true, mode: 0o711 });
+          mountAll(snapshotter.mounts(namespace, v.key), at);
+          this.#log.info("restored an image volume", { namespace, id: c.id, image: v.image });
         }
       } catch (e) {
         this.#log.warn("could not restore container rootfs", { namespace, id: c.id, err: e });

@@ -28,7 +28,13 @@ import { createLogger } from "../../log/logger.ts";
 import type { ImageService } from "../images/service.ts";
 import type { ContentStore } from "../../content/store.ts";
 import type { ContentIndex } from "../../metadata/content.ts";
-import { CONTAINER_SNAPSHOT_LABEL, ContainerService, DELETING_LABEL } from "./service.ts";
+import {
+  CONTAINER_SNAPSHOT_LABEL,
+  ContainerService,
+  DELETING_LABEL,
+  IMAGE_VOLUMES_LABEL,
+} from "./service.ts";
+import { IMAGE_VOLUME_SNAPSHOT_LABEL } from "./image_volumes.ts";
 
 const NS = "default";
 // Per process: two runs side by side must not remove each other's parent.
@@ -135,13 +141,25 @@ describe.skipIf(!isRoot, ROOT_REASON)(
      * the labelled root snapshot, mounted at <bundle>/rootfs, and config.json. `task` adds what a
      * kill after `runc create` leaves: conmon and runc's state (status "created").
      */
-    async function halfCreate(id: string, o: { task?: boolean; record?: boolean } = {}) {
+    async function halfCreate(
+      id: string,
+      o: { task?: boolean; record?: boolean; volume?: boolean } = {},
+    ) {
       const bundle = svc.bundleDir(NS, id);
       await Deno.mkdir(`${bundle}/rootfs`, { recursive: true });
       mountAll(
         await sn.prepare(NS, id, "base", { [CONTAINER_SNAPSHOT_LABEL]: id }),
         `${bundle}/rootfs`,
       );
+      // An image volume: a view of the image mounted read-only under the bundle.
+      const volumes = [{ n: 0, image: "img", imageId: "sha256:x", key: `${id}-imagevolume-0` }];
+      if (o.volume) {
+        await Deno.mkdir(`${bundle}/imagevolumes/0`, { recursive: true });
+        mountAll(
+          await sn.view(NS, volumes[0].key, "base", { [IMAGE_VOLUME_SNAPSHOT_LABEL]: id }),
+          `${bundle}/imagevolumes/0`,
+        );
+      }
       const spec = buildSpec({
         id,
         rootfs: { path: "rootfs" },
@@ -151,7 +169,14 @@ describe.skipIf(!isRoot, ROOT_REASON)(
       });
       await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(spec));
       if (o.record) {
-        store.create(NS, { id, runtime: "runc", spec, snapshotter: "overlayfs", snapshotKey: id });
+        store.create(NS, {
+          id,
+          runtime: "runc",
+          spec,
+          snapshotter: "overlayfs",
+          snapshotKey: id,
+          labels: o.volume ? { [IMAGE_VOLUMES_LABEL]: JSON.stringify(volumes) } : {},
+        });
       }
       if (o.task) {
         await rt.create({
@@ -190,6 +215,37 @@ describe.skipIf(!isRoot, ROOT_REASON)(
       // The same id can be created again.
       await halfCreate("c1", { record: true });
       expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`]);
+    });
+
+    it("unmounts and removes the image volumes of a container that has no record", async () => {
+      const bundle = await halfCreate("c1", { volume: true });
+      expect(mountsUnder(state)).toEqual([`${bundle}/rootfs`, `${bundle}/imagevolumes/0`]);
+      const undone = await svc.recover();
+      expect(undone.bundles).toEqual(["default/c1"]);
+      expect(undone.snapshots.sort()).toEqual([
+        "default/overlayfs/c1",
+        "default/overlayfs/c1-imagevolume-0",
+      ]);
+      expect(mountsUnder(state)).toEqual([]);
+      expect(exists(bundle)).toBe(false);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base"]);
+      // The image's layer was never touched.
+      expect(exists(`${s.dir}/snapshots/snapshots/1/fs/bin/busybox`)).toBe(true);
+    });
+
+    it("remounts a recorded container's image volumes lost with a reboot, removes a deleted one's", async () => {
+      const kept = await halfCreate("kept", { record: true, volume: true });
+      const marked = await halfCreate("marked", { record: true, volume: true });
+      store.setLabels(NS, "marked", { [DELETING_LABEL]: "true" });
+      // A reboot: nothing of kept is mounted any more.
+      unmountAll(`${kept}/rootfs`);
+      unmountAll(`${kept}/imagevolumes/0`);
+      const undone = await svc.recover();
+      expect(undone.deletes).toEqual(["default/marked"]);
+      expect(exists(marked)).toBe(false);
+      expect(mountsUnder(state)).toEqual([`${kept}/rootfs`, `${kept}/imagevolumes/0`]);
+      expect(exists(`${kept}/imagevolumes/0/bin/busybox`)).toBe(true);
+      expect(sn.walk(NS).map((i) => i.key)).toEqual(["base", "kept", "kept-imagevolume-0"]);
     });
 
     it("also removes the runc state and conmon of a create killed after `runc create`", async () => {
