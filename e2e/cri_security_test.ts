@@ -4,7 +4,8 @@
  * user-namespaced pods (POD mode: the mapping in /proc/self/uid_map, an idmapped rootfs and
  * volume; NODE mode; every refusal), recursive read-only mounts (a submount is read-only too;
  * refusals), SupplementalGroupsPolicy Merge and Strict with ContainerStatus.user, a
- * ContainerConfig stop_signal honoured by StopContainer, and StopContainer of an unknown id.
+ * ContainerConfig stop_signal honoured by StopContainer, and StopContainer of an unknown id; and
+ * one user-namespaced pod with a CDI device and an image volume at once.
  */
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -45,6 +46,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
   let dir: string;
   let rt: RuntimeServiceClient;
   let busybox: string;
+  let layers: string;
   const pods: string[] = [];
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
     call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
@@ -78,16 +80,36 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
 
   beforeAll(async () => {
     registry = await startRegistry();
-    await pushFixtures(registry.address, ["busybox", "pause"]);
+    await pushFixtures(registry.address, ["busybox", "pause", "layers"]);
     busybox = `${registry.address}/busybox:latest`;
+    layers = `${registry.address}/layers:latest`;
     dir = await Deno.makeTempDir({ prefix: "k8sc-cri-security-", dir: "/var/tmp" });
+    await Deno.chmod(dir, 0o711);
     await writeCniConf(dir, { name: "security", bridge, subnet });
+    // A CDI device backed by /dev/null, for the pod that has everything at once.
+    await Deno.mkdir(`${dir}/cdi`);
+    await Deno.writeTextFile(
+      `${dir}/cdi/vendor.json`,
+      JSON.stringify({
+        cdiVersion: "0.6.0",
+        kind: "vendor.com/device",
+        devices: [{
+          name: "foo",
+          containerEdits: {
+            deviceNodes: [{ path: "/dev/foo", hostPath: "/dev/null" }],
+            env: ["FOO_DEVICE=1"],
+          },
+        }],
+      }),
+    );
     const configToml = await writeCriConfig(dir, {
       sandboxImage: `${registry.address}/pause:latest`,
+      extraCri: `cdi_spec_dirs = ["${dir}/cdi"]\n`,
     });
     d = await startTestDaemon({ args: ["--config", configToml] });
     rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
     await pullCriImage(d.socket, busybox);
+    await pullCriImage(d.socket, layers);
   });
   afterAll(async () => {
     for (const id of pods) {
@@ -165,6 +187,49 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
       await r(rt.stopPodSandbox.bind(rt), { podSandboxId: pod });
       await r(rt.removePodSandbox.bind(rt), { podSandboxId: pod });
       // Nothing of the pod stays mounted: rootfs, idmapped lowers and volume, the userns file.
+      const mounts = await Deno.readTextFile("/proc/self/mountinfo");
+      expect(mounts.split("\n").filter((l) => l.includes(`${d.dir}/`))).toEqual([]);
+    });
+
+    it("a user-namespaced pod with a CDI device and an image volume together", async () => {
+      const ns = { usernsOptions: { mode: NamespaceMode.POD, uids: MAP, gids: MAP } };
+      const config = podConfig("userns-all", {
+        linux: { securityContext: { namespaceOptions: ns } },
+      });
+      const pod = await runPod(config);
+      const c = await start(
+        pod,
+        config,
+        containerConfig("app", busybox, ["sleep", "1000"], {
+          linux: { securityContext: { namespaceOptions: ns } },
+          CDIDevices: [{ name: "vendor.com/device=foo" }],
+          mounts: [{
+            containerPath: "/img",
+            image: { image: layers, userSpecifiedImage: layers },
+            readonly: true,
+          }],
+        }),
+      );
+      expect((await exec(c, ["cat", "/proc/self/uid_map"])).out).toMatch(/^\s+0\s+165536\s+65536/);
+      // The CDI device node, writable by the container's root, and its env.
+      expect((await exec(c, ["stat", "-c", "%F %t:%T", "/dev/foo"])).out).toBe(
+        "character special file 1:3\n",
+      );
+      expect((await exec(c, ["sh", "-c", "echo x > /dev/foo"])).exit).toBe(0);
+      expect((await exec(c, ["sh", "-c", "echo $FOO_DEVICE"])).out).toBe("1\n");
+      // The image volume: the multi-layer image's merged files, owned by the container's root
+      // through the idmapped lowers, read-only.
+      expect((await exec(c, ["cat", "/img/data/keep.txt", "/img/opaque/new.txt"])).out).toBe(
+        "keep v2\nnew\n",
+      );
+      expect((await exec(c, ["test", "-e", "/img/data/gone.txt"])).exit).not.toBe(0);
+      expect((await exec(c, ["stat", "-c", "%u:%g", "/img/bin/busybox", "/img/data"])).out).toBe(
+        "0:0\n0:0\n",
+      );
+      expect((await exec(c, ["touch", "/img/x"])).err).toContain("Read-only file system");
+
+      await r(rt.stopPodSandbox.bind(rt), { podSandboxId: pod });
+      await r(rt.removePodSandbox.bind(rt), { podSandboxId: pod });
       const mounts = await Deno.readTextFile("/proc/self/mountinfo");
       expect(mounts.split("\n").filter((l) => l.includes(`${d.dir}/`))).toEqual([]);
     });

@@ -63,6 +63,7 @@ export async function resolveDeviceNode(
 ): Promise<ResolvedDevice> {
   const out: ResolvedDevice = {
     path: node.path,
+    hostPath: node.hostPath ?? node.path,
     type: node.type ?? "c",
     major: node.major ?? 0,
     minor: node.minor ?? 0,

@@ -43,6 +43,7 @@ describe("CDI edits", () => {
     expect(await resolveDeviceNode({ path: "/dev/foo", hostPath: "/dev/null" }, "d", fakeStat))
       .toEqual({
         path: "/dev/foo",
+        hostPath: "/dev/null",
         type: "c",
         major: 1,
         minor: 3,
@@ -53,6 +54,7 @@ describe("CDI edits", () => {
     expect(await resolveDeviceNode({ path: "/dev/sda", permissions: "r" }, "d", fakeStat))
       .toEqual({
         path: "/dev/sda",
+        hostPath: "/dev/sda",
         type: "b",
         major: 8,
         minor: 0,
@@ -69,6 +71,7 @@ describe("CDI edits", () => {
       ),
     ).toEqual({
       path: "/dev/x",
+      hostPath: "/dev/x",
       type: "c",
       major: 10,
       minor: 200,

@@ -51,12 +51,18 @@ function nodeType(st: Deno.FileInfo): ResolvedDevice["type"] | undefined {
   return st.isCharDevice ? "c" : st.isBlockDevice ? "b" : st.isFifo ? "p" : undefined;
 }
 
-function nodeOf(st: Deno.FileInfo, path: string, permissions: string): ResolvedDevice | undefined {
+function nodeOf(
+  st: Deno.FileInfo,
+  path: string,
+  permissions: string,
+  hostPath: string,
+): ResolvedDevice | undefined {
   const type = nodeType(st);
   if (!type) return undefined;
   const { major, minor } = type === "p" ? { major: 0, minor: 0 } : splitDevT(st.rdev ?? 0);
   return {
     path,
+    hostPath,
     type,
     major,
     minor,
@@ -101,7 +107,7 @@ export async function devicesUnder(
       if (err instanceof Deno.errors.NotFound) continue; // went away meanwhile
       throw err;
     }
-    const d = nodeOf(st, inside, permissions);
+    const d = nodeOf(st, inside, permissions, host);
     if (d) out.push(d);
   }
   return out;
@@ -164,7 +170,7 @@ export async function criDevices(
       add(await devicesUnder(d.hostPath, inside, permissions));
       continue;
     }
-    const node = nodeOf(st, inside, permissions);
+    const node = nodeOf(st, inside, permissions, d.hostPath);
     if (!node) {
       throw new InvalidArgumentError(
         `${f}.host_path: ${d.hostPath} is not a device node (nor a directory of them)`,

@@ -37,6 +37,7 @@ describe("CRI devices", () => {
     const [d] = await criDevices([dev("/dev/mynull", "/dev/null", "rw")], false);
     expect(d).toEqual({
       path: "/dev/mynull",
+      hostPath: "/dev/null",
       type: "c",
       major: 1,
       minor: 3,

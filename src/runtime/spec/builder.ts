@@ -199,6 +199,11 @@ export interface UserMount {
  */
 export interface ResolvedDevice {
   path: string;
+  /**
+   * The node on the host (default `path`). In a user namespace nodes cannot be created, so
+   * the device is bound from here instead (runc would bind from `path` on the host).
+   */
+  hostPath?: string;
   type: "c" | "b" | "p" | "u";
   major: number;
   minor: number;
@@ -693,8 +698,10 @@ export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
 function devices(
   o: SpecOptions,
   privileged: boolean,
-): { nodes: LinuxDevice[]; rules: LinuxDeviceCgroup[] } {
+  userns: boolean,
+): { nodes: LinuxDevice[]; rules: LinuxDeviceCgroup[]; binds: Mount[] } {
   const nodes: LinuxDevice[] = [];
+  const binds: Mount[] = [];
   const rules: LinuxDeviceCgroup[] = privileged
     ? [{ allow: true, access: "rwm" }]
     : DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
@@ -716,12 +723,17 @@ function devices(
     }
     if (d.uid !== undefined) node.uid = requireInt(d.uid, `${f}.uid`, 0, 0xfffffffe);
     if (d.gid !== undefined) node.gid = requireInt(d.gid, `${f}.gid`, 0, 0xfffffffe);
-    nodes.push(node);
+    if (userns) {
+      const source = requireAbsolute(d.hostPath ?? path, `${f}.hostPath`);
+      binds.push({ destination: path, type: "bind", source, options: ["rbind", "rprivate", "rw"] });
+    } else {
+      nodes.push(node);
+    }
     if (!privileged && (d.type === "c" || d.type === "b")) {
       rules.push({ allow: true, type: d.type, major: d.major, minor: d.minor, access: perms });
     }
   }
-  return { nodes, rules };
+  return { nodes, rules, binds };
 }
 
 const HOOK_POINTS = [
@@ -983,7 +995,7 @@ export function buildSpec(o: SpecOptions): Spec {
   const caps = capabilitySet(o, privileged);
   const ns = namespaces(o);
   const mnt = mounts(o, privileged);
-  const dev = devices(o, privileged);
+  const dev = devices(o, privileged, ns.modes.user !== "host");
   const res = resources(o);
   res.devices = dev.rules;
 
@@ -1000,7 +1012,7 @@ export function buildSpec(o: SpecOptions): Spec {
       noNewPrivileges: o.noNewPrivileges === true,
     },
     root: { path: o.rootfs.path, readonly: o.rootfs.readonly === true },
-    mounts: mnt.list,
+    mounts: [...mnt.list, ...dev.binds],
     linux: { namespaces: ns.list, resources: res },
   };
   const proc = spec.process!;

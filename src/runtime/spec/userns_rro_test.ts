@@ -59,6 +59,33 @@ describe("user namespaces", () => {
     expect(s.linux!.uidMappings).toBeUndefined();
   });
 
+  it("devices in a user namespace are bound from their host path, and still allowed", () => {
+    const s = buildSpec(opts({
+      namespaces: { user: "/pod/userns" },
+      idMappings: { uids: MAP, gids: MAP },
+      devices: [{ path: "/dev/foo", hostPath: "/dev/null", type: "c", major: 1, minor: 3 }],
+    }));
+    expect(s.linux!.devices).toBeUndefined();
+    expect(s.mounts!.at(-1)).toEqual({
+      destination: "/dev/foo",
+      type: "bind",
+      source: "/dev/null",
+      options: ["rbind", "rprivate", "rw"],
+    });
+    expect(s.linux!.resources!.devices!.at(-1)).toEqual({
+      allow: true,
+      type: "c",
+      major: 1,
+      minor: 3,
+      access: "rwm",
+    });
+    // Without a user namespace the node is created as usual.
+    const plain = buildSpec(opts({
+      devices: [{ path: "/dev/foo", hostPath: "/dev/null", type: "c", major: 1, minor: 3 }],
+    }));
+    expect(plain.linux!.devices).toEqual([{ path: "/dev/foo", type: "c", major: 1, minor: 3 }]);
+  });
+
   it("a new user namespace without mappings is refused", () => {
     expect(invalidMessage(() => buildSpec(opts({ namespaces: { user: "new" } })))).toContain(
       "idMappings",

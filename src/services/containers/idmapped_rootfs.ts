@@ -63,51 +63,65 @@ export function checkTraversable(path: string, uid: number): void {
  * nothing stays mounted.
  */
 export function mountIdmappedRootfs(mounts: Mount[], bundle: string, idmap: RootfsIdmap): void {
-  const rootfs = `${bundle}/rootfs`;
   checkTraversable(bundle, idmap.uid);
-  if (mounts.length !== 1 || mounts[0].target) {
-    throw new InvalidArgumentError(
-      `a user-namespaced rootfs needs a single overlay or bind snapshot mount (got ${mounts.length})`,
-    );
-  }
-  const m = mounts[0];
   try {
-    if (m.type === "bind") {
-      idmappedBind(m.source, rootfs, idmap.usernsPath, m.options.includes("ro"));
-      return;
-    }
-    if (m.type !== "overlay") {
-      throw new InvalidArgumentError(`cannot idmap a ${m.type} snapshot mount`);
-    }
-    const options: string[] = [];
-    let n = 0;
-    for (const opt of m.options) {
-      if (opt.startsWith("lowerdir=")) {
-        const lowers = opt.slice("lowerdir=".length).split(":");
-        const mapped: string[] = [];
-        for (const dir of lowers) {
-          const at = `${bundle}/lower/${n}`;
-          Deno.mkdirSync(at, { recursive: true });
-          idmappedBind(resolve(dir, m.cwd), at, idmap.usernsPath, true);
-          mapped.push(`lower/${n++}`);
-        }
-        options.push(`lowerdir=${mapped.join(":")}`);
-      } else if (opt.startsWith("upperdir=") || opt.startsWith("workdir=")) {
-        const [k, v] = [opt.slice(0, opt.indexOf("=")), opt.slice(opt.indexOf("=") + 1)];
-        const dir = resolve(v, m.cwd);
-        // The upper root is the container's "/": owned by the mapped root, as the image's is.
-        if (k === "upperdir") lchown(dir, idmap.uid, idmap.gid);
-        options.push(`${k}=${dir}`);
-      } else {
-        options.push(opt);
-      }
-    }
-    // Short relative lowerdirs (lower/<n>) keep many layers under the mount data limit.
-    mountAll([{ type: "overlay", source: "overlay", options, cwd: bundle }], rootfs);
+    mountIdmappedSnapshot(mounts, `${bundle}/rootfs`, bundle, "", idmap);
   } catch (e) {
     unmountIdmappedRootfs(bundle);
     throw e;
   }
+}
+
+/**
+ * Mounts a snapshot's `mounts` at `target` idmapped through `idmap`, its idmapped lowers under
+ * `<bundle>/lower/<prefix><n>` (so {@link unmountIdmappedRootfs} finds them): the rootfs
+ * (prefix "") and image volumes (a read-only view: lowers only, or one read-only bind).
+ */
+export function mountIdmappedSnapshot(
+  mounts: Mount[],
+  target: string,
+  bundle: string,
+  prefix: string,
+  idmap: RootfsIdmap,
+): void {
+  if (mounts.length !== 1 || mounts[0].target) {
+    throw new InvalidArgumentError(
+      `a user-namespaced container needs a single overlay or bind snapshot mount (got ${mounts.length})`,
+    );
+  }
+  const m = mounts[0];
+  if (m.type === "bind") {
+    idmappedBind(m.source, target, idmap.usernsPath, m.options.includes("ro"));
+    return;
+  }
+  if (m.type !== "overlay") {
+    throw new InvalidArgumentError(`cannot idmap a ${m.type} snapshot mount`);
+  }
+  const options: string[] = [];
+  let n = 0;
+  for (const opt of m.options) {
+    if (opt.startsWith("lowerdir=")) {
+      const lowers = opt.slice("lowerdir=".length).split(":");
+      const mapped: string[] = [];
+      for (const dir of lowers) {
+        const name = `lower/${prefix}${n++}`;
+        Deno.mkdirSync(`${bundle}/${name}`, { recursive: true });
+        idmappedBind(resolve(dir, m.cwd), `${bundle}/${name}`, idmap.usernsPath, true);
+        mapped.push(name);
+      }
+      options.push(`lowerdir=${mapped.join(":")}`);
+    } else if (opt.startsWith("upperdir=") || opt.startsWith("workdir=")) {
+      const [k, v] = [opt.slice(0, opt.indexOf("=")), opt.slice(opt.indexOf("=") + 1)];
+      const dir = resolve(v, m.cwd);
+      // The upper root is the container's "/": owned by the mapped root, as the image's is.
+      if (k === "upperdir") lchown(dir, idmap.uid, idmap.gid);
+      options.push(`${k}=${dir}`);
+    } else {
+      options.push(opt);
+    }
+  }
+  // Short relative lowerdirs (lower/<n>) keep many layers under the mount data limit.
+  mountAll([{ type: "overlay", source: "overlay", options, cwd: bundle }], target);
 }
 
 /**

@@ -29,6 +29,7 @@ import { mountAll, unmountAll } from "../../snapshots/mount.ts";
 import {
   idmappedVolume,
   mountIdmappedRootfs,
+  mountIdmappedSnapshot,
   type RootfsIdmap,
   unmountIdmappedRootfs,
 } from "./idmapped_rootfs.ts";
@@ -409,7 +410,9 @@ export class ContainerService {
       undo.push(() => snapshotter.remove(ns, key).catch(() => {}));
       const at = imageVolumeDir(bundle, n);
       await Deno.mkdir(at, { recursive: true, mode: 0o711 });
-      mountAll(viewMounts, at);
+      // In a user-namespaced pod the image's files are seen through the pod's mapping too.
+      if (o.idmap) mountIdmappedSnapshot(viewMounts, at, bundle, `v${n}-`, o.idmap);
+      else mountAll(viewMounts, at);
       undo.push(() => Promise.resolve(unmountAll(at)));
       const sub = resolveSubPath(at, v.subPath, `${v.field}.image_sub_path`);
       mounts.push({
@@ -934,7 +937,7 @@ export class ContainerService {
         // Image volumes lost with a reboot: the views are remounted where config.json binds them.
         for (const v of parseImageVolumes(c.labels[IMAGE_VOLUMES_LABEL])) {
           const at = imageVolumeDir(this.bundleDir(namespace, c.id), v.n);
-          if (!snapshotter || await isMounted(at)) continue;
+          if (!snapshotter || c.labels[IDMAP_LABEL] || await isMounted(at)) continue;
           await Deno.mkdir(at, { recursive: true, mode: 0o711 });
           mountAll(snapshotter.mounts(namespace, v.key), at);
           this.#log.info("restored an image volume", { namespace, id: c.id, image: v.image });
