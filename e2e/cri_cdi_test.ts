@@ -14,38 +14,36 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
-import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { ContainerState, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
-import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { type CriSuite, startCriSuite } from "./cri_env.ts";
 
 const bridge = "k8scdi1";
 
 describe.skipIf(!isRoot, ROOT_REASON)("cri cdi", () => {
-  let registry: Registry;
-  let d: TestDaemon;
+  let s: CriSuite;
   let dir: string;
   let rt: RuntimeServiceClient;
   let busybox: string;
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
-    call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
+    s.call<Req, Res>(fn, req);
 
   beforeAll(async () => {
-    registry = await startRegistry();
-    await pushFixtures(registry.address, ["busybox", "pause"]);
-    busybox = `${registry.address}/busybox:latest`;
-    dir = await Deno.makeTempDir({ prefix: "k8sc-cri-cdi-" });
-    await writeCniConf(dir, { name: "cdi", bridge, subnet: "10.223.77.0/24" });
-    await Deno.mkdir(`${dir}/cdi-etc`);
-    await Deno.mkdir(`${dir}/cdi-run`);
-    await Deno.writeTextFile(`${dir}/mounted.txt`, "from the host\n");
-    // YAML, with every edit the test checks, and a hook that leaves a mark on the host.
-    await Deno.writeTextFile(
-      `${dir}/cdi-run/vendor.yaml`,
-      `cdiVersion: "0.6.0"
+    s = await startCriSuite({
+      name: "cdi",
+      bridge,
+      subnet: "10.223.77.0/24",
+      fixtures: ["busybox"],
+      pull: ["busybox"],
+      prepare: async (dir) => {
+        await Deno.mkdir(`${dir}/cdi-etc`);
+        await Deno.mkdir(`${dir}/cdi-run`);
+        await Deno.writeTextFile(`${dir}/mounted.txt`, "from the host\n");
+        // YAML, with every edit the test checks, and a hook that leaves a mark on the host.
+        await Deno.writeTextFile(
+          `${dir}/cdi-run/vendor.yaml`,
+          `cdiVersion: "0.6.0"
 kind: vendor.com/device
 containerEdits:
   env:
@@ -67,22 +65,17 @@ devices:
           path: /bin/sh
           args: [sh, -c, "echo ran >> ${dir}/hook-ran"]
 `,
-    );
-    // A broken file beside it is skipped, and does not hide the good one.
-    await Deno.writeTextFile(`${dir}/cdi-etc/broken.json`, '{"cdiVersion": ');
-    const configToml = await writeCriConfig(dir, {
-      sandboxImage: `${registry.address}/pause:latest`,
-      extraCri: `cdi_spec_dirs = ["${dir}/cdi-etc", "${dir}/cdi-run"]\n`,
+        );
+        // A broken file beside it is skipped, and does not hide the good one.
+        await Deno.writeTextFile(`${dir}/cdi-etc/broken.json`, '{"cdiVersion": ');
+      },
+      extraCri: (dir) => `cdi_spec_dirs = ["${dir}/cdi-etc", "${dir}/cdi-run"]\n`,
     });
-    d = await startTestDaemon({ args: ["--config", configToml] });
-    rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
-    await pullCriImage(d.socket, busybox);
+    ({ dir, rt } = s);
+    busybox = s.image("busybox");
   });
   afterAll(async () => {
-    rt?.close();
-    await cleanUpAfterDaemon(d, bridge);
-    await registry?.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await s?.stop();
   });
 
   it("gives a container its CDI device node, env, mount and hook (field and annotation)", async () => {

@@ -12,9 +12,11 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js";
-import { ImageServiceClient } from "../src/gen/runtime/v1/api.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import type { TestDaemon } from "./harness.ts";
+import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
+import { type FixtureName, pushFixtures } from "../scripts/fixtures/images.ts";
 
 /** One CNI network for a suite. */
 export interface CniNetwork {
@@ -105,4 +107,74 @@ export async function cleanUpAfterDaemon(
     ],
   }).output();
   await d?.cleanup();
+}
+
+/** What {@link startCriSuite} sets up; `stop()` undoes all of it. */
+export interface CriSuite {
+  registry: Registry;
+  daemon: TestDaemon;
+  /** The suite's temp dir (CNI config, daemon config, whatever the suite writes). */
+  dir: string;
+  rt: RuntimeServiceClient;
+  img: ImageServiceClient;
+  /** `<registry>/<fixture>:latest`. */
+  image(fixture: string): string;
+  /** A unary CRI call on the daemon's socket (60 s deadline). */
+  call: <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) => Promise<Res>;
+  stop(extraCleanUp?: string): Promise<void>;
+}
+
+/**
+ * The set-up every CRI e2e suite shares: a registry with `fixtures` (pause always), a temp dir
+ * (mode 0711, so user-namespaced pods reach their bundles) with a CNI bridge network, a daemon
+ * whose config names both (plus `extraCri` lines, written after `prepare(dir)` ran), both CRI
+ * clients, and `pull` images pulled into k8s.io.
+ *
+ * @example
+ * ```ts
+ * const s = await startCriSuite({ name: "cdi", bridge: "k8scdi1", subnet: "10.223.77.0/24", fixtures: ["busybox"] });
+ * await s.call(s.rt.version.bind(s.rt), { version: "" });
+ * await s.stop();
+ * ```
+ */
+export async function startCriSuite(o: {
+  name: string;
+  bridge: string;
+  subnet: string;
+  fixtures: FixtureName[];
+  pull?: FixtureName[];
+  extraCri?: (dir: string) => string;
+  prepare?: (dir: string) => Promise<void>;
+}): Promise<CriSuite> {
+  const registry = await startRegistry();
+  await pushFixtures(registry.address, [...new Set<FixtureName>(["pause", ...o.fixtures])]);
+  const image = (f: string) => `${registry.address}/${f}:latest`;
+  const dir = await Deno.makeTempDir({ prefix: `k8sc-cri-${o.name}-`, dir: "/var/tmp" });
+  await Deno.chmod(dir, 0o711);
+  await writeCniConf(dir, { name: o.name, bridge: o.bridge, subnet: o.subnet });
+  await o.prepare?.(dir);
+  const configToml = await writeCriConfig(dir, {
+    sandboxImage: image("pause"),
+    extraCri: o.extraCri?.(dir),
+  });
+  const daemon = await startTestDaemon({ args: ["--config", configToml] });
+  const rt = new RuntimeServiceClient(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
+  const img = new ImageServiceClient(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
+  for (const f of o.pull ?? []) await pullCriImage(daemon.socket, image(f));
+  return {
+    registry,
+    daemon,
+    dir,
+    rt,
+    img,
+    image,
+    call: (fn, req) => call(daemon.socket, "k8s.io", fn, req, 60_000),
+    async stop(extra = "") {
+      rt.close();
+      img.close();
+      await cleanUpAfterDaemon(daemon, o.bridge, extra);
+      await registry.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
 }

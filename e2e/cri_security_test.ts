@@ -17,8 +17,6 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
-import { pushFixtures } from "../scripts/fixtures/images.ts";
 import {
   ContainerState,
   NamespaceMode,
@@ -28,9 +26,9 @@ import {
   SupplementalGroupsPolicy,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import type { TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
-import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { mount, MS_PRIVATE, umount2 } from "../ffi/mount.ts";
 import { probeHostIdmap } from "../src/runtime/features.ts";
 
@@ -41,7 +39,7 @@ const hostIdmap = isRoot && await probeHostIdmap("/var/tmp");
 const IDMAP_REASON = "the kernel or the filesystem of /var/tmp has no idmapped mounts";
 
 describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
-  let registry: Registry;
+  let s: CriSuite;
   let d: TestDaemon;
   let dir: string;
   let rt: RuntimeServiceClient;
@@ -49,7 +47,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
   let layers: string;
   const pods: string[] = [];
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
-    call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
+    s.call<Req, Res>(fn, req);
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
   async function runPod(config: PodSandboxConfig): Promise<string> {
@@ -79,50 +77,42 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
   };
 
   beforeAll(async () => {
-    registry = await startRegistry();
-    await pushFixtures(registry.address, ["busybox", "pause", "layers"]);
-    busybox = `${registry.address}/busybox:latest`;
-    layers = `${registry.address}/layers:latest`;
-    dir = await Deno.makeTempDir({ prefix: "k8sc-cri-security-", dir: "/var/tmp" });
-    await Deno.chmod(dir, 0o711);
-    await writeCniConf(dir, { name: "security", bridge, subnet });
-    // A CDI device backed by /dev/null, for the pod that has everything at once.
-    await Deno.mkdir(`${dir}/cdi`);
-    await Deno.writeTextFile(
-      `${dir}/cdi/vendor.json`,
-      JSON.stringify({
-        cdiVersion: "0.6.0",
-        kind: "vendor.com/device",
-        devices: [{
-          name: "foo",
-          containerEdits: {
-            deviceNodes: [{ path: "/dev/foo", hostPath: "/dev/null" }],
-            env: ["FOO_DEVICE=1"],
-          },
-        }],
-      }),
-    );
-    const configToml = await writeCriConfig(dir, {
-      sandboxImage: `${registry.address}/pause:latest`,
-      extraCri: `cdi_spec_dirs = ["${dir}/cdi"]\n`,
+    s = await startCriSuite({
+      name: "security",
+      bridge,
+      subnet,
+      fixtures: ["busybox", "layers"],
+      pull: ["busybox", "layers"],
+      // A CDI device backed by /dev/null, for the pod that has everything at once.
+      prepare: async (dir) => {
+        await Deno.mkdir(`${dir}/cdi`);
+        await Deno.writeTextFile(
+          `${dir}/cdi/vendor.json`,
+          JSON.stringify({
+            cdiVersion: "0.6.0",
+            kind: "vendor.com/device",
+            devices: [{
+              name: "foo",
+              containerEdits: {
+                deviceNodes: [{ path: "/dev/foo", hostPath: "/dev/null" }],
+                env: ["FOO_DEVICE=1"],
+              },
+            }],
+          }),
+        );
+      },
+      extraCri: (dir) => `cdi_spec_dirs = ["${dir}/cdi"]\n`,
     });
-    d = await startTestDaemon({ args: ["--config", configToml] });
-    rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
-    await pullCriImage(d.socket, busybox);
-    await pullCriImage(d.socket, layers);
+    ({ daemon: d, dir, rt } = s);
+    busybox = s.image("busybox");
+    layers = s.image("layers");
   });
   afterAll(async () => {
     for (const id of pods) {
       await r(rt.stopPodSandbox.bind(rt), { podSandboxId: id }).catch(() => {});
       await r(rt.removePodSandbox.bind(rt), { podSandboxId: id }).catch(() => {});
     }
-    rt?.close();
-    await cleanUpAfterDaemon(d, bridge);
-    await registry?.stop();
-    await new Deno.Command("sh", {
-      args: ["-c", `grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l`],
-    }).output();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await s?.stop(`grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l;`);
   });
 
   it("Status advertises each handler's features and the supplemental groups policy", async () => {

@@ -16,8 +16,6 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
-import { pushFixtures } from "../scripts/fixtures/images.ts";
 import {
   ImageServiceClient,
   LinuxContainerResources,
@@ -26,9 +24,8 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
-import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { cgroupMode } from "../ffi/fs.ts";
 import { unifiedRoot } from "../src/cri/cgroup_files.ts";
 
@@ -50,8 +47,7 @@ const byId = <T extends { id: string }>(xs: T[]) =>
   [...xs].sort((a, b) => a.id.localeCompare(b.id));
 
 describe.skipIf(!isRoot, ROOT_REASON)("cri streams, metrics and pod resize", () => {
-  let registry: Registry;
-  let d: TestDaemon;
+  let s: CriSuite;
   let dir: string;
   let rt: RuntimeServiceClient;
   let img: ImageServiceClient;
@@ -61,22 +57,19 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri streams, metrics and pod resize", () 
   const running: string[] = [];
   const all: string[] = [];
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
-    call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
+    s.call<Req, Res>(fn, req);
 
   beforeAll(async () => {
-    registry = await startRegistry();
-    await pushFixtures(registry.address, ["busybox", "pause"]);
-    busybox = `${registry.address}/busybox:latest`;
-    dir = await Deno.makeTempDir({ prefix: "k8sc-cri-streams-" });
-    await writeCniConf(dir, { name: "streams", bridge, subnet });
-    const configToml = await writeCriConfig(dir, {
-      sandboxImage: `${registry.address}/pause:latest`,
-      extraCri: `stream_batch_size = ${BATCH}\n`,
+    s = await startCriSuite({
+      name: "streams",
+      bridge,
+      subnet,
+      fixtures: ["busybox"],
+      pull: ["busybox"],
+      extraCri: () => `stream_batch_size = ${BATCH}\n`,
     });
-    d = await startTestDaemon({ args: ["--config", configToml] });
-    rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
-    img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
-    await pullCriImage(d.socket, busybox);
+    ({ dir, rt, img } = s);
+    busybox = s.image("busybox");
 
     configA = podConfig("alpha", {
       labels: { app: "alpha" },
@@ -109,16 +102,10 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri streams, metrics and pod resize", () 
       await r(rt.stopPodSandbox.bind(rt), { podSandboxId: id }).catch(() => {});
       await r(rt.removePodSandbox.bind(rt), { podSandboxId: id }).catch(() => {});
     }
-    rt?.close();
-    img?.close();
-    await cleanUpAfterDaemon(
-      d,
-      bridge,
+    await s?.stop(
       `for c in /sys/fs/cgroup/*/${cgTop} /sys/fs/cgroup/${cgTop}; do
         [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \\; 2>/dev/null; done;`,
     );
-    await registry?.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
   });
 
   it("StreamContainers returns ListContainers' containers, in pages, for the same filter", async () => {

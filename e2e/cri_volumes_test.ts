@@ -18,8 +18,6 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
-import { pushFixtures } from "../scripts/fixtures/images.ts";
 import {
   type ContainerConfig,
   ContainerState,
@@ -29,16 +27,15 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { runCli, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
-import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { type CriSuite, startCriSuite } from "./cri_env.ts";
 
 const bridge = "k8sivol1";
 
 describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
-  let registry: Registry;
+  let s: CriSuite;
   let d: TestDaemon;
-  let dir: string;
   let rt: RuntimeServiceClient;
   let img: ImageServiceClient;
   let busybox: string;
@@ -46,7 +43,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
   let layersId: string;
   let pod: { id: string; config: PodSandboxConfig };
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
-    call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
+    s.call<Req, Res>(fn, req);
   const imageSpec = (image: string) => ({
     image,
     annotations: {},
@@ -98,18 +95,15 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     })).containers;
 
   beforeAll(async () => {
-    registry = await startRegistry();
-    await pushFixtures(registry.address, ["busybox", "pause", "layers"]);
-    busybox = `${registry.address}/busybox:latest`;
-    layers = `${registry.address}/layers:latest`;
-    dir = await Deno.makeTempDir({ prefix: "k8sc-cri-ivol-" });
-    await writeCniConf(dir, { name: "ivol", bridge, subnet: "10.223.79.0/24" });
-    const configToml = await writeCriConfig(dir, {
-      sandboxImage: `${registry.address}/pause:latest`,
+    s = await startCriSuite({
+      name: "ivol",
+      bridge,
+      subnet: "10.223.79.0/24",
+      fixtures: ["busybox", "layers"],
     });
-    d = await startTestDaemon({ args: ["--config", configToml] });
-    rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
-    img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
+    ({ daemon: d, rt, img } = s);
+    busybox = s.image("busybox");
+    layers = s.image("layers");
     await pull(busybox);
     const config = podConfig("ivol");
     const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
@@ -117,11 +111,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
   });
   afterAll(async () => {
     if (pod) await r(rt.removePodSandbox.bind(rt), { podSandboxId: pod.id }).catch(() => {});
-    rt?.close();
-    img?.close();
-    await cleanUpAfterDaemon(d, bridge);
-    await registry?.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await s?.stop();
   });
 
   it("mounts an image read-only, a sub path alone, and holds the image until removal", async () => {
@@ -178,7 +168,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri image volumes and devices", () => {
     const missing = await create("bad", vol("no/such/dir")).catch((e) => e);
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
     expect(missing.message).toContain("mounts[0].image_sub_path");
-    const absent = `${registry.address}/layers:absent`;
+    const absent = `${s.registry.address}/layers:absent`;
     const noImage = await create("bad", vol("", absent)).catch((e) => e);
     expect(noImage.code).toBe(grpc.status.NOT_FOUND);
     expect(noImage.message).toContain(absent);
