@@ -21,6 +21,7 @@
  * ```
  */
 import { idmapSupported, mountSetattrSupported } from "../../ffi/idmap.ts";
+import { type CgroupMode, cgroupMode } from "../../ffi/fs.ts";
 
 /** The CRI RuntimeHandlerFeatures, by name. */
 export interface HandlerFeatures {
@@ -93,7 +94,13 @@ export async function probeHostIdmap(path: string): Promise<boolean> {
 export async function probeHandlerFeatures(
   runtimePath: string,
   hostIdmap: boolean,
+  cgroups: CgroupMode = cgroupMode(),
 ): Promise<HandlerFeatures> {
+  // crun refuses hybrid cgroup hierarchies outright ("cgroups in hybrid mode not supported"):
+  // it runs nothing there, so it can claim nothing.
+  if (cgroups === "hybrid" && runtimePath.split("/").at(-1) === "crun") {
+    return { recursiveReadOnlyMounts: false, userNamespaces: false };
+  }
   const f = await ociFeatures(runtimePath);
   const rro = (f?.mountOptions ?? []).includes("rro") && mountSetattrSupported();
   const userns = f?.linux?.namespaces ? f.linux.namespaces.includes("user") : true;
