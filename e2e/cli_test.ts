@@ -75,6 +75,81 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
     await registry?.stop();
   });
 
+  it("listings: STATUS, daemon labels hidden, ps with command lines, metrics, rm -f", async () => {
+    expect((await cli("run", "-d", "--label", "team=a", image, "l1", "sleep", "1000")).code)
+      .toBe(0);
+    expect((await cli("run", "-d", image, "l2", "sh", "-c", "exit 3")).code).toBe(0);
+    await until("l2 to exit", stopped("l2", 3));
+    const row = async (id: string, flags: string[] = []) =>
+      (await cli("containers", "ls", ...flags)).stdout.split("\n").find((l) =>
+        l.startsWith(`${id} `)
+      ) ?? "";
+    const ls = await cli("containers", "ls");
+    expect(ls.stdout.split("\n")[0]).toMatch(
+      /^CONTAINER\s+IMAGE\s+STATUS\s+RUNTIME\s+CREATED\s+LABELS$/,
+    );
+    expect(await row("l1")).toMatch(/\srunning\s.*\steam=a$/);
+    expect(await row("l2")).toMatch(/\sstopped \(exit 3\)\s/);
+    expect(ls.stdout).not.toContain("io.k8scontainerd.");
+    for (const flag of ["-v", "--all-labels"]) {
+      expect(await row("l1", [flag])).toMatch(/io\.k8scontainerd\.log-path=/);
+    }
+    const json = JSON.parse((await cli("containers", "ls", "--format", "json")).stdout);
+    const l1 = json.find((x: { id: string }) => x.id === "l1");
+    expect(l1.status).toBe("running");
+    expect(Object.keys(l1.labels)).toEqual(["team"]);
+    // A container whose task was removed is "created" again, as nerdctl shows it.
+    expect((await cli("tasks", "rm", "l2")).code).toBe(0);
+    expect(await row("l2")).toMatch(/\screated\s/);
+    expect((await cli("tasks", "pause", "l1")).code).toBe(0);
+    expect(await row("l1")).toMatch(/\spaused\s/);
+    expect((await cli("tasks", "resume", "l1")).code).toBe(0);
+
+    // tasks ps: each pid with its command line, as /proc on the host has it.
+    expect((await cli("tasks", "exec", "-i", "l1", "true")).code).toBe(0);
+    const ps = await cli("tasks", "ps", "l1");
+    expect(ps.code).toBe(0);
+    const lines = ps.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^PID\s+COMMAND$/);
+    const sleepLine = lines.find((l) => /^\d+\s+sleep 1000$/.test(l));
+    expect(sleepLine).toBeDefined();
+    const pid = Number(sleepLine!.split(/\s+/)[0]);
+    expect(await Deno.readTextFile(`/proc/${pid}/cmdline`)).toBe("sleep\x001000\x00");
+
+    // tasks metrics: a table, and JSON for scripts.
+    const mt = await cli("tasks", "metrics", "l1");
+    expect(mt.code).toBe(0);
+    const [head, vals] = mt.stdout.trimEnd().split("\n");
+    expect(head).toMatch(/^ID\s+CPU USAGE\s+MEMORY USAGE \/ LIMIT\s+WORKING SET\s+PIDS$/);
+    expect(vals).toMatch(
+      /^l1\s+\d+\.\d{3} s\s+[\d.]+ (B|KiB|MiB) \/ (unlimited|[\d.]+ \w+)\s+.*\s1$/,
+    );
+    const mj = JSON.parse((await cli("tasks", "metrics", "--format", "json", "l1")).stdout);
+    expect(mj.pids).toBe(1);
+    expect(mj.memoryUsageBytes).toBeGreaterThan(0);
+    expect(typeof mj.cpuUsageNs).toBe("number");
+    expect((await cli("tasks", "metrics", "--format", "yaml", "l1")).code).toBe(2);
+
+    // rm -f: the running task is killed and deleted, the container removed, in one step.
+    const plain = await cli("containers", "rm", "l1");
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/l1/);
+    expect(await cli("containers", "rm", "-f", "l1", "l2")).toEqual({
+      code: 0,
+      stdout: "l1\nl2\n",
+      stderr: "",
+    });
+    expect((await cli("containers", "ls", "--quiet")).stdout).not.toMatch(/^l[12]$/m);
+    expect((await cli("tasks", "ls", "--quiet")).stdout).not.toMatch(/^l1$/m);
+    await until(
+      "sleep to be gone",
+      async () => !(await Deno.stat(`/proc/${pid}`).catch(() => null)),
+    );
+    const gone = await cli("containers", "rm", "-f", "l1");
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/l1.*not found/);
+  });
+
   it("a reused container id starts with an empty log; rm removes the log", async () => {
     const first = await cli("run", "--rm", image, "c2", "echo", "first");
     expect(first).toEqual({ code: 0, stdout: "first\n", stderr: "" });
@@ -305,7 +380,7 @@ describe("cli: help and usage errors (no daemon needed)", () => {
   it("exits 2 on every usage mistake, naming it", async () => {
     const cases: [string[], RegExp][] = [
       [["version", "--bogus"], /^k8scontainerd: version: unknown flag --bogus/],
-      [["containers", "rm", "--force", "X"], /containers rm: unknown flag --force/],
+      [["containers", "rm", "--bogus", "X"], /containers rm: unknown flag --bogus/],
       [
         ["images", "ls", "--format", "yaml"],
         /images ls: invalid --format "yaml": expected table or json/,

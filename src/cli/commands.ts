@@ -413,8 +413,15 @@ export const COMMANDS: Command[] = [
       {
         name: "ls",
         aliases: ["list"],
-        summary: "list containers",
-        flags: LIST_FLAGS,
+        summary: "list containers with their status (created, running, paused, stopped (exit N))",
+        flags: [
+          ...LIST_FLAGS,
+          {
+            name: "all-labels",
+            short: "v",
+            help: "also show the daemon's own io.k8scontainerd.* labels",
+          },
+        ],
         run: (a, ctx) => containers().then((m) => m.containersList(a, ctx)),
       },
       {
@@ -427,9 +434,10 @@ export const COMMANDS: Command[] = [
       {
         name: "rm",
         aliases: ["delete"],
-        summary: "remove containers (no task may be left), their root and their log",
+        summary: "remove containers (no task may be left, unless -f), their root and their log",
         args: "ID…",
         ...SOME,
+        flags: [{ name: "force", short: "f", help: "kill and delete a task first" }],
         run: (a, ctx) => containers().then((m) => m.containersRemove(a, ctx)),
       },
     ],
@@ -496,9 +504,10 @@ export const COMMANDS: Command[] = [
       },
       {
         name: "ps",
-        summary: "the task's processes",
+        summary: "the task's processes: pid and command line (read from /proc on this host)",
         args: "ID",
         ...ONE,
+        flags: LIST_FLAGS,
         run: (a, ctx) => containers().then((m) => m.tasksPs(a, ctx)),
       },
       {
@@ -517,9 +526,11 @@ export const COMMANDS: Command[] = [
       },
       {
         name: "metrics",
-        summary: "CPU, memory and pids as JSON",
-        args: "ID",
-        ...ONE,
+        summary:
+          "CPU time, memory usage / limit, working set and pids: a table, or JSON (one ID: an object)",
+        args: "ID…",
+        ...SOME,
+        flags: [LIST_FLAGS[1]],
         run: (a, ctx) => containers().then((m) => m.tasksMetrics(a, ctx)),
       },
       {

@@ -127,7 +127,7 @@ describe("CLI command table", () => {
     expect(usageError(["version", "--bogus"])).toBe(
       "version: unknown flag --bogus (see 'k8scontainerd version --help')",
     );
-    expect(usageError(["containers", "rm", "--force", "x"])).toMatch(/unknown flag --force/);
+    expect(usageError(["containers", "rm", "--bogus", "x"])).toMatch(/unknown flag --bogus/);
     expect(usageError(["images", "ls", "--format", "yaml"])).toBe(
       'images ls: invalid --format "yaml": expected table or json',
     );

@@ -4,7 +4,7 @@
  */
 import type { DaemonClient } from "./client.ts";
 import type { Args, Context } from "./commands.ts";
-import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
+import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 import { interactiveSession } from "./interactive.ts";
 import { remoteCommand } from "../cri/streaming/client.ts";
@@ -215,20 +215,55 @@ function forwardStdin(c: DaemonClient, id: string): void {
   });
 }
 
-export async function containersList(a: Args, ctx: Context): Promise<number> {
+/** The daemon's own labels (log path, tty, stdin …): hidden from `containers ls` unless asked. */
+export const DAEMON_LABEL_PREFIX = "io.k8scontainerd.";
+
+/** A container's state as nerdctl shows it: created, running, paused, stopped (exit N). */
+export function containerStatus(
+  t: { status: number; exitStatus: number; oomKilled: boolean } | undefined,
+): string {
+  if (!t) return "created";
+  if (t.status === STOPPED) return `stopped (exit ${t.exitStatus}${t.oomKilled ? ", OOM" : ""})`;
+  return (TASK_STATUS[t.status] ?? "UNKNOWN").toLowerCase();
+}
+
+export async function containersList(
+  a: Args,
+  ctx: Context,
+  o: { runningOnly?: boolean } = {},
+): Promise<number> {
   const c = await ctx.client();
-  const { containers } = await c.unary(c.containers.list.bind(c.containers), { filters: [] });
-  printList(containers, {
+  const [{ containers }, { tasks }] = await Promise.all([
+    c.unary(c.containers.list.bind(c.containers), { filters: [] }),
+    c.unary(c.tasks.list.bind(c.tasks), {}),
+  ]);
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const allLabels = !!a.bool("all-labels");
+  const shown = (labels: Record<string, string>) =>
+    allLabels ? labels : Object.fromEntries(
+      Object.entries(labels).filter(([k]) => !k.startsWith(DAEMON_LABEL_PREFIX)),
+    );
+  // ps without --all: running and paused only, as docker ps.
+  const rows = o.runningOnly
+    ? containers.filter((x) => [2, 4].includes(byId.get(x.id)?.status ?? -1))
+    : containers;
+  printList(rows, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
     id: (x) => x.id,
-    json: (x) => ({ ...x, spec: JSON.parse(x.spec) }),
+    json: (x) => ({
+      ...x,
+      labels: shown(x.labels),
+      spec: JSON.parse(x.spec),
+      status: containerStatus(byId.get(x.id)),
+    }),
     columns: [
       ["CONTAINER", (x) => x.id],
       ["IMAGE", (x) => x.image || "-"],
+      ["STATUS", (x) => containerStatus(byId.get(x.id))],
       ["RUNTIME", (x) => x.runtime],
       ["CREATED", (x) => formatAge(x.createdAt)],
-      ["LABELS", (x) => formatLabels(x.labels)],
+      ["LABELS", (x) => formatLabels(shown(x.labels))],
     ],
   });
   return 0;
@@ -251,11 +286,26 @@ export async function containersInfo(a: Args, ctx: Context): Promise<number> {
 
 export async function containersRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
+  let failed = 0;
   for (const id of a.positionals) {
-    await c.unary(c.containers.delete.bind(c.containers), { id });
-    console.log(id);
+    try {
+      if (a.bool("force")) {
+        // Kill and delete the task first (none there is fine), as nerdctl rm -f does.
+        await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(
+          (e) => {
+            if (!/^task of container .*: not found/.test(e.message)) throw e;
+          },
+        );
+      }
+      await c.unary(c.containers.delete.bind(c.containers), { id });
+      console.log(id);
+    } catch (e) {
+      if (a.positionals.length === 1) throw e;
+      console.error(`k8scontainerd: ${id}: ${(e as Error).message}`);
+      failed++;
+    }
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 export async function tasksList(a: Args, ctx: Context): Promise<number> {
@@ -347,13 +397,34 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
   return r.exitCode;
 }
 
+/** A process's command line from /proc/PID/cmdline on this host ("-" when it is gone). */
+export async function processCommandLine(pid: number): Promise<string> {
+  try {
+    const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    const argv = raw.split("\0").filter((x, i, all) => x || i < all.length - 1);
+    if (argv.length) return argv.join(" ");
+    // A kernel thread or a zombie: its name, bracketed, as ps prints it.
+    const comm = (await Deno.readTextFile(`/proc/${pid}/comm`)).trim();
+    return `[${comm}]`;
+  } catch {
+    return "-";
+  }
+}
+
 export async function tasksPs(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const { pids } = await c.unary(c.tasks.listPids.bind(c.tasks), {
     containerId: a.positionals[0],
   });
-  console.log("PID");
-  for (const p of pids) console.log(p);
+  const rows = await Promise.all(
+    pids.map(async (pid) => ({ pid, command: await processCommandLine(pid) })),
+  );
+  printList(rows, {
+    quiet: a.bool("quiet"),
+    format: a.str("format"),
+    id: (r) => String(r.pid),
+    columns: [["PID", (r) => String(r.pid)], ["COMMAND", (r) => r.command]],
+  });
   return 0;
 }
 
@@ -369,10 +440,41 @@ export async function tasksResume(a: Args, ctx: Context): Promise<number> {
   return 0;
 }
 
+/** cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages). */
+function formatLimit(n: bigint): string {
+  return n === 0n || n >= 1n << 62n ? "unlimited" : formatBytes(n);
+}
+
 export async function tasksMetrics(a: Args, ctx: Context): Promise<number> {
+  const format = a.str("format") ?? "table";
   const c = await ctx.client();
-  const m = await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: a.positionals[0] });
-  console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+  const ids = a.positionals;
+  const rows = await Promise.all(
+    ids.map(async (id) => ({
+      id,
+      ...(await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: id })),
+    })),
+  );
+  if (format === "json" && ids.length === 1) {
+    const { id: _, ...m } = rows[0];
+    console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+    return 0;
+  }
+  printList(rows, {
+    format,
+    id: (r) => r.id,
+    json: (r) => r,
+    columns: [
+      ["ID", (r) => r.id],
+      ["CPU USAGE", (r) => `${(Number(r.cpuUsageNs) / 1e9).toFixed(3)} s`],
+      [
+        "MEMORY USAGE / LIMIT",
+        (r) => `${formatBytes(r.memoryUsageBytes)} / ${formatLimit(r.memoryLimitBytes)}`,
+      ],
+      ["WORKING SET", (r) => formatBytes(r.memoryWorkingSetBytes)],
+      ["PIDS", (r) => String(r.pids)],
+    ],
+  });
   return 0;
 }
 
