@@ -37,6 +37,45 @@ async function piped(args: string[], input: string): Promise<CliResult> {
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
 }
 
+/**
+ * A DNS server on a loopback address that answers NXDOMAIN to every question (RFC 1035
+ * header and question echoed back), recording the names asked.
+ */
+async function nxdomainServer(): Promise<
+  { address: string; queries(): string[]; close(): void }
+> {
+  const { createSocket } = await import("node:dgram");
+  const sock = createSocket("udp4");
+  const names: string[] = [];
+  sock.on("message", (msg: Uint8Array, from: { address: string; port: number }) => {
+    if (msg.length < 12) return;
+    let i = 12;
+    const labels: string[] = [];
+    while (i < msg.length && msg[i] !== 0) {
+      labels.push(dec.decode(msg.subarray(i + 1, i + 1 + msg[i])));
+      i += msg[i] + 1;
+    }
+    names.push(labels.join("."));
+    const question = msg.subarray(12, i + 5);
+    const reply = new Uint8Array(12 + question.length);
+    reply.set(msg.subarray(0, 2)); // id
+    reply[2] = 0x81 | (msg[2] & 0x01); // QR, opcode 0, RD copied
+    reply[3] = 0x83; // RA, NXDOMAIN
+    reply[5] = 1; // one question, no answers
+    reply.set(question, 12);
+    sock.send(reply, from.port, from.address);
+  });
+  // A loopback address of its own, so port 53 is ours whatever else runs on this host.
+  const address = `127.53.${Math.floor(Math.random() * 250) + 1}.${
+    Math.floor(Math.random() * 250) + 1
+  }`;
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(53, address, () => resolve());
+  });
+  return { address, queries: () => [...names], close: () => sock.close() };
+}
+
 async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await ok())) {
@@ -148,6 +187,57 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
     const gone = await cli("containers", "rm", "-f", "l1");
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/l1.*not found/);
+  });
+
+  it("a pull that cannot reach its registry names the cause and host:port", async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close(); // nobody listens there now
+    const refused = await cli("images", "pull", `127.0.0.1:${port}/busybox:latest`);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(`connection refused by 127\\.0\\.0\\.1:${port} \\(gave up after \\d+ attempts\\)`),
+    );
+    expect(refused.stderr).not.toMatch(/fetch failed/);
+
+    // A name that does not resolve: a daemon whose resolver asks a DNS server of ours on a
+    // loopback address (a private /etc/resolv.conf in its own mount namespace), which
+    // answers NXDOMAIN to everything — no query leaves loopback.
+    const dns = await nxdomainServer();
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-dns-" });
+    await Deno.writeTextFile(
+      `${dir}/resolv.conf`,
+      `nameserver ${dns.address}\noptions timeout:1 attempts:1\n`,
+    );
+    const d2 = await startTestDaemon({
+      wrap: [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        `mount --bind ${dir}/resolv.conf /etc/resolv.conf && exec "$@"`,
+        "sh",
+      ],
+    });
+    try {
+      const r = await runCli([
+        "--address",
+        d2.socket,
+        "images",
+        "pull",
+        "nonexistent.invalid/busybox:latest",
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /no such host: cannot resolve nonexistent\.invalid \(Name or service not known\)/,
+      );
+      expect(dns.queries()).toContain("nonexistent.invalid");
+    } finally {
+      await d2.stop();
+      await d2.cleanup();
+      dns.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 
   it("a reused container id starts with an empty log; rm removes the log", async () => {
