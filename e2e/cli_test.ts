@@ -240,6 +240,61 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
     }
   });
 
+  it("detaches from run -t, attach and tasks exec -t on ctrl-p ctrl-q or --detach-keys", async () => {
+    const k8sc = `${command().join(" ")} --address ${d.socket}`;
+    /** Runs `cli` under a pty (script), typing `keys` (printf escapes) after `delay` s. */
+    const typed = async (cli: string, keys: string[], delay = 2) => {
+      const feed = keys.map((x) => `printf '${x}'; sleep 0.5`).join("; ");
+      const r = await new Deno.Command("sh", {
+        // stdin stays open after the keys, so script does not send the pty an EOF first.
+        args: ["-c", `(sleep ${delay}; ${feed}; sleep 3) | script -qfec "${cli}" /dev/null`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: r.code, out: dec.decode(r.stdout) };
+    };
+    const running = async (id: string) =>
+      new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await cli("tasks", "ls")).stdout);
+
+    const run = await typed(`${k8sc} run -t ${image} dt1 sh`, [
+      "echo one-$((1+1))\\r",
+      "\\020\\021",
+    ]);
+    expect(run.out).toContain("one-2");
+    expect(run.out).toMatch(/detached from dt1; it keeps running/);
+    expect(run.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    // attach with keys of our own; the default ones now pass through to the shell.
+    const att = await typed(`${k8sc} attach --detach-keys ctrl-x,y dt1`, [
+      "echo two-$((2+2))\\r",
+      "\\030y",
+    ]);
+    expect(att.out).toContain("two-4");
+    expect(att.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    const ex = await typed(`${k8sc} tasks exec -t dt1 sh`, [
+      "echo three-$((3+3))\\r",
+      "\\020\\021",
+    ]);
+    expect(ex.out).toContain("three-6");
+    expect(ex.out).toMatch(/detached from the exec session in dt1/);
+    expect(ex.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    // The shell still answers after all three detaches.
+    const again = await typed(`${k8sc} attach dt1`, ["echo four-$((4+4))\\r", "exit\\r"]);
+    expect(again.out).toContain("four-8");
+    expect(again.code).toBe(0);
+    await until("dt1 to exit", stopped("dt1", 0));
+    expect((await cli("containers", "rm", "-f", "dt1")).code).toBe(0);
+
+    const bad = await cli("attach", "--detach-keys", "ctrl-1", "dt1");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --detach-keys "ctrl-1": "ctrl-1" is not a key/);
+  });
+
   it("a reused container id starts with an empty log; rm removes the log", async () => {
     const first = await cli("run", "--rm", image, "c2", "echo", "first");
     expect(first).toEqual({ code: 0, stdout: "first\n", stderr: "" });

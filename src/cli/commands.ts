@@ -93,6 +93,14 @@ const LIST_FLAGS: Flag[] = [
   },
 ];
 
+/** run -t, attach and exec -t: docker's detach keys. */
+const DETACH_KEYS: Flag = {
+  name: "detach-keys",
+  value: "KEYS",
+  help:
+    "the keys that detach, leaving it running (default ctrl-p,ctrl-q; docker's syntax: ctrl-<x> or a character, comma-separated)",
+};
+
 const ONE = { min: 1, max: 1 };
 const SOME = { min: 1, max: Infinity };
 const ANY = { min: 0, max: Infinity };
@@ -380,6 +388,7 @@ export const COMMANDS: Command[] = [
       { name: "detach", short: "d", help: "print the id and leave it running" },
       { name: "tty", short: "t", help: "an interactive terminal" },
       { name: "interactive", short: "i", help: "keep stdin open (with -d: for a later attach)" },
+      DETACH_KEYS,
       {
         name: "sig-proxy",
         value: "true|false",
@@ -489,6 +498,7 @@ export const COMMANDS: Command[] = [
         flags: [
           { name: "tty", short: "t", help: "an interactive terminal" },
           { name: "interactive", short: "i", help: "stream stdin, stdout and stderr live" },
+          DETACH_KEYS,
           {
             name: "env",
             short: "e",
@@ -546,9 +556,11 @@ export const COMMANDS: Command[] = [
   },
   {
     name: "attach",
-    summary: "the container's terminal, or its output and stdin",
+    summary:
+      "the container's terminal, or its output and stdin, until it exits or the detach keys (ctrl-p ctrl-q)",
     args: "ID",
     ...ONE,
+    flags: [DETACH_KEYS],
     run: (a, ctx) => containers().then((m) => m.attachCommand(a, ctx)),
   },
   {

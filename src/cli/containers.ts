@@ -6,7 +6,7 @@ import type { DaemonClient } from "./client.ts";
 import type { Args, Context } from "./commands.ts";
 import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
-import { interactiveSession } from "./interactive.ts";
+import { interactiveSession, parseDetachKeys } from "./interactive.ts";
 import { remoteCommand } from "../cri/streaming/client.ts";
 import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -83,6 +83,8 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     "sig-proxy": a.bool("sig-proxy"),
   };
   if (values.rm && values.detach) throw new UsageError("run: --rm and -d cannot be combined");
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   const mounts = a.list("mount").map(parseMount);
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
@@ -133,7 +135,12 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
         tty: true,
         stdin: true,
       });
-      await interactiveSession(url, { tty: true, stdin: true });
+      const session = await interactiveSession(url, { tty: true, stdin: true, detachKeys });
+      if (session.detached) {
+        detachedFrom(id, !!values.rm);
+        values.rm = false; // it keeps running: nothing to remove yet
+        return 0;
+      }
       const res = await c.unary(
         c.tasks.wait.bind(c.tasks),
         { containerId: id },
@@ -157,6 +164,15 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     proxy.stop();
     await cleanup();
   }
+}
+
+/** Says, after a detach, that the container runs on and how to come back. */
+function detachedFrom(id: string, rm: boolean): void {
+  console.error(
+    `k8scontainerd: detached from ${id}; it keeps running ('k8scontainerd attach ${id}' to come back${
+      rm ? `; --rm no longer applies: 'k8scontainerd rm -f ${id}' removes it` : ""
+    })`,
+  );
 }
 
 /** The signals a foreground run passes on to its task (as ctr and nerdctl's --sig-proxy do). */
@@ -354,6 +370,8 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
   if (timeout !== undefined && !(Number(timeout) >= 0)) {
     throw new UsageError(`tasks exec: invalid --timeout "${timeout}": expected seconds`);
   }
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   if (tty || a.bool("interactive")) {
     const unsupported = ["env", "user", "cwd", "timeout"].filter((f) => a.values.has(f));
     if (unsupported.length) {
@@ -371,7 +389,12 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
       tty,
       stdin: true,
     });
-    return await interactiveSession(url, { tty, stdin: true });
+    const session = await interactiveSession(url, { tty, stdin: true, detachKeys });
+    if (session.detached) {
+      console.error(`k8scontainerd: detached from the exec session in ${id}`);
+      return 0;
+    }
+    return session.exitCode;
   }
   // Without -i, stdin from a pipe or file is read to its end and given to the command (a
   // terminal is not read: the command would wait on the operator's Ctrl-D).
@@ -492,6 +515,8 @@ export async function tasksRemove(a: Args, ctx: Context): Promise<number> {
 /** `attach ID`: the container's terminal (or output and stdin) until it exits or we detach. */
 export async function attachCommand(a: Args, ctx: Context): Promise<number> {
   const id = a.positionals[0];
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   const c = await ctx.client();
   const { container } = await c.unary(c.containers.get.bind(c.containers), { id });
   const tty = container?.labels["io.k8scontainerd.tty"] === "true";
@@ -501,7 +526,8 @@ export async function attachCommand(a: Args, ctx: Context): Promise<number> {
     tty,
     stdin: true,
   });
-  await interactiveSession(url, { tty, stdin: true });
+  const session = await interactiveSession(url, { tty, stdin: true, detachKeys });
+  if (session.detached) detachedFrom(id, false);
   return 0;
 }
 
