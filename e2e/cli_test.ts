@@ -518,7 +518,7 @@ describe("cli: help and usage errors (no daemon needed)", () => {
     }
     const top = await k("help");
     expect(top.code).toBe(0);
-    expect(top.stdout.split("\n")).toContain("  attach ID");
+    expect(top.stdout.split("\n")).toContain("  attach [--detach-keys KEYS] ID");
     expect((await k("--help")).stdout).toBe(top.stdout);
   });
 
@@ -534,7 +534,7 @@ describe("cli: help and usage errors (no daemon needed)", () => {
       [["tasks", "bogus"], /unknown tasks command "bogus"/],
       [["bogus"], /unknown command "bogus"/],
       [["--bogus"], /unknown flag --bogus/],
-      [["run", "busybox"], /run: missing ID/],
+      [["run"], /run: missing IMAGE/],
       [["tasks", "exec", "c1"], /tasks exec: missing CMD/],
       [
         ["run", "--sig-proxy=maybe", "i", "c"],

@@ -72,9 +72,88 @@ async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0
   decodeCriLog(rest, writeOut);
 }
 
+/** `-v SRC:DST[:ro|rw]` as a bind mount; SRC must be an absolute host path. */
+export function parseVolume(s: string): Mount {
+  const parts = s.split(":");
+  const [src, dst, mode] = parts;
+  if (parts.length < 2 || parts.length > 3 || !src || !dst) {
+    throw new UsageError(`invalid -v "${s}": expected SRC:DST or SRC:DST:ro`);
+  }
+  if (!src.startsWith("/")) {
+    throw new UsageError(
+      `invalid -v "${s}": "${src}" is not an absolute host path (named volumes are not supported)`,
+    );
+  }
+  if (!dst.startsWith("/")) {
+    throw new UsageError(`invalid -v "${s}": the container path "${dst}" is not absolute`);
+  }
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
+    throw new UsageError(`invalid -v "${s}": mode "${mode}" is not ro or rw`);
+  }
+  return {
+    type: "bind",
+    source: src,
+    destination: dst,
+    options: ["rbind", mode === "ro" ? "ro" : "rw"],
+  };
+}
+
+/** A container id as docker generates them: 64 hex digits. */
+function generatedId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * docker's exit codes for a command the runtime could not start: 127 when it does not
+ * exist in the image, 126 when it is not executable; undefined for any other failure.
+ */
+export function startFailureExitCode(message: string): number | undefined {
+  if (/executable file not found|no such file or directory/i.test(message)) return 127;
+  if (/permission denied|exec format error|is a directory/i.test(message)) return 126;
+  return undefined;
+}
+
+/** The image as the daemon has it, pulled first (progress on stderr) when it is missing. */
+async function ensureImage(c: DaemonClient, ref: string): Promise<string> {
+  try {
+    const { image } = await c.unary(c.images.get.bind(c.images), { name: ref });
+    return image!.name;
+  } catch (e) {
+    if (!/not found/.test((e as Error).message)) throw e;
+  }
+  const enc = new TextEncoder();
+  const err = (t: string) => void Deno.stderr.writeSync(enc.encode(t));
+  err(`Unable to find image '${ref}' locally; pulling it\n`);
+  const { pullImage } = await import("./images.ts");
+  const image = await pullImage(c, ref, { out: err, tty: Deno.stderr.isTerminal() });
+  return image.name;
+}
+
 export async function runCommand(a: Args, ctx: Context): Promise<number> {
-  const [image, id] = a.positionals;
+  const image0 = a.positionals[0];
+  const id = a.str("name") ?? a.positionals[1] ?? generatedId();
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) {
+    throw new UsageError(
+      `run: invalid container name "${id}": letters, digits, _ . - only, not first`,
+    );
+  }
   const cmd = a.command;
+  if (a.list("publish").length) {
+    throw new UsageError(
+      `run: -p ${
+        a.list("publish")[0]
+      } is not supported: containers started by run have no network but their own loopback (no CNI), or the host's with --net-host, where a port needs no publishing`,
+    );
+  }
+  const restart = a.str("restart") ?? "no";
+  if (restart !== "no") {
+    throw new UsageError(
+      /^(always|unless-stopped|on-failure(:\d+)?)$/.test(restart)
+        ? `run: --restart=${restart} is not supported: there is no restart manager (only --restart=no); start it again with 'k8scontainerd tasks start ${id}'`
+        : `run: invalid --restart "${restart}": expected no`,
+    );
+  }
   const values = {
     rm: a.bool("rm"),
     detach: a.bool("detach"),
@@ -85,9 +164,10 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   if (values.rm && values.detach) throw new UsageError("run: --rm and -d cannot be combined");
   const detachKeys = a.str("detach-keys");
   if (detachKeys !== undefined) parseDetachKeys(detachKeys);
-  const mounts = a.list("mount").map(parseMount);
+  const mounts = [...a.list("mount").map(parseMount), ...a.list("volume").map(parseVolume)];
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
+  const image = await ensureImage(c, image0);
   await c.unary(c.containers.create.bind(c.containers), {
     id,
     image,
@@ -119,7 +199,10 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   } catch (e) {
     await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
     await c.unary(c.containers.delete.bind(c.containers), { id }).catch(() => {});
-    throw e;
+    const code = startFailureExitCode((e as Error).message);
+    if (code === undefined) throw e;
+    console.error(`k8scontainerd: ${(e as Error).message}`);
+    return code;
   }
   if (values.detach) {
     console.log(id);
@@ -468,7 +551,11 @@ function formatLimit(n: bigint): string {
   return n === 0n || n >= 1n << 62n ? "unlimited" : formatBytes(n);
 }
 
-export async function tasksMetrics(a: Args, ctx: Context): Promise<number> {
+export async function tasksMetrics(
+  a: Args,
+  ctx: Context,
+  o: { array?: boolean } = {},
+): Promise<number> {
   const format = a.str("format") ?? "table";
   const c = await ctx.client();
   const ids = a.positionals;
@@ -478,7 +565,7 @@ export async function tasksMetrics(a: Args, ctx: Context): Promise<number> {
       ...(await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: id })),
     })),
   );
-  if (format === "json" && ids.length === 1) {
+  if (format === "json" && ids.length === 1 && !o.array) {
     const { id: _, ...m } = rows[0];
     console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
     return 0;
@@ -553,4 +640,45 @@ export async function eventsCommand(a: Args, ctx: Context): Promise<number> {
     console.log(`${ts} ${e.namespace} ${e.topic} ${e.event}`);
   }
   return 0;
+}
+
+/** `inspect NAME…`: a container's record, or an image's when no container has that name. */
+export async function inspectCommand(a: Args, ctx: Context): Promise<number> {
+  const c = await ctx.client();
+  const out: unknown[] = [];
+  for (const name of a.positionals) {
+    try {
+      const { container } = await c.unary(c.containers.get.bind(c.containers), { id: name });
+      out.push({ ...container, spec: JSON.parse(container!.spec) });
+      continue;
+    } catch (e) {
+      if (!/not found/.test((e as Error).message)) throw e;
+    }
+    try {
+      const { image } = await c.unary(c.images.get.bind(c.images), { name });
+      out.push(image);
+    } catch (e) {
+      if (!/not found/.test((e as Error).message)) throw e;
+      throw new Error(`no container or image named "${name}"`);
+    }
+  }
+  console.log(JSON.stringify(out, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+  return 0;
+}
+
+/** `stats [ID…]`: tasks metrics of the IDs, or of every running task. */
+export async function statsCommand(a: Args, ctx: Context): Promise<number> {
+  let ids = a.positionals;
+  if (!ids.length) {
+    const c = await ctx.client();
+    const { tasks } = await c.unary(c.tasks.list.bind(c.tasks), {});
+    ids = tasks.filter((t) => t.status === 2).map((t) => t.id);
+    if (!ids.length) {
+      if (a.str("format") === "json") console.log("[]");
+      else console.log("no running containers");
+      return 0;
+    }
+  }
+  const { Args: ArgsClass } = await import("./commands.ts");
+  return await tasksMetrics(new ArgsClass(a.values, ids, []), ctx, { array: true });
 }
