@@ -108,7 +108,20 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli: docker-style forms", () => {
     const notExec = await cli("run", "--rm", "--name", "x2", image, "/etc/passwd");
     expect(notExec.code).toBe(126);
     expect(notExec.stderr).toMatch(/permission denied/i);
-    expect((await cli("ps", "-a", "--quiet")).stdout).not.toMatch(/^x[12]$/m);
+    // Any other start failure (here a missing -v source) is a plain failure, exit 1.
+    const noSrc = await cli(
+      "run",
+      "--rm",
+      "--name",
+      "x3",
+      "-v",
+      "/nonexistent-k8sc:/x",
+      image,
+      "true",
+    );
+    expect(noSrc.code).toBe(1);
+    expect(noSrc.stderr).toMatch(/nonexistent-k8sc.*no such file or directory/);
+    expect((await cli("ps", "-a", "--quiet")).stdout).not.toMatch(/^x[123]$/m);
 
     // Refused clearly, before anything is created (exit 2).
     const cases: [string[], RegExp][] = [

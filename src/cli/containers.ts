@@ -109,8 +109,17 @@ function generatedId(): string {
  * exist in the image, 126 when it is not executable; undefined for any other failure.
  */
 export function startFailureExitCode(message: string): number | undefined {
-  if (/executable file not found|no such file or directory/i.test(message)) return 127;
-  if (/permission denied|exec format error|is a directory/i.test(message)) return 126;
+  // runc: exec: "CMD": executable file not found in $PATH | stat CMD: no such file or directory
+  // crun: executable file `CMD` not found in $PATH
+  if (
+    /exec: "[^"]*": (executable file not found|stat [^\n]*: no such file or directory)/
+      .test(message) || /executable file `[^`]*` not found/.test(message)
+  ) return 127;
+  // runc: exec: "CMD": permission denied | exec format error; crun: open executable: …
+  if (
+    /exec: "[^"]*": (permission denied|exec format error)/i.test(message) ||
+    /open executable: permission denied/i.test(message)
+  ) return 126;
   return undefined;
 }
 
