@@ -37,6 +37,45 @@ async function piped(args: string[], input: string): Promise<CliResult> {
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
 }
 
+/**
+ * A DNS server on a loopback address that answers NXDOMAIN to every question (RFC 1035
+ * header and question echoed back), recording the names asked.
+ */
+async function nxdomainServer(): Promise<
+  { address: string; queries(): string[]; close(): void }
+> {
+  const { createSocket } = await import("node:dgram");
+  const sock = createSocket("udp4");
+  const names: string[] = [];
+  sock.on("message", (msg: Uint8Array, from: { address: string; port: number }) => {
+    if (msg.length < 12) return;
+    let i = 12;
+    const labels: string[] = [];
+    while (i < msg.length && msg[i] !== 0) {
+      labels.push(dec.decode(msg.subarray(i + 1, i + 1 + msg[i])));
+      i += msg[i] + 1;
+    }
+    names.push(labels.join("."));
+    const question = msg.subarray(12, i + 5);
+    const reply = new Uint8Array(12 + question.length);
+    reply.set(msg.subarray(0, 2)); // id
+    reply[2] = 0x81 | (msg[2] & 0x01); // QR, opcode 0, RD copied
+    reply[3] = 0x83; // RA, NXDOMAIN
+    reply[5] = 1; // one question, no answers
+    reply.set(question, 12);
+    sock.send(reply, from.port, from.address);
+  });
+  // A loopback address of its own, so port 53 is ours whatever else runs on this host.
+  const address = `127.53.${Math.floor(Math.random() * 250) + 1}.${
+    Math.floor(Math.random() * 250) + 1
+  }`;
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(53, address, () => resolve());
+  });
+  return { address, queries: () => [...names], close: () => sock.close() };
+}
+
 async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await ok())) {
@@ -73,6 +112,187 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
       await d.cleanup();
     }
     await registry?.stop();
+  });
+
+  it("listings: STATUS, daemon labels hidden, ps with command lines, metrics, rm -f", async () => {
+    expect((await cli("run", "-d", "--label", "team=a", image, "l1", "sleep", "1000")).code)
+      .toBe(0);
+    expect((await cli("run", "-d", image, "l2", "sh", "-c", "exit 3")).code).toBe(0);
+    await until("l2 to exit", stopped("l2", 3));
+    const row = async (id: string, flags: string[] = []) =>
+      (await cli("containers", "ls", ...flags)).stdout.split("\n").find((l) =>
+        l.startsWith(`${id} `)
+      ) ?? "";
+    const ls = await cli("containers", "ls");
+    expect(ls.stdout.split("\n")[0]).toMatch(
+      /^CONTAINER\s+IMAGE\s+STATUS\s+RUNTIME\s+CREATED\s+LABELS$/,
+    );
+    expect(await row("l1")).toMatch(/\srunning\s.*\steam=a$/);
+    expect(await row("l2")).toMatch(/\sstopped \(exit 3\)\s/);
+    expect(ls.stdout).not.toContain("io.k8scontainerd.");
+    for (const flag of ["-v", "--all-labels"]) {
+      expect(await row("l1", [flag])).toMatch(/io\.k8scontainerd\.log-path=/);
+    }
+    const json = JSON.parse((await cli("containers", "ls", "--format", "json")).stdout);
+    const l1 = json.find((x: { id: string }) => x.id === "l1");
+    expect(l1.status).toBe("running");
+    expect(Object.keys(l1.labels)).toEqual(["team"]);
+    // A container whose task was removed is "created" again, as nerdctl shows it.
+    expect((await cli("tasks", "rm", "l2")).code).toBe(0);
+    expect(await row("l2")).toMatch(/\screated\s/);
+    expect((await cli("tasks", "pause", "l1")).code).toBe(0);
+    expect(await row("l1")).toMatch(/\spaused\s/);
+    expect((await cli("tasks", "resume", "l1")).code).toBe(0);
+
+    // tasks ps: each pid with its command line, as /proc on the host has it.
+    expect((await cli("tasks", "exec", "-i", "l1", "true")).code).toBe(0);
+    const ps = await cli("tasks", "ps", "l1");
+    expect(ps.code).toBe(0);
+    const lines = ps.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^PID\s+COMMAND$/);
+    const sleepLine = lines.find((l) => /^\d+\s+sleep 1000$/.test(l));
+    expect(sleepLine).toBeDefined();
+    const pid = Number(sleepLine!.split(/\s+/)[0]);
+    expect(await Deno.readTextFile(`/proc/${pid}/cmdline`)).toBe("sleep\x001000\x00");
+
+    // tasks metrics: a table, and JSON for scripts.
+    const mt = await cli("tasks", "metrics", "l1");
+    expect(mt.code).toBe(0);
+    const [head, vals] = mt.stdout.trimEnd().split("\n");
+    expect(head).toMatch(/^ID\s+CPU USAGE\s+MEMORY USAGE \/ LIMIT\s+WORKING SET\s+PIDS$/);
+    expect(vals).toMatch(
+      /^l1\s+\d+\.\d{3} s\s+[\d.]+ (B|KiB|MiB) \/ (unlimited|[\d.]+ \w+)\s+.*\s1$/,
+    );
+    const mj = JSON.parse((await cli("tasks", "metrics", "--format", "json", "l1")).stdout);
+    expect(mj.pids).toBe(1);
+    expect(mj.memoryUsageBytes).toBeGreaterThan(0);
+    expect(typeof mj.cpuUsageNs).toBe("number");
+    expect((await cli("tasks", "metrics", "--format", "yaml", "l1")).code).toBe(2);
+
+    // rm -f: the running task is killed and deleted, the container removed, in one step.
+    const plain = await cli("containers", "rm", "l1");
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/l1/);
+    expect(await cli("containers", "rm", "-f", "l1", "l2")).toEqual({
+      code: 0,
+      stdout: "l1\nl2\n",
+      stderr: "",
+    });
+    expect((await cli("containers", "ls", "--quiet")).stdout).not.toMatch(/^l[12]$/m);
+    expect((await cli("tasks", "ls", "--quiet")).stdout).not.toMatch(/^l1$/m);
+    await until(
+      "sleep to be gone",
+      async () => !(await Deno.stat(`/proc/${pid}`).catch(() => null)),
+    );
+    const gone = await cli("containers", "rm", "-f", "l1");
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/l1.*not found/);
+  });
+
+  it("a pull that cannot reach its registry names the cause and host:port", async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close(); // nobody listens there now
+    const refused = await cli("images", "pull", `127.0.0.1:${port}/busybox:latest`);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(`connection refused by 127\\.0\\.0\\.1:${port} \\(gave up after \\d+ attempts\\)`),
+    );
+    expect(refused.stderr).not.toMatch(/fetch failed/);
+
+    // A name that does not resolve: a daemon whose resolver asks a DNS server of ours on a
+    // loopback address (a private /etc/resolv.conf in its own mount namespace), which
+    // answers NXDOMAIN to everything — no query leaves loopback.
+    const dns = await nxdomainServer();
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-dns-" });
+    await Deno.writeTextFile(
+      `${dir}/resolv.conf`,
+      `nameserver ${dns.address}\noptions timeout:1 attempts:1\n`,
+    );
+    const d2 = await startTestDaemon({
+      wrap: [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        `mount --bind ${dir}/resolv.conf /etc/resolv.conf && exec "$@"`,
+        "sh",
+      ],
+    });
+    try {
+      const r = await runCli([
+        "--address",
+        d2.socket,
+        "images",
+        "pull",
+        "nonexistent.invalid/busybox:latest",
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /no such host: cannot resolve nonexistent\.invalid \(Name or service not known\)/,
+      );
+      expect(dns.queries()).toContain("nonexistent.invalid");
+    } finally {
+      await d2.stop();
+      await d2.cleanup();
+      dns.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  it("detaches from run -t, attach and tasks exec -t on ctrl-p ctrl-q or --detach-keys", async () => {
+    const k8sc = `${command().join(" ")} --address ${d.socket}`;
+    /** Runs `cli` under a pty (script), typing `keys` (printf escapes) after `delay` s. */
+    const typed = async (cli: string, keys: string[], delay = 2) => {
+      const feed = keys.map((x) => `printf '${x}'; sleep 0.5`).join("; ");
+      const r = await new Deno.Command("sh", {
+        // stdin stays open after the keys, so script does not send the pty an EOF first.
+        args: ["-c", `(sleep ${delay}; ${feed}; sleep 3) | script -qfec "${cli}" /dev/null`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: r.code, out: dec.decode(r.stdout) };
+    };
+    const running = async (id: string) =>
+      new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await cli("tasks", "ls")).stdout);
+
+    const run = await typed(`${k8sc} run -t ${image} dt1 sh`, [
+      "echo one-$((1+1))\\r",
+      "\\020\\021",
+    ]);
+    expect(run.out).toContain("one-2");
+    expect(run.out).toMatch(/detached from dt1; it keeps running/);
+    expect(run.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    // attach with keys of our own; the default ones now pass through to the shell.
+    const att = await typed(`${k8sc} attach --detach-keys ctrl-x,y dt1`, [
+      "echo two-$((2+2))\\r",
+      "\\030y",
+    ]);
+    expect(att.out).toContain("two-4");
+    expect(att.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    const ex = await typed(`${k8sc} tasks exec -t dt1 sh`, [
+      "echo three-$((3+3))\\r",
+      "\\020\\021",
+    ]);
+    expect(ex.out).toContain("three-6");
+    expect(ex.out).toMatch(/detached from the exec session in dt1/);
+    expect(ex.code).toBe(0);
+    expect(await running("dt1")).toBe(true);
+
+    // The shell still answers after all three detaches.
+    const again = await typed(`${k8sc} attach dt1`, ["echo four-$((4+4))\\r", "exit\\r"]);
+    expect(again.out).toContain("four-8");
+    expect(again.code).toBe(0);
+    await until("dt1 to exit", stopped("dt1", 0));
+    expect((await cli("containers", "rm", "-f", "dt1")).code).toBe(0);
+
+    const bad = await cli("attach", "--detach-keys", "ctrl-1", "dt1");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --detach-keys "ctrl-1": "ctrl-1" is not a key/);
   });
 
   it("a reused container id starts with an empty log; rm removes the log", async () => {
@@ -298,14 +518,14 @@ describe("cli: help and usage errors (no daemon needed)", () => {
     }
     const top = await k("help");
     expect(top.code).toBe(0);
-    expect(top.stdout.split("\n")).toContain("  attach ID");
+    expect(top.stdout.split("\n")).toContain("  attach [--detach-keys KEYS] ID");
     expect((await k("--help")).stdout).toBe(top.stdout);
   });
 
   it("exits 2 on every usage mistake, naming it", async () => {
     const cases: [string[], RegExp][] = [
       [["version", "--bogus"], /^k8scontainerd: version: unknown flag --bogus/],
-      [["containers", "rm", "--force", "X"], /containers rm: unknown flag --force/],
+      [["containers", "rm", "--bogus", "X"], /containers rm: unknown flag --bogus/],
       [
         ["images", "ls", "--format", "yaml"],
         /images ls: invalid --format "yaml": expected table or json/,
@@ -314,7 +534,7 @@ describe("cli: help and usage errors (no daemon needed)", () => {
       [["tasks", "bogus"], /unknown tasks command "bogus"/],
       [["bogus"], /unknown command "bogus"/],
       [["--bogus"], /unknown flag --bogus/],
-      [["run", "busybox"], /run: missing ID/],
+      [["run"], /run: missing IMAGE/],
       [["tasks", "exec", "c1"], /tasks exec: missing CMD/],
       [
         ["run", "--sig-proxy=maybe", "i", "c"],

@@ -68,6 +68,12 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Extra environment for the daemon process. */
   env?: Record<string, string>;
+  /**
+   * A command that runs the daemon's command line (given as its trailing arguments) and
+   * execs it, e.g. `unshare -m sh -c '… && exec "$@"' sh`: the daemon's pid stays the one
+   * signalled.
+   */
+  wrap?: string[];
 }
 
 /** Starts a daemon and waits until its socket accepts connections. */
@@ -78,7 +84,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   // As the daemon's own dirs: searchable, so a user-namespaced pod's root reaches its rootfs.
   await Deno.chmod(dir, 0o711);
   const root = `${dir}/root`, state = `${dir}/state`, socket = `${dir}/k8scontainerd.sock`;
-  const [cmd, ...pre] = command();
+  const [cmd, ...pre] = [...(opts.wrap ?? []), ...command()];
   const process = new Deno.Command(cmd, {
     args: [
       ...pre,

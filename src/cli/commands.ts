@@ -72,8 +72,13 @@ export interface Command {
   /** How many positionals (default 0..0). */
   min?: number;
   max?: number;
-  /** Flags end after this many positionals; what follows is the command line (run, exec). */
-  commandAfter?: number;
+  /**
+   * Flags end after this many positionals; what follows is the command line (run, exec). A
+   * function decides from the flags seen so far (run: 1 with --name, else 2).
+   */
+  commandAfter?: number | ((values: Map<string, string | boolean | string[]>) => number);
+  /** Like max, decided from the flags given (run: 1 with --name). */
+  maxFor?: (values: Map<string, string | boolean | string[]>) => number;
   /** The command line after the positionals may not be empty. */
   commandRequired?: boolean;
   flags?: Flag[];
@@ -91,6 +96,49 @@ const LIST_FLAGS: Flag[] = [
     choices: ["table", "json"],
     help: "table (default) or JSON for scripts",
   },
+];
+
+/** run -t, attach and exec -t: docker's detach keys. */
+const DETACH_KEYS: Flag = {
+  name: "detach-keys",
+  value: "KEYS",
+  help:
+    "the keys that detach, leaving it running (default ctrl-p,ctrl-q; docker's syntax: ctrl-<x> or a character, comma-separated)",
+};
+
+const PULL_FLAGS: Flag[] = [
+  {
+    name: "platform",
+    value: "OS/ARCH[/VARIANT]",
+    help: "the platform to pull (default: this host's)",
+  },
+  { name: "all-platforms", help: "every platform of an index" },
+  { name: "no-unpack", help: "download only; do not unpack into the snapshotter" },
+  { name: "snapshotter", value: "S", help: "unpack into this snapshotter" },
+  { name: "user", short: "u", value: "USER[:PASSWORD]", help: "registry credentials" },
+  {
+    name: "plain-http",
+    value: "HOST",
+    multiple: true,
+    help: "talk plain HTTP to this registry",
+  },
+  { name: "quiet", short: "q", help: "print only the image name at the end" },
+];
+
+const EXEC_FLAGS: Flag[] = [
+  { name: "tty", short: "t", help: "an interactive terminal" },
+  { name: "interactive", short: "i", help: "stream stdin, stdout and stderr live" },
+  DETACH_KEYS,
+  {
+    name: "env",
+    short: "e",
+    value: "K=V",
+    multiple: true,
+    help: "an environment variable",
+  },
+  { name: "user", short: "u", value: "U", help: "uid, name, uid:gid or name:group" },
+  { name: "cwd", value: "DIR", help: "working directory" },
+  { name: "timeout", value: "SECONDS", help: "kill the command after this long" },
 ];
 
 const ONE = { min: 1, max: 1 };
@@ -172,24 +220,7 @@ export const COMMANDS: Command[] = [
         summary: "download and unpack an image (a progress bar per layer on a terminal)",
         args: "REF",
         ...ONE,
-        flags: [
-          {
-            name: "platform",
-            value: "OS/ARCH[/VARIANT]",
-            help: "the platform to pull (default: this host's)",
-          },
-          { name: "all-platforms", help: "every platform of an index" },
-          { name: "no-unpack", help: "download only; do not unpack into the snapshotter" },
-          { name: "snapshotter", value: "S", help: "unpack into this snapshotter" },
-          { name: "user", short: "u", value: "USER[:PASSWORD]", help: "registry credentials" },
-          {
-            name: "plain-http",
-            value: "HOST",
-            multiple: true,
-            help: "talk plain HTTP to this registry",
-          },
-          { name: "quiet", short: "q", help: "print only the image name at the end" },
-        ],
+        flags: PULL_FLAGS,
         run: (a, ctx) => images().then((m) => m.imagesPull(a, ctx)),
       },
       {
@@ -370,16 +401,19 @@ export const COMMANDS: Command[] = [
   {
     name: "run",
     summary:
-      "create and start a container; without -d, print its output, forward stdin and signals, exit with its exit code",
-    args: "IMAGE ID [CMD…]",
-    min: 2,
+      "create and start a container (pulling its image if missing); without -d, print its output, forward stdin and signals, exit with its exit code (127: no such command, 126: not executable). IMAGE ID [CMD…] as ctr; with --name, IMAGE [CMD…] as docker; IMAGE alone gets a generated id",
+    args: "IMAGE [ID] [CMD…]",
+    min: 1,
     max: 2,
-    commandAfter: 2,
+    maxFor: (v) => v.has("name") ? 1 : 2,
+    commandAfter: (v) => v.has("name") ? 1 : 2,
     flags: [
+      { name: "name", value: "NAME", help: "the container's id (then no ID argument)" },
       { name: "rm", help: "remove the container when it exits" },
       { name: "detach", short: "d", help: "print the id and leave it running" },
       { name: "tty", short: "t", help: "an interactive terminal" },
       { name: "interactive", short: "i", help: "keep stdin open (with -d: for a later attach)" },
+      DETACH_KEYS,
       {
         name: "sig-proxy",
         value: "true|false",
@@ -393,6 +427,27 @@ export const COMMANDS: Command[] = [
         value: "type=bind,src=S,dst=D[,options=ro]",
         multiple: true,
         help: "a bind mount",
+      },
+      {
+        name: "volume",
+        short: "v",
+        value: "SRC:DST[:ro]",
+        multiple: true,
+        help: "bind-mount host path SRC (absolute) at DST, read-only with :ro",
+      },
+      {
+        name: "publish",
+        short: "p",
+        value: "HOST:CTR",
+        multiple: true,
+        help:
+          "refused: run's containers have only their own loopback (or the host's network with --net-host, where no port needs publishing)",
+      },
+      {
+        name: "restart",
+        value: "no",
+        help:
+          "only no (the default): there is no restart manager; always and on-failure are refused",
       },
       { name: "net-host", help: "the host's network namespace" },
       { name: "user", short: "u", value: "U", help: "uid, name, uid:gid or name:group" },
@@ -413,8 +468,15 @@ export const COMMANDS: Command[] = [
       {
         name: "ls",
         aliases: ["list"],
-        summary: "list containers",
-        flags: LIST_FLAGS,
+        summary: "list containers with their status (created, running, paused, stopped (exit N))",
+        flags: [
+          ...LIST_FLAGS,
+          {
+            name: "all-labels",
+            short: "v",
+            help: "also show the daemon's own io.k8scontainerd.* labels",
+          },
+        ],
         run: (a, ctx) => containers().then((m) => m.containersList(a, ctx)),
       },
       {
@@ -427,9 +489,10 @@ export const COMMANDS: Command[] = [
       {
         name: "rm",
         aliases: ["delete"],
-        summary: "remove containers (no task may be left), their root and their log",
+        summary: "remove containers (no task may be left, unless -f), their root and their log",
         args: "ID…",
         ...SOME,
+        flags: [{ name: "force", short: "f", help: "kill and delete a task first" }],
         run: (a, ctx) => containers().then((m) => m.containersRemove(a, ctx)),
       },
     ],
@@ -478,27 +541,15 @@ export const COMMANDS: Command[] = [
         max: 1,
         commandAfter: 1,
         commandRequired: true,
-        flags: [
-          { name: "tty", short: "t", help: "an interactive terminal" },
-          { name: "interactive", short: "i", help: "stream stdin, stdout and stderr live" },
-          {
-            name: "env",
-            short: "e",
-            value: "K=V",
-            multiple: true,
-            help: "an environment variable",
-          },
-          { name: "user", short: "u", value: "U", help: "uid, name, uid:gid or name:group" },
-          { name: "cwd", value: "DIR", help: "working directory" },
-          { name: "timeout", value: "SECONDS", help: "kill the command after this long" },
-        ],
+        flags: EXEC_FLAGS,
         run: (a, ctx) => containers().then((m) => m.tasksExec(a, ctx)),
       },
       {
         name: "ps",
-        summary: "the task's processes",
+        summary: "the task's processes: pid and command line (read from /proc on this host)",
         args: "ID",
         ...ONE,
+        flags: LIST_FLAGS,
         run: (a, ctx) => containers().then((m) => m.tasksPs(a, ctx)),
       },
       {
@@ -517,9 +568,11 @@ export const COMMANDS: Command[] = [
       },
       {
         name: "metrics",
-        summary: "CPU, memory and pids as JSON",
-        args: "ID",
-        ...ONE,
+        summary:
+          "CPU time, memory usage / limit, working set and pids: a table, or JSON (one ID: an object)",
+        args: "ID…",
+        ...SOME,
+        flags: [LIST_FLAGS[1]],
         run: (a, ctx) => containers().then((m) => m.tasksMetrics(a, ctx)),
       },
       {
@@ -535,9 +588,11 @@ export const COMMANDS: Command[] = [
   },
   {
     name: "attach",
-    summary: "the container's terminal, or its output and stdin",
+    summary:
+      "the container's terminal, or its output and stdin, until it exits or the detach keys (ctrl-p ctrl-q)",
     args: "ID",
     ...ONE,
+    flags: [DETACH_KEYS],
     run: (a, ctx) => containers().then((m) => m.attachCommand(a, ctx)),
   },
   {
@@ -558,6 +613,68 @@ export const COMMANDS: Command[] = [
     ...ANY,
     flags: [{ name: "all-namespaces", help: "events of every namespace" }],
     run: (a, ctx) => containers().then((m) => m.eventsCommand(a, ctx)),
+  },
+  // Docker-style forms (nerdctl's), thin aliases over the commands above.
+  {
+    name: "ps",
+    summary: "running containers with their status; -a: all of them (containers ls)",
+    flags: [
+      { name: "all", short: "a", help: "also created and stopped containers" },
+      ...LIST_FLAGS,
+      { name: "all-labels", help: "also show the daemon's own io.k8scontainerd.* labels" },
+    ],
+    run: (a, ctx) =>
+      containers().then((m) => m.containersList(a, ctx, { runningOnly: !a.bool("all") })),
+  },
+  {
+    name: "exec",
+    summary: "run a command in a running container (tasks exec)",
+    args: "ID CMD…",
+    min: 1,
+    max: 1,
+    commandAfter: 1,
+    commandRequired: true,
+    flags: EXEC_FLAGS,
+    run: (a, ctx) => containers().then((m) => m.tasksExec(a, ctx)),
+  },
+  {
+    name: "rm",
+    summary: "remove containers; -f kills and deletes a running task first (containers rm)",
+    args: "ID…",
+    ...SOME,
+    flags: [{ name: "force", short: "f", help: "kill and delete a task first" }],
+    run: (a, ctx) => containers().then((m) => m.containersRemove(a, ctx)),
+  },
+  {
+    name: "pull",
+    summary: "download and unpack an image (images pull)",
+    args: "REF",
+    ...ONE,
+    flags: PULL_FLAGS,
+    run: (a, ctx) => images().then((m) => m.imagesPull(a, ctx)),
+  },
+  {
+    name: "rmi",
+    summary: "remove image names (images rm)",
+    args: "REF…",
+    ...SOME,
+    flags: [{ name: "sync", help: "collect garbage now, before returning" }],
+    run: (a, ctx) => images().then((m) => m.imagesRemove(a, ctx)),
+  },
+  {
+    name: "inspect",
+    summary: "containers' records, or images' when no container has the name, as JSON",
+    args: "NAME…",
+    ...SOME,
+    run: (a, ctx) => containers().then((m) => m.inspectCommand(a, ctx)),
+  },
+  {
+    name: "stats",
+    summary: "CPU, memory and pids of running containers (all, or the IDs given) (tasks metrics)",
+    args: "[ID…]",
+    ...ANY,
+    flags: [LIST_FLAGS[1]],
+    run: (a, ctx) => containers().then((m) => m.statsCommand(a, ctx)),
   },
   {
     name: "help",
@@ -616,7 +733,7 @@ function parseLevel(
   tokens: string[],
   flags: Flag[],
   path: string[],
-  o: { group: boolean; commandAfter?: number },
+  o: { group: boolean; commandAfter?: Command["commandAfter"] },
 ): {
   values: Map<string, string | boolean | string[]>;
   positionals: string[];
@@ -625,6 +742,8 @@ function parseLevel(
 } {
   const values = new Map<string, string | boolean | string[]>();
   const positionals: string[] = [];
+  const after = () =>
+    typeof o.commandAfter === "function" ? o.commandAfter(values) : o.commandAfter;
   const where = path.length ? `${path.join(" ")}: ` : "";
   const set = (f: Flag, v: string | boolean, shown: string) => {
     if (f.choices && !f.choices.includes(String(v))) {
@@ -638,20 +757,21 @@ function parseLevel(
   };
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
-    if (o.commandAfter !== undefined && positionals.length === o.commandAfter) {
+    const commandAfter = after();
+    if (commandAfter !== undefined && positionals.length === commandAfter) {
       return { values, positionals, rest: tokens.slice(i), help: false };
     }
     if (t === "--") {
       if (o.group) return { values, positionals, rest: tokens.slice(i + 1), help: false };
-      const after = tokens.slice(i + 1);
-      if (o.commandAfter === undefined) {
-        return { values, positionals: [...positionals, ...after], rest: [], help: false };
+      const tail = tokens.slice(i + 1);
+      if (commandAfter === undefined) {
+        return { values, positionals: [...positionals, ...tail], rest: [], help: false };
       }
-      const need = o.commandAfter - positionals.length;
+      const need = commandAfter - positionals.length;
       return {
         values,
-        positionals: [...positionals, ...after.slice(0, need)],
-        rest: after.slice(need),
+        positionals: [...positionals, ...tail.slice(0, need)],
+        rest: tail.slice(need),
         help: false,
       };
     }
@@ -756,7 +876,7 @@ export function parseCommandLine(argv: string[]): Parsed {
       list = cmd.subcommands;
       continue;
     }
-    const min = cmd.min ?? 0, max = cmd.max ?? 0;
+    const min = cmd.min ?? 0, max = cmd.maxFor?.(values) ?? cmd.max ?? 0;
     const n = level.positionals.length;
     if (n < min || n > max) {
       const synopsis = `k8scontainerd ${path.join(" ")}${cmd.flags?.length ? " [FLAGS]" : ""}${

@@ -123,16 +123,36 @@ describe("CLI command table", () => {
     expect(parseCommandLine(["i", "list"]).kind).toBe("run"); // aliases
   });
 
+  it("run: ctr's IMAGE ID [CMD…], docker's --name N IMAGE [CMD…], or IMAGE alone", () => {
+    const run = (argv: string[]) => {
+      const p = parseCommandLine(["run", ...argv]);
+      if (p.kind !== "run") throw new Error("not run");
+      return { pos: p.args.positionals, cmd: p.args.command, name: p.args.str("name") };
+    };
+    expect(run(["img", "id", "echo", "-n"])).toEqual({
+      pos: ["img", "id"],
+      cmd: ["echo", "-n"],
+      name: undefined,
+    });
+    expect(run(["--name", "n", "img", "echo", "-n"])).toEqual({
+      pos: ["img"],
+      cmd: ["echo", "-n"],
+      name: "n",
+    });
+    expect(run(["img", "--name", "n", "sh"])).toEqual({ pos: ["img"], cmd: ["sh"], name: "n" });
+    expect(run(["-d", "img"])).toEqual({ pos: ["img"], cmd: [], name: undefined });
+  });
+
   it("refuses what it does not know, naming it", () => {
     expect(usageError(["version", "--bogus"])).toBe(
       "version: unknown flag --bogus (see 'k8scontainerd version --help')",
     );
-    expect(usageError(["containers", "rm", "--force", "x"])).toMatch(/unknown flag --force/);
+    expect(usageError(["containers", "rm", "--bogus", "x"])).toMatch(/unknown flag --bogus/);
     expect(usageError(["images", "ls", "--format", "yaml"])).toBe(
       'images ls: invalid --format "yaml": expected table or json',
     );
     expect(usageError(["tasks", "nope"])).toMatch(/unknown tasks command "nope"/);
-    expect(usageError(["run", "img"])).toMatch(/run: missing ID/);
+    expect(usageError(["run"])).toMatch(/run: missing IMAGE/);
     expect(usageError(["tasks", "exec", "c"])).toMatch(/tasks exec: missing CMD/);
     expect(usageError(["tasks", "start", "a", "b"])).toMatch(/unexpected argument "b"/);
     expect(usageError(["logs", "--tail"])).toMatch(/flag --tail needs a value/);

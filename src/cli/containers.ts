@@ -4,9 +4,9 @@
  */
 import type { DaemonClient } from "./client.ts";
 import type { Args, Context } from "./commands.ts";
-import { formatAge, formatLabels, parseLabels, printList } from "./output.ts";
+import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
-import { interactiveSession } from "./interactive.ts";
+import { interactiveSession, parseDetachKeys } from "./interactive.ts";
 import { remoteCommand } from "../cri/streaming/client.ts";
 import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -72,9 +72,97 @@ async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0
   decodeCriLog(rest, writeOut);
 }
 
+/** `-v SRC:DST[:ro|rw]` as a bind mount; SRC must be an absolute host path. */
+export function parseVolume(s: string): Mount {
+  const parts = s.split(":");
+  const [src, dst, mode] = parts;
+  if (parts.length < 2 || parts.length > 3 || !src || !dst) {
+    throw new UsageError(`invalid -v "${s}": expected SRC:DST or SRC:DST:ro`);
+  }
+  if (!src.startsWith("/")) {
+    throw new UsageError(
+      `invalid -v "${s}": "${src}" is not an absolute host path (named volumes are not supported)`,
+    );
+  }
+  if (!dst.startsWith("/")) {
+    throw new UsageError(`invalid -v "${s}": the container path "${dst}" is not absolute`);
+  }
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
+    throw new UsageError(`invalid -v "${s}": mode "${mode}" is not ro or rw`);
+  }
+  return {
+    type: "bind",
+    source: src,
+    destination: dst,
+    options: ["rbind", mode === "ro" ? "ro" : "rw"],
+  };
+}
+
+/** A container id as docker generates them: 64 hex digits. */
+function generatedId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * docker's exit codes for a command the runtime could not start: 127 when it does not
+ * exist in the image, 126 when it is not executable; undefined for any other failure.
+ */
+export function startFailureExitCode(message: string): number | undefined {
+  // runc: exec: "CMD": executable file not found in $PATH | stat CMD: no such file or directory
+  // crun: executable file `CMD` not found in $PATH
+  if (
+    /exec: "[^"]*": (executable file not found|stat [^\n]*: no such file or directory)/
+      .test(message) || /executable file `[^`]*` not found/.test(message)
+  ) return 127;
+  // runc: exec: "CMD": permission denied | exec format error; crun: open executable: …
+  if (
+    /exec: "[^"]*": (permission denied|exec format error)/i.test(message) ||
+    /open executable: permission denied/i.test(message)
+  ) return 126;
+  return undefined;
+}
+
+/** The image as the daemon has it, pulled first (progress on stderr) when it is missing. */
+async function ensureImage(c: DaemonClient, ref: string): Promise<string> {
+  try {
+    const { image } = await c.unary(c.images.get.bind(c.images), { name: ref });
+    return image!.name;
+  } catch (e) {
+    if (!/not found/.test((e as Error).message)) throw e;
+  }
+  const enc = new TextEncoder();
+  const err = (t: string) => void Deno.stderr.writeSync(enc.encode(t));
+  err(`Unable to find image '${ref}' locally; pulling it\n`);
+  const { pullImage } = await import("./images.ts");
+  const image = await pullImage(c, ref, { out: err, tty: Deno.stderr.isTerminal() });
+  return image.name;
+}
+
 export async function runCommand(a: Args, ctx: Context): Promise<number> {
-  const [image, id] = a.positionals;
+  const image0 = a.positionals[0];
+  const id = a.str("name") ?? a.positionals[1] ?? generatedId();
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) {
+    throw new UsageError(
+      `run: invalid container name "${id}": letters, digits, _ . - only, not first`,
+    );
+  }
   const cmd = a.command;
+  if (a.list("publish").length) {
+    throw new UsageError(
+      `run: -p ${
+        a.list("publish")[0]
+      } is not supported: containers started by run have no network but their own loopback (no CNI), or the host's with --net-host, where a port needs no publishing`,
+    );
+  }
+  const restart = a.str("restart") ?? "no";
+  if (restart !== "no") {
+    throw new UsageError(
+      /^(always|unless-stopped|on-failure(:\d+)?)$/.test(restart)
+        ? `run: --restart=${restart} is not supported: there is no restart manager (only --restart=no); start it again with 'k8scontainerd tasks start ${id}'`
+        : `run: invalid --restart "${restart}": expected no`,
+    );
+  }
   const values = {
     rm: a.bool("rm"),
     detach: a.bool("detach"),
@@ -83,9 +171,12 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     "sig-proxy": a.bool("sig-proxy"),
   };
   if (values.rm && values.detach) throw new UsageError("run: --rm and -d cannot be combined");
-  const mounts = a.list("mount").map(parseMount);
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
+  const mounts = [...a.list("mount").map(parseMount), ...a.list("volume").map(parseVolume)];
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
+  const image = await ensureImage(c, image0);
   await c.unary(c.containers.create.bind(c.containers), {
     id,
     image,
@@ -117,7 +208,10 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   } catch (e) {
     await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
     await c.unary(c.containers.delete.bind(c.containers), { id }).catch(() => {});
-    throw e;
+    const code = startFailureExitCode((e as Error).message);
+    if (code === undefined) throw e;
+    console.error(`k8scontainerd: ${(e as Error).message}`);
+    return code;
   }
   if (values.detach) {
     console.log(id);
@@ -133,7 +227,12 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
         tty: true,
         stdin: true,
       });
-      await interactiveSession(url, { tty: true, stdin: true });
+      const session = await interactiveSession(url, { tty: true, stdin: true, detachKeys });
+      if (session.detached) {
+        detachedFrom(id, !!values.rm);
+        values.rm = false; // it keeps running: nothing to remove yet
+        return 0;
+      }
       const res = await c.unary(
         c.tasks.wait.bind(c.tasks),
         { containerId: id },
@@ -157,6 +256,15 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     proxy.stop();
     await cleanup();
   }
+}
+
+/** Says, after a detach, that the container runs on and how to come back. */
+function detachedFrom(id: string, rm: boolean): void {
+  console.error(
+    `k8scontainerd: detached from ${id}; it keeps running ('k8scontainerd attach ${id}' to come back${
+      rm ? `; --rm no longer applies: 'k8scontainerd rm -f ${id}' removes it` : ""
+    })`,
+  );
 }
 
 /** The signals a foreground run passes on to its task (as ctr and nerdctl's --sig-proxy do). */
@@ -215,20 +323,55 @@ function forwardStdin(c: DaemonClient, id: string): void {
   });
 }
 
-export async function containersList(a: Args, ctx: Context): Promise<number> {
+/** The daemon's own labels (log path, tty, stdin …): hidden from `containers ls` unless asked. */
+export const DAEMON_LABEL_PREFIX = "io.k8scontainerd.";
+
+/** A container's state as nerdctl shows it: created, running, paused, stopped (exit N). */
+export function containerStatus(
+  t: { status: number; exitStatus: number; oomKilled: boolean } | undefined,
+): string {
+  if (!t) return "created";
+  if (t.status === STOPPED) return `stopped (exit ${t.exitStatus}${t.oomKilled ? ", OOM" : ""})`;
+  return (TASK_STATUS[t.status] ?? "UNKNOWN").toLowerCase();
+}
+
+export async function containersList(
+  a: Args,
+  ctx: Context,
+  o: { runningOnly?: boolean } = {},
+): Promise<number> {
   const c = await ctx.client();
-  const { containers } = await c.unary(c.containers.list.bind(c.containers), { filters: [] });
-  printList(containers, {
+  const [{ containers }, { tasks }] = await Promise.all([
+    c.unary(c.containers.list.bind(c.containers), { filters: [] }),
+    c.unary(c.tasks.list.bind(c.tasks), {}),
+  ]);
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const allLabels = !!a.bool("all-labels");
+  const shown = (labels: Record<string, string>) =>
+    allLabels ? labels : Object.fromEntries(
+      Object.entries(labels).filter(([k]) => !k.startsWith(DAEMON_LABEL_PREFIX)),
+    );
+  // ps without --all: running and paused only, as docker ps.
+  const rows = o.runningOnly
+    ? containers.filter((x) => [2, 4].includes(byId.get(x.id)?.status ?? -1))
+    : containers;
+  printList(rows, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
     id: (x) => x.id,
-    json: (x) => ({ ...x, spec: JSON.parse(x.spec) }),
+    json: (x) => ({
+      ...x,
+      labels: shown(x.labels),
+      spec: JSON.parse(x.spec),
+      status: containerStatus(byId.get(x.id)),
+    }),
     columns: [
       ["CONTAINER", (x) => x.id],
       ["IMAGE", (x) => x.image || "-"],
+      ["STATUS", (x) => containerStatus(byId.get(x.id))],
       ["RUNTIME", (x) => x.runtime],
       ["CREATED", (x) => formatAge(x.createdAt)],
-      ["LABELS", (x) => formatLabels(x.labels)],
+      ["LABELS", (x) => formatLabels(shown(x.labels))],
     ],
   });
   return 0;
@@ -251,11 +394,26 @@ export async function containersInfo(a: Args, ctx: Context): Promise<number> {
 
 export async function containersRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
+  let failed = 0;
   for (const id of a.positionals) {
-    await c.unary(c.containers.delete.bind(c.containers), { id });
-    console.log(id);
+    try {
+      if (a.bool("force")) {
+        // Kill and delete the task first (none there is fine), as nerdctl rm -f does.
+        await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(
+          (e) => {
+            if (!/^task of container .*: not found/.test(e.message)) throw e;
+          },
+        );
+      }
+      await c.unary(c.containers.delete.bind(c.containers), { id });
+      console.log(id);
+    } catch (e) {
+      if (a.positionals.length === 1) throw e;
+      console.error(`k8scontainerd: ${id}: ${(e as Error).message}`);
+      failed++;
+    }
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 export async function tasksList(a: Args, ctx: Context): Promise<number> {
@@ -304,6 +462,8 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
   if (timeout !== undefined && !(Number(timeout) >= 0)) {
     throw new UsageError(`tasks exec: invalid --timeout "${timeout}": expected seconds`);
   }
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   if (tty || a.bool("interactive")) {
     const unsupported = ["env", "user", "cwd", "timeout"].filter((f) => a.values.has(f));
     if (unsupported.length) {
@@ -321,7 +481,12 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
       tty,
       stdin: true,
     });
-    return await interactiveSession(url, { tty, stdin: true });
+    const session = await interactiveSession(url, { tty, stdin: true, detachKeys });
+    if (session.detached) {
+      console.error(`k8scontainerd: detached from the exec session in ${id}`);
+      return 0;
+    }
+    return session.exitCode;
   }
   // Without -i, stdin from a pipe or file is read to its end and given to the command (a
   // terminal is not read: the command would wait on the operator's Ctrl-D).
@@ -347,13 +512,34 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
   return r.exitCode;
 }
 
+/** A process's command line from /proc/PID/cmdline on this host ("-" when it is gone). */
+export async function processCommandLine(pid: number): Promise<string> {
+  try {
+    const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    const argv = raw.split("\0").filter((x, i, all) => x || i < all.length - 1);
+    if (argv.length) return argv.join(" ");
+    // A kernel thread or a zombie: its name, bracketed, as ps prints it.
+    const comm = (await Deno.readTextFile(`/proc/${pid}/comm`)).trim();
+    return `[${comm}]`;
+  } catch {
+    return "-";
+  }
+}
+
 export async function tasksPs(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const { pids } = await c.unary(c.tasks.listPids.bind(c.tasks), {
     containerId: a.positionals[0],
   });
-  console.log("PID");
-  for (const p of pids) console.log(p);
+  const rows = await Promise.all(
+    pids.map(async (pid) => ({ pid, command: await processCommandLine(pid) })),
+  );
+  printList(rows, {
+    quiet: a.bool("quiet"),
+    format: a.str("format"),
+    id: (r) => String(r.pid),
+    columns: [["PID", (r) => String(r.pid)], ["COMMAND", (r) => r.command]],
+  });
   return 0;
 }
 
@@ -369,10 +555,45 @@ export async function tasksResume(a: Args, ctx: Context): Promise<number> {
   return 0;
 }
 
-export async function tasksMetrics(a: Args, ctx: Context): Promise<number> {
+/** cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages). */
+function formatLimit(n: bigint): string {
+  return n === 0n || n >= 1n << 62n ? "unlimited" : formatBytes(n);
+}
+
+export async function tasksMetrics(
+  a: Args,
+  ctx: Context,
+  o: { array?: boolean } = {},
+): Promise<number> {
+  const format = a.str("format") ?? "table";
   const c = await ctx.client();
-  const m = await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: a.positionals[0] });
-  console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+  const ids = a.positionals;
+  const rows = await Promise.all(
+    ids.map(async (id) => ({
+      id,
+      ...(await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: id })),
+    })),
+  );
+  if (format === "json" && ids.length === 1 && !o.array) {
+    const { id: _, ...m } = rows[0];
+    console.log(JSON.stringify(m, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+    return 0;
+  }
+  printList(rows, {
+    format,
+    id: (r) => r.id,
+    json: (r) => r,
+    columns: [
+      ["ID", (r) => r.id],
+      ["CPU USAGE", (r) => `${(Number(r.cpuUsageNs) / 1e9).toFixed(3)} s`],
+      [
+        "MEMORY USAGE / LIMIT",
+        (r) => `${formatBytes(r.memoryUsageBytes)} / ${formatLimit(r.memoryLimitBytes)}`,
+      ],
+      ["WORKING SET", (r) => formatBytes(r.memoryWorkingSetBytes)],
+      ["PIDS", (r) => String(r.pids)],
+    ],
+  });
   return 0;
 }
 
@@ -390,6 +611,8 @@ export async function tasksRemove(a: Args, ctx: Context): Promise<number> {
 /** `attach ID`: the container's terminal (or output and stdin) until it exits or we detach. */
 export async function attachCommand(a: Args, ctx: Context): Promise<number> {
   const id = a.positionals[0];
+  const detachKeys = a.str("detach-keys");
+  if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   const c = await ctx.client();
   const { container } = await c.unary(c.containers.get.bind(c.containers), { id });
   const tty = container?.labels["io.k8scontainerd.tty"] === "true";
@@ -399,7 +622,8 @@ export async function attachCommand(a: Args, ctx: Context): Promise<number> {
     tty,
     stdin: true,
   });
-  await interactiveSession(url, { tty, stdin: true });
+  const session = await interactiveSession(url, { tty, stdin: true, detachKeys });
+  if (session.detached) detachedFrom(id, false);
   return 0;
 }
 
@@ -425,4 +649,45 @@ export async function eventsCommand(a: Args, ctx: Context): Promise<number> {
     console.log(`${ts} ${e.namespace} ${e.topic} ${e.event}`);
   }
   return 0;
+}
+
+/** `inspect NAME…`: a container's record, or an image's when no container has that name. */
+export async function inspectCommand(a: Args, ctx: Context): Promise<number> {
+  const c = await ctx.client();
+  const out: unknown[] = [];
+  for (const name of a.positionals) {
+    try {
+      const { container } = await c.unary(c.containers.get.bind(c.containers), { id: name });
+      out.push({ ...container, spec: JSON.parse(container!.spec) });
+      continue;
+    } catch (e) {
+      if (!/not found/.test((e as Error).message)) throw e;
+    }
+    try {
+      const { image } = await c.unary(c.images.get.bind(c.images), { name });
+      out.push(image);
+    } catch (e) {
+      if (!/not found/.test((e as Error).message)) throw e;
+      throw new Error(`no container or image named "${name}"`);
+    }
+  }
+  console.log(JSON.stringify(out, (_k, v) => typeof v === "bigint" ? Number(v) : v, 2));
+  return 0;
+}
+
+/** `stats [ID…]`: tasks metrics of the IDs, or of every running task. */
+export async function statsCommand(a: Args, ctx: Context): Promise<number> {
+  let ids = a.positionals;
+  if (!ids.length) {
+    const c = await ctx.client();
+    const { tasks } = await c.unary(c.tasks.list.bind(c.tasks), {});
+    ids = tasks.filter((t) => t.status === 2).map((t) => t.id);
+    if (!ids.length) {
+      if (a.str("format") === "json") console.log("[]");
+      else console.log("no running containers");
+      return 0;
+    }
+  }
+  const { Args: ArgsClass } = await import("./commands.ts");
+  return await tasksMetrics(new ArgsClass(a.values, ids, []), ctx, { array: true });
 }

@@ -3,6 +3,7 @@
  * daemon; the CLI shows progress and results.
  */
 import type { Args, Context } from "./commands.ts";
+import type { DaemonClient } from "./client.ts";
 import { formatAge, formatBytes, formatLabels, printList } from "./output.ts";
 import { PullProgressView } from "./progress.ts";
 import type { Image, ImportChunk } from "../gen/k8scontainerd/services/images/v1/images.ts";
@@ -98,25 +99,38 @@ export async function imagesCheck(a: Args, ctx: Context): Promise<number> {
   return rows.every((r) => r.complete) ? 0 : 1;
 }
 
-export async function imagesPull(a: Args, ctx: Context): Promise<number> {
-  const values = { user: a.str("user"), quiet: a.bool("quiet") };
-  const positionals = a.positionals;
-  const c = await ctx.client();
-  const [user, ...pass] = (values.user ?? "").split(":");
-  const view = values.quiet ? undefined : new PullProgressView(Deno.stdout.isTerminal());
+/** What a pull needs besides the reference (the flags of `images pull`). */
+export interface PullOptions {
+  platform?: string;
+  allPlatforms?: boolean;
+  noUnpack?: boolean;
+  snapshotter?: string;
+  /** USER[:PASSWORD] */
+  user?: string;
+  plainHttp?: string[];
+  quiet?: boolean;
+  /** Where progress goes (default stdout; `run`'s auto-pull: stderr, beside the output). */
+  out?: (s: string) => void;
+  tty?: boolean;
+}
+
+/** Pulls through the daemon, showing per-layer progress; returns the image. */
+export async function pullImage(c: DaemonClient, ref: string, o: PullOptions): Promise<Image> {
+  const [user, ...pass] = (o.user ?? "").split(":");
+  const view = o.quiet ? undefined : new PullProgressView(o.tty ?? Deno.stdout.isTerminal(), o.out);
   const started = performance.now();
   let image: Image | undefined;
   for await (
     const p of c.stream(c.images.pull.bind(c.images), {
-      reference: positionals[0],
-      platform: a.str("platform") ?? "",
-      allPlatforms: !!a.bool("all-platforms"),
-      noUnpack: !!a.bool("no-unpack"),
-      snapshotter: a.str("snapshotter") ?? "",
+      reference: ref,
+      platform: o.platform ?? "",
+      allPlatforms: !!o.allPlatforms,
+      noUnpack: !!o.noUnpack,
+      snapshotter: o.snapshotter ?? "",
       username: user,
       password: pass.join(":"),
       identityToken: "",
-      plainHttpHosts: a.list("plain-http"),
+      plainHttpHosts: o.plainHttp ?? [],
     })
   ) {
     view?.update(
@@ -125,11 +139,25 @@ export async function imagesPull(a: Args, ctx: Context): Promise<number> {
     if (p.done) image = p.image;
   }
   const secs = ((performance.now() - started) / 1000).toFixed(1);
-  if (!image) throw new Error(`pull of ${positionals[0]} ended without a result`);
-  if (values.quiet) console.log(image.name);
-  else {view?.finish(
-      `${image.name}: ${image.target?.digest} (${formatBytes(image.size)}) pulled in ${secs} s`,
-    );}
+  if (!image) throw new Error(`pull of ${ref} ended without a result`);
+  view?.finish(
+    `${image.name}: ${image.target?.digest} (${formatBytes(image.size)}) pulled in ${secs} s`,
+  );
+  return image;
+}
+
+export async function imagesPull(a: Args, ctx: Context): Promise<number> {
+  const c = await ctx.client();
+  const image = await pullImage(c, a.positionals[0], {
+    platform: a.str("platform"),
+    allPlatforms: a.bool("all-platforms"),
+    noUnpack: a.bool("no-unpack"),
+    snapshotter: a.str("snapshotter"),
+    user: a.str("user"),
+    plainHttp: a.list("plain-http"),
+    quiet: a.bool("quiet"),
+  });
+  if (a.bool("quiet")) console.log(image.name);
   return 0;
 }
 

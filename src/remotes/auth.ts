@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { networkFailure } from "./net_errors.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
 
@@ -507,9 +508,7 @@ export class Authorizer {
       }
     } catch (e) {
       throw new FailedPreconditionError(
-        `fetching a token for ${repository} on ${host} from ${realm}: ${
-          e instanceof Error ? e.message : e
-        }`,
+        `fetching a token for ${repository} on ${host} from ${realm}: ${networkFailure(e, realm)}`,
         { cause: e },
       );
     }

@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { hostPort, networkFailure } from "./net_errors.ts";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -48,6 +49,11 @@ export interface RegistryClientOptions {
   retries?: number;
   /** First backoff delay in ms (doubled per retry, ±50 % jitter); default 100. */
   retryDelayMs?: number;
+  /**
+   * How long one request may wait for a registry's answer (its status and headers; a body
+   * then streams as long as it takes): default 30 s, then "timeout", and a retry.
+   */
+  responseTimeoutMs?: number;
   /** Where retries, host fallbacks and resumed downloads are logged. */
   log?: Logger;
 }
@@ -770,8 +776,16 @@ export class RegistryClient {
     for (let attempt = 0;; attempt++) {
       let failure: string;
       let wait: number | undefined;
+      // A deadline for the answer only: cleared once headers are in, so a long body is fine.
+      const deadline = new AbortController();
+      const timeoutMs = this.#opts.responseTimeoutMs ?? 30_000;
+      const timer = setTimeout(() => deadline.abort(), timeoutMs);
       try {
-        const res = await doFetch(url, init);
+        const res = await doFetch(url, {
+          ...init,
+          signal: init.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal,
+        });
+        clearTimeout(timer);
         if (res.status < 500 && res.status !== 429) return res;
         const body = await res.text().catch(() => "");
         failure = `HTTP ${res.status} ${res.statusText}${
@@ -781,7 +795,11 @@ export class RegistryClient {
         if (res.status === 429 && retryAfter > 0) wait = Math.min(retryAfter * 1000, 10_000);
       } catch (e) {
         if (o.signal?.aborted) throw o.signal.reason;
-        failure = message(e);
+        failure = deadline.signal.aborted
+          ? `timeout: no answer from ${hostPort(url)} within ${timeoutMs / 1000} s`
+          : networkFailure(e, url);
+      } finally {
+        clearTimeout(timer);
       }
       if (attempt >= retries) {
         throw new UnavailableError(

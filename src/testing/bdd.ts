@@ -51,15 +51,24 @@ function newSuite(name: string, skip?: string): Suite {
   };
 }
 
+/**
+ * `K8SC_TEST_CASE=text[|text…]`: run only the cases whose name contains one (the rest are reported
+ * skipped; suites' hooks still run), to try one case of a long e2e file.
+ */
+const CASE_FILTER = Deno.env.get("K8SC_TEST_CASE")?.split("|").filter((f) => f) || undefined;
+
 async function runSuite(t: Deno.TestContext, suite: Suite, each: { before: Fn[]; after: Fn[] }) {
   const before = [...each.before, ...suite.beforeEach];
   const after = [...suite.afterEach, ...each.after];
   for (const fn of suite.beforeAll) await fn();
   try {
     for (const child of suite.children) {
-      const reason = child.skip;
+      const reason = child.skip ??
+        (child.kind !== "suite" && CASE_FILTER && !CASE_FILTER.some((f) => child.name.includes(f))
+          ? `not matched by K8SC_TEST_CASE`
+          : undefined);
       if (reason !== undefined) {
-        console.log(`  skipped: ${child.name}: ${reason}`);
+        if (child.skip !== undefined) console.log(`  skipped: ${child.name}: ${reason}`);
         await t.step({ name: `${child.name} (skipped: ${reason})`, ignore: true, fn: () => {} });
         continue;
       }

@@ -101,6 +101,11 @@ export interface RemoteCommandOptions {
    * sessions that run as long as a container does). Default true.
    */
   collect?: boolean;
+  /**
+   * Ends the session from our side (a detach): the connection closes, the remote process is
+   * left running, and the result has `detached: true`.
+   */
+  signal?: AbortSignal;
 }
 
 /** The outcome of {@link remoteCommand}. */
@@ -114,6 +119,8 @@ export interface RemoteCommandResult {
   status?: RemoteStatus;
   /** 0 on Success, the NonZeroExitCode cause, or -1 for another failure. */
   exitCode: number;
+  /** The session was ended by `signal`, not by the remote end. */
+  detached?: boolean;
 }
 
 async function readAll(
@@ -176,11 +183,28 @@ export async function remoteCommand(
         })().catch(() => {}),
       );
     }
-    const [out, err, errText] = await Promise.all([
+    const streams = Promise.all([
       stdout ? readAll(stdout.readable, opts.onStdout, opts.collect) : new Uint8Array(0),
       stderr ? readAll(stderr.readable, opts.onStderr, opts.collect) : new Uint8Array(0),
       readAll(errorStream.readable).then((b) => new TextDecoder().decode(b)),
     ]);
+    if (opts.signal) {
+      const signal = opts.signal;
+      const detached = await Promise.race([
+        streams.then(() => false),
+        new Promise<true>((resolve) => {
+          if (signal.aborted) resolve(true);
+          signal.addEventListener("abort", () => resolve(true), { once: true });
+        }),
+      ]);
+      if (detached) {
+        streams.catch(() => {}); // the connection closes under them
+        void Promise.allSettled(background);
+        const none = new Uint8Array(0);
+        return { protocol, stdout: none, stderr: none, errorStream: "", exitCode: 0, detached };
+      }
+    }
+    const [out, err, errText] = await streams;
     // The session is over once the server closed its streams; stdin and resize copying may
     // still wait on a terminal that never ends, so they are not waited for (kubectl does the same).
     void Promise.allSettled(background);

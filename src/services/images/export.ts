@@ -58,7 +58,61 @@ async function collect(
   await visit(root, 0);
 }
 
-/** The tarball as a byte stream. Missing content fails the export naming the blob. */
+/** docker's short form of a name: docker.io/library/busybox:latest → busybox:latest. */
+export function familiarName(repo: string): string {
+  if (repo.startsWith("docker.io/library/")) return repo.slice("docker.io/library/".length);
+  if (repo.startsWith("docker.io/")) return repo.slice("docker.io/".length);
+  return repo;
+}
+
+/** One image of docker save's manifest.json. */
+export interface DockerManifestEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+const blobPath = (digest: string) => {
+  const { algorithm, hex } = parseDigest(digest);
+  return `blobs/${algorithm}/${hex}`;
+};
+
+/**
+ * The single-platform manifest `docker load` reads for an image (the host's platform, or
+ * the one asked for, out of an index); undefined when there is none.
+ */
+async function dockerEntry(
+  content: ContentStore,
+  img: ExportImage,
+  opts: { platform?: Platform },
+): Promise<DockerManifestEntry | undefined> {
+  let desc = img.target;
+  for (let depth = 0; isIndex(desc.mediaType) && depth < 4; depth++) {
+    const index = validateIndex(await readJson<Index>(content, desc), desc);
+    let chosen: Descriptor[];
+    try {
+      chosen = selectManifests(index, { platform: opts.platform }, desc);
+    } catch {
+      return undefined;
+    }
+    if (!chosen.length) return undefined;
+    desc = chosen[0];
+  }
+  if (!isManifest(desc.mediaType)) return undefined;
+  const m = validateManifest(await readJson<Manifest>(content, desc), desc);
+  const ref = parseReference(img.name);
+  return {
+    Config: blobPath(m.config.digest),
+    RepoTags: ref.tag ? [`${familiarName(ref.name)}:${ref.tag}`] : [],
+    Layers: m.layers.map((l) => blobPath(l.digest)),
+  };
+}
+
+/**
+ * The tarball as a byte stream: an OCI layout, with docker save's manifest.json and
+ * repositories beside it (as ctr writes them), so `docker load` reads it too. Missing
+ * content fails the export naming the blob.
+ */
 export function exportImages(
   content: ContentStore,
   images: ExportImage[],
@@ -76,8 +130,19 @@ export function exportImages(
   const write = async () => {
     const blobs = new Map<string, Descriptor>();
     const index: Index = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [] };
+    const docker: DockerManifestEntry[] = [];
+    const repositories: Record<string, Record<string, string>> = {};
     for (const img of images) {
       await collect(content, img.target, opts, blobs);
+      const d = await dockerEntry(content, img, opts);
+      if (d) {
+        docker.push(d);
+        for (const rt of d.RepoTags) {
+          const cut = rt.lastIndexOf(":");
+          const top = d.Layers.at(-1)?.split("/").at(-1);
+          if (top) (repositories[rt.slice(0, cut)] ??= {})[rt.slice(cut + 1)] = top;
+        }
+      }
       const ref = parseReference(img.name);
       index.manifests.push({
         ...img.target,
@@ -110,6 +175,10 @@ export function exportImages(
     const enc = new TextEncoder();
     await entry("oci-layout", enc.encode(JSON.stringify({ imageLayoutVersion: "1.0.0" })));
     await entry("index.json", enc.encode(JSON.stringify(index)));
+    if (docker.length) {
+      await entry("manifest.json", enc.encode(JSON.stringify(docker)));
+      await entry("repositories", enc.encode(JSON.stringify(repositories)));
+    }
     tar.finalize();
   };
   const failed = write().catch((e) => tar.destroy(e));

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "../testing/bdd.ts";
+import { containerStatus, parseVolume, startFailureExitCode } from "./containers.ts";
+import { UsageError } from "./usage_error.ts";
+
+describe("run's helpers", () => {
+  it("gives docker's 127 and 126 only for the command itself, as runc and crun word it", () => {
+    const runc = "runc create failed: unable to start container process: ";
+    expect(startFailureExitCode(`${runc}exec: "nosuch": executable file not found in $PATH`))
+      .toBe(127);
+    expect(startFailureExitCode(`${runc}exec: "/nope": stat /nope: no such file or directory`))
+      .toBe(127);
+    expect(startFailureExitCode(`${runc}exec: "/etc/passwd": permission denied`)).toBe(126);
+    expect(startFailureExitCode("executable file `nosuch` not found in $PATH: No such file"))
+      .toBe(127);
+    // A mount source that is missing is not a missing command.
+    expect(
+      startFailureExitCode(
+        `${runc}error during container init: error mounting "/n" to rootfs at "/x": stat /n: no such file or directory`,
+      ),
+    ).toBeUndefined();
+  });
+
+  it("parses -v and refuses what it cannot mount, naming it", () => {
+    expect(parseVolume("/a:/b:ro")).toEqual({
+      type: "bind",
+      source: "/a",
+      destination: "/b",
+      options: ["rbind", "ro"],
+    });
+    expect(parseVolume("/a:/b").options).toEqual(["rbind", "rw"]);
+    for (const bad of ["/a", "vol:/b", "/a:b", "/a:/b:zz", "/a:/b:ro:x"]) {
+      expect(() => parseVolume(bad)).toThrow(UsageError);
+    }
+  });
+
+  it("spells a container's status as nerdctl does", () => {
+    expect(containerStatus(undefined)).toBe("created");
+    expect(containerStatus({ status: 2, exitStatus: 0, oomKilled: false })).toBe("running");
+    expect(containerStatus({ status: 4, exitStatus: 0, oomKilled: false })).toBe("paused");
+    expect(containerStatus({ status: 3, exitStatus: 137, oomKilled: true })).toBe(
+      "stopped (exit 137, OOM)",
+    );
+  });
+});
