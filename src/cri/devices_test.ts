@@ -35,6 +35,8 @@ describe("CRI devices", () => {
 
   it("resolves a host device at its container path with the host's numbers and mode", async () => {
     const [d] = await criDevices([dev("/dev/mynull", "/dev/null", "rw")], false);
+    // The owner as this process sees /dev/null (under qemu-user, the sysroot's copy).
+    const host = await Deno.stat("/dev/null");
     expect(d).toEqual({
       path: "/dev/mynull",
       hostPath: "/dev/null",
@@ -42,8 +44,8 @@ describe("CRI devices", () => {
       major: 1,
       minor: 3,
       fileMode: 0o666,
-      uid: 0,
-      gid: 0,
+      uid: host.uid,
+      gid: host.gid,
       permissions: "rw",
     });
     // No container path: the host's.
@@ -51,7 +53,15 @@ describe("CRI devices", () => {
     // The builder creates the node and allows it with the permissions asked for.
     const spec = buildSpec({ id: "c", rootfs: { path: "rootfs" }, args: ["sh"], devices: [d] });
     expect(spec.linux?.devices).toEqual([
-      { path: "/dev/mynull", type: "c", major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
+      {
+        path: "/dev/mynull",
+        type: "c",
+        major: 1,
+        minor: 3,
+        fileMode: 0o666,
+        uid: host.uid,
+        gid: host.gid,
+      },
     ]);
     expect(spec.linux?.resources?.devices?.at(-1)).toEqual({
       allow: true,
