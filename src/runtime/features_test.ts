@@ -9,6 +9,8 @@ import { mountSetattrSupported } from "../../ffi/idmap.ts";
 
 const has = (p: string) => Deno.stat(p).then(() => true, () => false);
 const runc = await has("/usr/bin/runc"), crun = await has("/usr/bin/crun");
+// qemu-user 7.2 answers ENOSYS for open_tree / mount_setattr: no idmapped mounts emulated.
+const emulated = Deno.env.get("K8SC_EMULATED") === "qemu-user";
 
 describe("runtime handler features", () => {
   it.skipIf(!runc, "runc is not installed (/usr/bin/runc)")(
@@ -42,7 +44,9 @@ describe("runtime handler features", () => {
     async () => {
       expect(await probeHostIdmap("/nonexistent/dir")).toBe(false);
       const kernel = Deno.osRelease().split(".").map(Number);
-      if (kernel[0] > 6 || (kernel[0] === 6 && kernel[1] >= 3)) {
+      if (emulated) {
+        console.log("idmap probe on tmpfs not checked: qemu-user does not emulate mount_setattr");
+      } else if (kernel[0] > 6 || (kernel[0] === 6 && kernel[1] >= 3)) {
         expect(await probeHostIdmap("/run")).toBe(true); // tmpfs idmaps since 6.3
       }
     },
