@@ -38,6 +38,7 @@ import { criSignalName } from "./stop_signal.ts";
 import type { ContainerRecord } from "./store.ts";
 import { failpoint } from "../failpoints/failpoints.ts";
 import { injectCdi, mergeMounts } from "../cdi/mod.ts";
+import { containerAppArmorProfile } from "./apparmor.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -234,6 +235,7 @@ export async function createContainer(
           ? { add: sc.capabilities.addCapabilities, drop: sc.capabilities.dropCapabilities }
           : undefined,
         seccomp: sc?.privileged ? { type: "Unconfined" } : await seccomp(config),
+        apparmorProfile: await containerAppArmorProfile(ctx, config),
         maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
         readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
         mounts: mergeMounts(mounts, cdi.mounts),
