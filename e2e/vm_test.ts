@@ -3,7 +3,9 @@
  * under QEMU (TCG here). In it k8scontainerd runs as the systemd service the project ships
  * (Type=notify, systemd cgroup driver), the CRI e2e suite passes against it, and after a clean
  * shutdown and a second boot of the same disk the service is back by itself, reports the
- * earlier pod as NOTREADY with its container EXITED, and releases its IP on removal.
+ * earlier pod as NOTREADY with its container EXITED, and releases its IP on removal. The guest
+ * boots with AppArmor on, so the CRI AppArmor suite (cri_apparmor_test.ts) runs its
+ * enabled-host checks there.
  *
  * Slow (minutes): the guest image build (~2 min, cached under .cache/vm) and two boots under
  * emulation. `K8SC_VM=0` skips it, saying so.
@@ -81,6 +83,18 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
 
   it("passes the CRI e2e suite against the systemd service (systemd cgroup driver)", () => {
     expect(step("install-and-test", "cri-e2e").detail).toMatch(/ok \| \d+ passed/);
+  });
+
+  it("boots with AppArmor on and passes the CRI AppArmor suite's enabled-host checks", () => {
+    const on = step("install-and-test", "apparmor-enabled").detail;
+    expect(on).toContain("enabled=Y");
+    expect(on).toContain("apparmor");
+    // The service confined the CRI suite's containers with its default profile.
+    expect(on).toContain("k8scontainerd-default loaded by the service (cri-e2e): 1");
+    const e2e = step("install-and-test", "cri-apparmor-e2e").detail;
+    expect(e2e).toMatch(/ok \| \d+ passed/);
+    expect(e2e).toMatch(/host with AppArmor: RuntimeDefault and unset .* ok/);
+    expect(e2e).toMatch(/host with AppArmor: a loaded Localhost profile .* ok/);
   });
 
   it("puts containers in systemd scopes under the kubelet's slice", () => {
