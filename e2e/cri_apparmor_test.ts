@@ -31,6 +31,7 @@ import {
   ContainerState,
   type DeepPartial,
   type LinuxContainerSecurityContext,
+  type LinuxSandboxSecurityContext,
   RuntimeServiceClient,
   SecurityProfile_ProfileType as T,
 } from "../src/gen/runtime/v1/api.ts";
@@ -91,8 +92,9 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri apparmor", () => {
   async function podWith(
     name: string,
     contexts: Record<string, DeepPartial<LinuxContainerSecurityContext>>,
+    sandbox: DeepPartial<LinuxSandboxSecurityContext> = {},
   ): Promise<{ podSandboxId: string; ids: Record<string, string> }> {
-    const config = podConfig(name);
+    const config = podConfig(name, { linux: { securityContext: sandbox } });
     const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
     const ids: Record<string, string> = {};
     for (const [c, securityContext] of Object.entries(contexts)) {
@@ -133,6 +135,13 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri apparmor", () => {
     return JSON.parse(await Deno.readTextFile(path));
   }
 
+  /** The AppArmor label of a pod's pause process, read on the host. */
+  async function pauseLabel(podSandboxId: string): Promise<string> {
+    const st = await r(rt.podSandboxStatus.bind(rt), { podSandboxId, verbose: true });
+    const { pid } = JSON.parse(st.info.info);
+    return (await Deno.readTextFile(`/proc/${pid}/attr/current`)).trim();
+  }
+
   async function listed(podSandboxId: string) {
     return (await r(rt.listContainers.bind(rt), {
       filter: { id: "", state: undefined, podSandboxId, labelSelector: {} },
@@ -151,7 +160,10 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri apparmor", () => {
   it.skipIf(enabled, "AppArmor is on here: the enabled-host checks below run instead")(
     "host without AppArmor: RuntimeDefault, unset and Unconfined containers run unconfined",
     async () => {
-      const { podSandboxId, ids } = await podWith("aa-off", profiles);
+      // The sandbox asks for RuntimeDefault too: it runs, without a profile.
+      const { podSandboxId, ids } = await podWith("aa-off", profiles, {
+        apparmor: { profileType: T.RuntimeDefault },
+      });
       for (const [c, id] of Object.entries(ids)) {
         // The spec names no profile (runc would refuse one on this kernel) …
         expect({ c, profile: (await runtimeSpec(id)).process?.apparmorProfile }).toEqual({ c });
@@ -215,6 +227,8 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri apparmor", () => {
     async () => {
       expect({ enabled, required }).toMatchObject({ enabled: true });
       const { podSandboxId, ids } = await podWith("aa-on", profiles);
+      // A sandbox that asks for nothing runs its pause process unconfined (as containerd) …
+      expect(await pauseLabel(podSandboxId)).toBe("unconfined");
       const want: Record<string, string> = {
         runtimeDefault: `${DEFAULT_PROFILE} (enforce)`,
         deprecatedDefault: `${DEFAULT_PROFILE} (enforce)`,
@@ -241,7 +255,9 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri apparmor", () => {
       const mounts = await podWith("aa-on-mount", {
         confined: { ...admin, apparmor: { profileType: T.RuntimeDefault } },
         free: { ...admin, apparmor: { profileType: T.Unconfined } },
-      });
+      }, { apparmor: { profileType: T.RuntimeDefault } });
+      // … and one that asks for RuntimeDefault runs it under the default profile.
+      expect(await pauseLabel(mounts.podSandboxId)).toBe(`${DEFAULT_PROFILE} (enforce)`);
       const mnt = "mkdir -p /m && mount -t tmpfs none /m && echo mounted || echo refused";
       expect((await exec(mounts.ids.confined, mnt)).out).toBe("refused");
       expect((await exec(mounts.ids.free, mnt)).out).toBe("mounted");
