@@ -86,6 +86,10 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
   });
 
   it("boots with AppArmor on and passes the CRI AppArmor suite's enabled-host checks", () => {
+    // doctor (before any container) sees it on, with the parser.
+    expect(step("install-and-test", "doctor").detail).toMatch(
+      /\[ ok \] apparmor\s+on; k8scontainerd-default loads with the first container; \/\S*apparmor_parser/,
+    );
     const on = step("install-and-test", "apparmor-enabled").detail;
     expect(on).toContain("enabled=Y");
     expect(on).toContain("apparmor");

@@ -263,6 +263,44 @@ function findParser(): string | undefined {
   return undefined;
 }
 
+/**
+ * One line on the host's AppArmor for `k8scontainerd doctor`: on or off, where the parser is,
+ * whether the default profile is loaded yet; a warning when the kernel has AppArmor on but the
+ * parser is missing (RuntimeDefault containers could not be confined).
+ *
+ * @example
+ * ```ts
+ * import { appArmorSummary } from "./apparmor.ts";
+ * const { status, detail } = await appArmorSummary();
+ * console.log(status, detail); // "ok" "off: containers run without a profile; …"
+ * ```
+ */
+export async function appArmorSummary(
+  aa: SystemAppArmor = new SystemAppArmor(),
+  /** The parser's path; null: none (default: looked up). */
+  parser: string | null = findParser() ?? null,
+): Promise<{ status: "ok" | "warn"; detail: string; fix?: string }> {
+  if (!aa.enabled()) {
+    return {
+      status: "ok",
+      detail: "off: containers run without a profile; Localhost profiles are refused",
+    };
+  }
+  const loaded = await aa.isLoaded(DEFAULT_PROFILE).catch(() => false);
+  if (!parser && !loaded) {
+    return {
+      status: "warn",
+      detail: `on, but apparmor_parser is missing: ${DEFAULT_PROFILE} cannot be loaded`,
+      fix: "install the apparmor package (apparmor_parser)",
+    };
+  }
+  return {
+    status: "ok",
+    detail: `on; ${DEFAULT_PROFILE} ${loaded ? "loaded" : "loads with the first container"}` +
+      (parser ? `; ${parser}` : ""),
+  };
+}
+
 let system: SystemAppArmor | undefined;
 
 /**

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
 import { isKind } from "../errdefs/errors.ts";
 import {
+  appArmorSummary,
   DEFAULT_PROFILE,
   defaultProfile,
   parseLoadedProfiles,
@@ -175,6 +176,24 @@ describe("SystemAppArmor", () => {
     expect(loaded).toContain("abi <abi/3.0>,");
     expect(loaded).toContain("#include <tunables/global>");
     expect(loaded).toContain("#include <abstractions/base>");
+  });
+
+  it("sums the state up for doctor: off, on with or without the parser, loaded or not", async () => {
+    const off = await host("doctor-off", { param: "N", securityfs: true });
+    expect(await appArmorSummary(off.aa, "/sbin/apparmor_parser")).toMatchObject({
+      status: "ok",
+      detail: expect.stringContaining("off: containers run without a profile"),
+    });
+    const on = await host("doctor-on", { param: "Y", securityfs: true });
+    expect(await appArmorSummary(on.aa, null)).toMatchObject({
+      status: "warn",
+      fix: "install the apparmor package (apparmor_parser)",
+    });
+    expect((await appArmorSummary(on.aa, "/p")).detail).toBe(
+      `on; ${DEFAULT_PROFILE} loads with the first container; /p`,
+    );
+    await on.aa.ensureDefault();
+    expect((await appArmorSummary(on.aa, null)).detail).toBe(`on; ${DEFAULT_PROFILE} loaded`);
   });
 
   it("reports a failed load with the parser's words, and tries again next time", async () => {
