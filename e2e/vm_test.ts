@@ -3,7 +3,9 @@
  * under QEMU (TCG here). In it k8scontainerd runs as the systemd service the project ships
  * (Type=notify, systemd cgroup driver), the CRI e2e suite passes against it, and after a clean
  * shutdown and a second boot of the same disk the service is back by itself, reports the
- * earlier pod as NOTREADY with its container EXITED, and releases its IP on removal.
+ * earlier pod as NOTREADY with its container EXITED, and releases its IP on removal. The guest
+ * boots with AppArmor on, so the CRI AppArmor suite (cri_apparmor_test.ts) runs its
+ * enabled-host checks there.
  *
  * Slow (minutes): the guest image build (~2 min, cached under .cache/vm) and two boots under
  * emulation. `K8SC_VM=0` skips it, saying so.
@@ -81,6 +83,23 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
 
   it("passes the CRI e2e suite against the systemd service (systemd cgroup driver)", () => {
     expect(step("install-and-test", "cri-e2e").detail).toMatch(/ok \| \d+ passed/);
+  });
+
+  it("boots with AppArmor on and passes the CRI AppArmor suite's enabled-host checks", () => {
+    // doctor (before any container) sees it on, with the parser.
+    expect(step("install-and-test", "doctor").detail).toMatch(
+      /\[ ok \] apparmor\s+on; k8scontainerd-default loads with the first container; \/\S*apparmor_parser/,
+    );
+    const on = step("install-and-test", "apparmor-enabled").detail;
+    expect(on).toContain("enabled=Y");
+    expect(on).toContain("apparmor");
+    // The service confined the CRI suite's containers with its default profile.
+    expect(on).toContain("k8scontainerd-default loaded by the service (cri-e2e): 1");
+    // K8SC_E2E_APPARMOR=required: the two enabled-host checks ran (they may not skip) and
+    // passed; the two host-off ones were skipped because AppArmor is on.
+    const e2e = step("install-and-test", "cri-apparmor-e2e").detail;
+    expect(e2e).toContain("host-off checks skipped since AppArmor is on: 2");
+    expect(e2e).toMatch(/ok \| 1 passed \(2 steps\) \| 0 failed/);
   });
 
   it("puts containers in systemd scopes under the kubelet's slice", () => {

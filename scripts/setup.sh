@@ -29,6 +29,8 @@ pkgs+=(protobuf-compiler nodejs npm)
 # Test fixtures and side-by-side benchmarks: a real registry, test image inputs, containerd.
 if [ "$want_test" = 1 ]; then
   pkgs+=(docker-registry busybox-static skopeo umoci containerd procps psmisc)
+  # apparmor_parser checks the default AppArmor profile the daemon generates (-Q: no kernel).
+  pkgs+=(apparmor)
   # The VM suite (vm/, e2e/vm_test.ts): Debian guests built with debootstrap, booted by QEMU.
   pkgs+=(debootstrap qemu-utils e2fsprogs)
   case $host_arch in

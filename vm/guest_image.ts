@@ -44,8 +44,8 @@ export const SUITE = "bookworm";
 export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 
 /** What the guest needs: systemd as PID 1 (with D-Bus for runc's systemd driver), the runtime's
- * components, kmod (veth/bridge/overlay are modules), and what the CRI e2e suite's fixtures use
- * (a registry, busybox, catatonit). */
+ * components, kmod (veth/bridge/overlay are modules), AppArmor's userspace, and what the CRI e2e
+ * suite's fixtures use (a registry, busybox, catatonit). */
 export function guestPackages(arch: GuestArch): string[] {
   return [
     "systemd",
@@ -62,6 +62,9 @@ export function guestPackages(arch: GuestArch): string[] {
     "busybox-static",
     "catatonit",
     "docker-registry",
+    // apparmor_parser and the policy includes: the guest boots with AppArmor on, and the CRI
+    // AppArmor suite loads profiles.
+    "apparmor",
     // kubeadm's preflight wants these on a node.
     "conntrack",
     "ethtool",

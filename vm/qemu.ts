@@ -85,6 +85,10 @@ export function qemuArgs(
       // A panic ends the boot (with -no-reboot) instead of looping.
       "panic=-1",
       "systemd.unified_cgroup_hierarchy=1",
+      // AppArmor on (Debian's kernel has it built in), so the CRI AppArmor suite tests the
+      // enabled path.
+      "apparmor=1",
+      "security=apparmor",
       "net.ifnames=0",
       "systemd.show_status=0",
     ].join(" "),

@@ -40,6 +40,7 @@ import { failpoint } from "../failpoints/failpoints.ts";
 import { injectCdi, mergeMounts } from "../cdi/mod.ts";
 import { imageVolumes, isImageVolume } from "./image_volumes.ts";
 import { criDevices, mergeDevices } from "./devices.ts";
+import { containerAppArmorProfile } from "./apparmor.ts";
 
 const PROPAGATION: Record<number, UserMount["propagation"]> = {
   [MountPropagation.PROPAGATION_PRIVATE]: "rprivate",
@@ -241,6 +242,7 @@ export async function createContainer(
           ? { add: sc.capabilities.addCapabilities, drop: sc.capabilities.dropCapabilities }
           : undefined,
         seccomp: sc?.privileged ? { type: "Unconfined" } : await seccomp(config),
+        apparmorProfile: await containerAppArmorProfile(ctx, config),
         maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : undefined,
         readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : undefined,
         mounts: mergeMounts(mounts, cdi.mounts),

@@ -17,6 +17,7 @@ import type { PodUserns } from "../services/sandboxes/userns.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext, featuresOf, newId, sandboxDir } from "./context.ts";
 import type { PortMapping, SetUpResult } from "../services/sandboxes/service.ts";
+import { sandboxAppArmorProfile } from "./apparmor.ts";
 
 const PROTOCOLS: Record<number, string> = {
   [Protocol.TCP]: "tcp",
@@ -264,6 +265,7 @@ async function runPause(
       idMappings: o.userns ? { uids: o.userns.uids, gids: o.userns.gids } : undefined,
       sysctls: config.linux?.sysctls,
       seccomp: { type: "Unconfined" },
+      apparmorProfile: await sandboxAppArmorProfile(ctx, config),
       annotations: {
         "io.kubernetes.cri.container-type": "sandbox",
         "io.kubernetes.cri.sandbox-id": id,

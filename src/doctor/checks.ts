@@ -9,6 +9,7 @@
  * ```
  */
 import { cgroupMode } from "../../ffi/mod.ts";
+import { appArmorSummary } from "../runtime/apparmor.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -222,5 +223,6 @@ export async function runChecks(): Promise<CheckResult[]> {
     cni(),
     privileges(),
   ]);
-  return [...k, runc, crun, conmon, ...net, ipt, ip, ...priv];
+  const aa = { name: "apparmor", ...(await appArmorSummary()) };
+  return [...k, runc, crun, conmon, ...net, ipt, ip, ...priv, aa];
 }

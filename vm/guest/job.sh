@@ -61,6 +61,18 @@ install-and-test)
   '
   check doctor k8scontainerd doctor
   check cri-e2e sh -c "cd $P && K8SC_E2E_SYSTEMD_UNIT=k8scontainerd.service $deno test -A --no-check e2e/cri_test.ts > $J/cri-e2e.log 2>&1; rc=\$?; tail -c 1500 $J/cri-e2e.log; exit \$rc"
+  # The guest boots with AppArmor on (apparmor=1 security=apparmor, vm/qemu.ts): the CRI
+  # AppArmor suite runs its enabled-host checks here (its own daemon and bridge) and may not
+  # skip them (K8SC_E2E_APPARMOR=required).
+  check apparmor-enabled sh -ec '
+    echo "enabled=$(cat /sys/module/apparmor/parameters/enabled) lsm=$(cat /sys/kernel/security/lsm)"
+    [ "$(cat /sys/module/apparmor/parameters/enabled)" = Y ]
+    [ -d /sys/kernel/security/apparmor ]
+    echo "profiles loaded at boot: $(wc -l < /sys/kernel/security/apparmor/profiles)"
+    apparmor_parser --version | head -n 1
+    echo "k8scontainerd-default loaded by the service (cri-e2e): $(grep -c "^k8scontainerd-default (enforce)" /sys/kernel/security/apparmor/profiles)"
+  '
+  check cri-apparmor-e2e sh -c "cd $P && K8SC_E2E_APPARMOR=required $deno test -A --no-check e2e/cri_apparmor_test.ts > $J/cri-apparmor-e2e.log 2>&1; rc=\$?; tail -c 1200 $J/cri-apparmor-e2e.log; echo; echo \"host-off checks skipped since AppArmor is on: \$(grep -c 'skipped: host without AppArmor' $J/cri-apparmor-e2e.log)\"; grep -E '^(ok|FAILED) \|' $J/cri-apparmor-e2e.log; exit \$rc"
   check pod-before-reboot "$deno" run -A --no-check "$P/vm/guest/pods.ts" create "$J/pods.json"
   journalctl -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   ;;
