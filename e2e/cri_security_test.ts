@@ -50,7 +50,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri security features", () => {
     call<Req, Res>(d.socket, "k8s.io", fn, req, 60_000);
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-  async function runPod(name: string, config: PodSandboxConfig): Promise<string> {
+  async function runPod(_name: string, config: PodSandboxConfig): Promise<string> {
     const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" });
     pods.push(podSandboxId);
     return podSandboxId;
