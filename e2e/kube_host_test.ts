@@ -282,6 +282,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     // The runtime: its own CNI bridge and the test registry's pause image.
     await writeCniConf(dir, { name: "kube-e2e", bridge: BRIDGE, subnet: `${SUBNET_PREFIX}0/24` });
     const configToml = await writeCriConfig(dir, { sandboxImage: `${reg}/pause:latest` });
+    await Deno.mkdir(`${dir}/k8sc`);
     d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
 
     const pki = `${dir}/pki`;
