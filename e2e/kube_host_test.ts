@@ -33,7 +33,10 @@ import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
 
 const BRIDGE = "k8skube1";
 const SUBNET_PREFIX = "10.223.90.";
-const NODE = "k8sc-host-node";
+// The node's name and Hostname address: the kubelet refuses a loopback --node-ip ("nodeIP
+// can't be loopback address") and then reports no address at all, so the apiserver reaches it by
+// Hostname (--kubelet-preferred-address-types=Hostname), which resolves to 127.0.0.1.
+const NODE = "localhost";
 const KUBE_BINS = [
   "kubelet",
   "kube-apiserver",
@@ -314,7 +317,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
       `--client-ca-file=${pki}/ca.crt`,
       `--kubelet-client-certificate=${pki}/apiserver-kubelet-client.crt`,
       `--kubelet-client-key=${pki}/apiserver-kubelet-client.key`,
-      "--kubelet-preferred-address-types=InternalIP",
+      "--kubelet-preferred-address-types=Hostname",
       "--service-account-issuer=https://kubernetes.default.svc",
       `--service-account-key-file=${pki}/sa.key`,
       `--service-account-signing-key-file=${pki}/sa.key`,
@@ -355,6 +358,18 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     // The kubelet: everything it writes under the temp dir, its kubepods tree under a cgroup
     // root of its own, its servers on 127.0.0.1.
     cgroupRoot = `/k8sc-kube-e2e-${Date.now().toString(36)}`;
+    // The kubelet wants its cgroup root to exist in every hierarchy (a v1 cpuset needs cpus and
+    // mems before anything can join it).
+    await sh(`if [ -f /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup${cgroupRoot}
+      else
+        for c in /sys/fs/cgroup/*/; do
+          case "$c" in */unified/) continue;; esac
+          mkdir -p "$c${cgroupRoot}"
+        done
+        cs=/sys/fs/cgroup/cpuset
+        cat $cs/cpuset.cpus > $cs${cgroupRoot}/cpuset.cpus
+        cat $cs/cpuset.mems > $cs${cgroupRoot}/cpuset.mems
+      fi`);
     const oomScoreAdj = Number((await Deno.readTextFile("/proc/self/oom_score_adj")).trim());
     await Deno.writeTextFile(`${dir}/resolv.conf`, "nameserver 127.0.0.1\n");
     await Deno.writeTextFile(
@@ -383,7 +398,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
         makeIPTablesUtilChains: false,
         oomScoreAdj,
         resolvConf: `${dir}/resolv.conf`,
-        podLogsDirectory: `${dir}/pod-logs`,
+        podLogsDir: `${dir}/pod-logs`,
         containerRuntimeEndpoint: `unix://${d.socket}`,
         imageServiceEndpoint: `unix://${d.socket}`,
         // This box's disk and memory are shared: do not evict test pods for others' use.
@@ -405,7 +420,6 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
       `--cert-dir=${dir}/kubelet/pki`,
       `--volume-plugin-dir=${dir}/kubelet/volume-plugins`,
       `--hostname-override=${NODE}`,
-      "--node-ip=127.0.0.1",
       `--pod-infra-container-image=${reg}/pause:latest`,
       "--v=2",
     ]);
@@ -420,11 +434,20 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     }
     await stopAll();
     await cleanUpAfterDaemon(d, BRIDGE);
-    // The kubelet's mounts (secret/configMap tmpfs) and its kubepods cgroups.
-    await sh(`grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l
-      for c in /sys/fs/cgroup/*/; do
-        [ -d "$c${cgroupRoot}" ] && find "$c${cgroupRoot}" -depth -type d -exec rmdir {} + 2>/dev/null
-      done; true`).catch(() => {});
+    // The kubelet's mounts (secret/configMap tmpfs) and its kubepods cgroups (an emptied cgroup
+    // can refuse rmdir for a moment: a few tries).
+    await sh(`grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; true`)
+      .catch(() => {});
+    for (let i = 0; cgroupRoot && i < 20; i++) {
+      const left = await sh(`for c in /sys/fs/cgroup/*/; do
+          [ -d "$c${cgroupRoot}" ] || continue
+          find "$c${cgroupRoot}" -depth -type d -exec rmdir {} + 2>/dev/null || true
+          [ -d "$c${cgroupRoot}" ] && echo "$c${cgroupRoot}"
+        done; true`).catch((e) => `${e}`);
+      if (left === "") break;
+      if (i === 19) console.log(`left behind: ${left}`);
+      await sleep(500);
+    }
     await registry?.stop();
     if (Deno.env.get("K8SC_KUBE_KEEP")) console.log(`kept ${dir}`);
     else await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -448,7 +471,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     );
     const node = await getJson(["node", NODE]);
     expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^k8scontainerd:\/\//);
-    expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: "127.0.0.1" });
+    expect(node.status.addresses).toContainEqual({ type: "Hostname", address: NODE });
   });
 
   it("a Deployment's pods run with pod IPs on the runtime's bridge", async () => {
