@@ -174,6 +174,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
   let reg: string;
   let adminKubeconfig: string;
   let cgroupRoot: string;
+  let kubeletPort: number;
   const procs: Proc[] = [];
 
   function spawn(name: string, cmd: string, args: string[]): Proc {
@@ -291,7 +292,8 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     const pki = `${dir}/pki`;
     await makePki(pki);
     const etcdPort = freePort(), peerPort = freePort(), apiPort = freePort();
-    const kubeletPort = freePort(), healthzPort = freePort();
+    kubeletPort = freePort();
+    const healthzPort = freePort();
     const server = `https://127.0.0.1:${apiPort}`;
     adminKubeconfig = `${dir}/admin.kubeconfig`;
     await Deno.writeTextFile(adminKubeconfig, kubeconfig(server, pki, "admin"));
@@ -433,6 +435,8 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
       }).catch(() => {});
     }
     await stopAll();
+    await d?.stop();
+    if (d) await Deno.writeTextFile(`${dir}/logs/k8scontainerd.log`, d.log());
     await cleanUpAfterDaemon(d, BRIDGE);
     // The kubelet's mounts (secret/configMap tmpfs) and its kubepods cgroups (an emptied cgroup
     // can refuse rmdir for a moment: a few tries).
@@ -570,7 +574,11 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
       containers: [{
         name: "app",
         image: busybox(),
-        command: ["sh", "-c", "touch /tmp/healthy; sleep 4; rm /tmp/healthy; exec sleep 3600"],
+        command: [
+          "sh",
+          "-c",
+          "echo run $(cat /proc/uptime); touch /tmp/healthy; sleep 4; rm /tmp/healthy; exec sleep 3600",
+        ],
         livenessProbe: {
           exec: { command: ["cat", "/tmp/healthy"] },
           initialDelaySeconds: 1,
@@ -597,6 +605,21 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     ]);
     expect(events.stdout).toMatch(/Unhealthy/);
     expect(events.stdout).toMatch(/Killing/);
+  });
+
+  it("kubectl logs --previous shows the restarted container's earlier run", async () => {
+    await waitPod(
+      "live",
+      (p) => p.status.containerStatuses?.[0]?.state?.running !== undefined,
+      "running again",
+      60_000,
+    );
+    const prev = await kubectl(["logs", "live", "--previous"]);
+    const now = await kubectl(["logs", "live"]);
+    expect(prev.stdout).toMatch(/^run \d/);
+    expect(now.stdout).toMatch(/^run \d/);
+    expect(prev.stdout).not.toBe(now.stdout);
+    await kubectl(["delete", "pod", "live", "--wait=false"]);
   });
 
   it("emptyDir, configMap and secret volumes", async () => {
@@ -679,6 +702,159 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     expect(await Deno.readTextFile(`${out}/signal`)).toBe("TERM\n");
     // Well under the 30 s grace period: the trap ran, nobody waited for SIGKILL.
     expect(took).toBeLessThan(20_000);
+  });
+
+  it("kubectl port-forward reaches a server in the pod", async () => {
+    await apply(simplePod("pf", {
+      containers: [{
+        name: "web",
+        image: busybox(),
+        command: [
+          "sh",
+          "-c",
+          "mkdir /www; echo hello through port-forward > /www/index.html; exec httpd -f -p 8080 -h /www",
+        ],
+        ports: [{ containerPort: 8080 }],
+      }],
+    }));
+    await waitPod("pf", (p) => p.status.phase === "Running", "Running");
+    const child = new Deno.Command(bins.kubectl, {
+      args: [
+        "--kubeconfig",
+        adminKubeconfig,
+        "port-forward",
+        "--address",
+        "127.0.0.1",
+        "pod/pf",
+        ":8080",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      const port = await waitFor(
+        "kubectl port-forward to listen",
+        async () => {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`port-forward exited: ${seen}`);
+          seen += value;
+          return seen.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1];
+        },
+        30_000,
+        0,
+      );
+      // A few tries: the server may still be binding.
+      const body = await waitFor(
+        "an answer through the forward",
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/`, {
+            signal: AbortSignal.timeout(5000),
+          });
+          return res.ok ? await res.text() : undefined;
+        },
+        20_000,
+        500,
+      );
+      expect(body).toBe("hello through port-forward\n");
+      reader.releaseLock();
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+    }
+    await kubectl(["delete", "pod", "pf", "--wait=false"]);
+  });
+
+  it("resources and security context: memory limit in the pod's cgroup, runAsUser, OOMKilled", async () => {
+    await apply(simplePod("limits", {
+      containers: [{
+        name: "app",
+        image: busybox(),
+        command: ["sh", "-c", "exec sleep 3600"],
+        resources: {
+          limits: { memory: "64Mi", cpu: "250m" },
+          requests: { memory: "64Mi", cpu: "250m" },
+        },
+        securityContext: { runAsUser: 1234, runAsGroup: 2345, allowPrivilegeEscalation: false },
+      }],
+    }));
+    const p = await waitPod("limits", (p) => p.status.phase === "Running", "Running");
+    expect(p.status.qosClass).toBe("Guaranteed");
+    const ids = await kubectl(["exec", "limits", "--", "id"]);
+    expect(ids.stdout).toMatch(/^uid=1234 gid=2345/);
+    const v2 = (await kubectl(["exec", "limits", "--", "cat", "/sys/fs/cgroup/memory.max"], {
+      allowFail: true,
+    })).stdout.trim();
+    const limit = v2 || (await kubectl([
+      "exec",
+      "limits",
+      "--",
+      "cat",
+      "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ])).stdout.trim();
+    expect(limit).toBe(String(64 << 20));
+
+    await apply(simplePod("oom", {
+      containers: [{
+        name: "hog",
+        image: busybox(),
+        // dd, the container's only process, fills one 100 MiB buffer: far over the limit.
+        command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
+        resources: { limits: { memory: "32Mi" } },
+      }],
+    }));
+    const o = await waitPod(
+      "oom",
+      (p) => {
+        const s = p.status.containerStatuses?.[0];
+        return s?.lastState?.terminated || s?.state?.terminated;
+      },
+      "OOM-killed",
+      90_000,
+    );
+    const s = o.status.containerStatuses[0];
+    const t = s.lastState.terminated ?? s.state.terminated;
+    expect(t.reason).toBe("OOMKilled");
+    expect(t.exitCode).toBe(137);
+  });
+
+  it("the kubelet's stats summary has the node, the pods and their containers", async () => {
+    // The kubelet combines the runtime's ListPodSandboxStats / ListContainerStats with cAdvisor.
+    // deno-lint-ignore no-explicit-any
+    const summary: any = await waitFor(
+      "stats for the limits pod",
+      async () => {
+        // Straight to the kubelet: the apiserver's node proxy refuses a loopback node address.
+        const r = await kubectl([
+          "--server",
+          `https://127.0.0.1:${kubeletPort}`,
+          "get",
+          "--raw",
+          "/stats/summary",
+        ]);
+        const j = JSON.parse(r.stdout);
+        // deno-lint-ignore no-explicit-any
+        const pod = j.pods?.find((p: any) => p.podRef.name === "limits");
+        return pod?.containers?.[0]?.memory?.workingSetBytes > 0 ? j : undefined;
+      },
+      90_000,
+      3000,
+    );
+    expect(summary.node.nodeName).toBe(NODE);
+    expect(summary.node.memory.workingSetBytes).toBeGreaterThan(0);
+    // deno-lint-ignore no-explicit-any
+    const pod = summary.pods.find((p: any) => p.podRef.name === "limits");
+    expect(pod.containers[0].name).toBe("app");
+    expect(pod.containers[0].cpu.usageCoreNanoSeconds).toBeGreaterThan(0);
+    expect(pod.containers[0].rootfs).toBeDefined();
+    const node = await getJson(["node", NODE]);
+    // deno-lint-ignore no-explicit-any
+    const names = node.status.images.flatMap((i: any) => i.names);
+    expect(names).toContain(busybox());
   });
 
   it("an image that does not exist: ErrImagePull / ImagePullBackOff with the registry's reason", async () => {
