@@ -175,6 +175,9 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
   let adminKubeconfig: string;
   let cgroupRoot: string;
   let kubeletPort: number;
+  let configToml: string;
+  let kubeletArgs: string[];
+  let kubelet: Proc;
   const procs: Proc[] = [];
 
   function spawn(name: string, cmd: string, args: string[]): Proc {
@@ -285,7 +288,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
 
     // The runtime: its own CNI bridge and the test registry's pause image.
     await writeCniConf(dir, { name: "kube-e2e", bridge: BRIDGE, subnet: `${SUBNET_PREFIX}0/24` });
-    const configToml = await writeCriConfig(dir, { sandboxImage: `${reg}/pause:latest` });
+    configToml = await writeCriConfig(dir, { sandboxImage: `${reg}/pause:latest` });
     await Deno.mkdir(`${dir}/k8sc`);
     d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
 
@@ -415,7 +418,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
         rotateCertificates: false,
       }),
     );
-    spawn("kubelet", bins.kubelet, [
+    kubeletArgs = [
       `--config=${dir}/kubelet.yaml`,
       `--kubeconfig=${dir}/kubelet.kubeconfig`,
       `--root-dir=${dir}/kubelet`,
@@ -424,7 +427,8 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
       `--hostname-override=${NODE}`,
       `--pod-infra-container-image=${reg}/pause:latest`,
       "--v=2",
-    ]);
+    ];
+    kubelet = spawn("kubelet", bins.kubelet, kubeletArgs);
   });
 
   afterAll(async () => {
@@ -855,6 +859,145 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     // deno-lint-ignore no-explicit-any
     const names = node.status.images.flatMap((i: any) => i.names);
     expect(names).toContain(busybox());
+  });
+
+  /** The web Deployment's containers: pod name → container id and restart count. */
+  async function webContainers(): Promise<Record<string, string>> {
+    const pods = await getJson(["pods", "-l", "app=web"]);
+    return Object.fromEntries(
+      // deno-lint-ignore no-explicit-any
+      pods.items.map((p: any) => [
+        p.metadata.name,
+        `${p.status.containerStatuses[0].containerID} restarts=${
+          p.status.containerStatuses[0].restartCount
+        } running=${p.status.containerStatuses[0].state.running !== undefined}`,
+      ]),
+    );
+  }
+
+  it("restarting k8scontainerd under the kubelet leaves the pods running, untouched", async () => {
+    const before = await webContainers();
+    expect(Object.values(before).every((c) => c.endsWith("running=true"))).toBe(true);
+    expect(await d.stop()).toBe(0);
+    d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
+    // A few PLEG relists (1 s each) and a node status update (10 s) against the new daemon.
+    await sleep(12_000);
+    expect(await webContainers()).toEqual(before);
+    const name = Object.keys(before)[0];
+    expect((await kubectl(["exec", name, "--", "echo", "still here"])).stdout).toBe("still here\n");
+    const ready = await kubectl([
+      "get",
+      "node",
+      NODE,
+      "-o",
+      `jsonpath={.status.conditions[?(@.type=="Ready")].status}`,
+    ]);
+    expect(ready.stdout).toBe("True");
+  });
+
+  it("restarting the kubelet: it adopts the running pods without restarting them", async () => {
+    const before = await webContainers();
+    kubelet.child.kill("SIGTERM");
+    await kubelet.child.status;
+    kubelet = spawn("kubelet", bins.kubelet, kubeletArgs);
+    await waitFor(
+      "the kubelet's healthz",
+      async () => {
+        const r = await kubectl([
+          "--server",
+          `https://127.0.0.1:${kubeletPort}`,
+          "get",
+          "--raw",
+          "/healthz",
+        ], {
+          allowFail: true,
+        });
+        return r.stdout === "ok" ? true : undefined;
+      },
+      60_000,
+      1000,
+    );
+    await sleep(12_000);
+    expect(await webContainers()).toEqual(before);
+    const name = Object.keys(before)[0];
+    expect((await kubectl(["logs", name])).stdout).toBe(`started on ${name}\n`);
+  });
+
+  it("kubectl cp copies a file into a container and back", async () => {
+    const name = Object.keys(await webContainers())[0];
+    const src = `${dir}/cp-in.txt`, back = `${dir}/cp-back.txt`;
+    const text = "copied by kubectl cp\n".repeat(100);
+    await Deno.writeTextFile(src, text);
+    await kubectl(["cp", src, `${name}:/tmp/cp.txt`]);
+    expect((await kubectl(["exec", name, "--", "md5sum", "/tmp/cp.txt"])).stdout.split(" ")[0])
+      .toBe((await sh(`md5sum ${src}`)).split(" ")[0]);
+    await kubectl(["cp", `${name}:/tmp/cp.txt`, back]);
+    expect(await Deno.readTextFile(back)).toBe(text);
+  });
+
+  it("probes over HTTP and TCP, postStart and preStop hooks", async () => {
+    const out = `${dir}/hooks`;
+    await Deno.mkdir(out);
+    await apply(simplePod("probed", {
+      volumes: [{ name: "out", hostPath: { path: out } }],
+      containers: [{
+        name: "web",
+        image: busybox(),
+        command: [
+          "sh",
+          "-c",
+          "mkdir -p /www; echo ready > /www/index.html; exec httpd -f -p 8080 -h /www",
+        ],
+        volumeMounts: [{ name: "out", mountPath: "/out" }],
+        // The kubelet itself connects to the pod IP (on the test's bridge).
+        readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 2 },
+        livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 2 },
+        startupProbe: { exec: { command: ["test", "-e", "/www/index.html"] }, periodSeconds: 1 },
+        lifecycle: {
+          postStart: { exec: { command: ["sh", "-c", "echo poststart > /out/poststart"] } },
+          preStop: { exec: { command: ["sh", "-c", "echo prestop > /out/prestop"] } },
+        },
+      }],
+    }));
+    await waitPod("probed", (p) => p.status.containerStatuses?.[0]?.ready === true, "Ready");
+    expect(await Deno.readTextFile(`${out}/poststart`)).toBe("poststart\n");
+    await sleep(6_000);
+    const p = await getJson(["pod", "probed"]);
+    expect(p.status.containerStatuses[0].restartCount).toBe(0);
+    expect(p.status.containerStatuses[0].ready).toBe(true);
+    await kubectl(["delete", "pod", "probed", "--wait=true", "--timeout=60s"]);
+    expect(await Deno.readTextFile(`${out}/prestop`)).toBe("prestop\n");
+  });
+
+  it("a finished container: exit code, termination message, downward API env", async () => {
+    await apply(simplePod("done", {
+      restartPolicy: "Never",
+      containers: [{
+        name: "app",
+        image: busybox(),
+        command: [
+          "sh",
+          "-c",
+          "echo $POD_NAME $POD_IP $MEM_LIMIT; echo all done > /dev/termination-log; exit 7",
+        ],
+        env: [
+          { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+          { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+          {
+            name: "MEM_LIMIT",
+            valueFrom: { resourceFieldRef: { resource: "limits.memory", divisor: "1Mi" } },
+          },
+        ],
+        resources: { limits: { memory: "48Mi" } },
+      }],
+    }));
+    const p = await waitPod("done", (p) => p.status.phase === "Failed", "Failed");
+    const t = p.status.containerStatuses[0].state.terminated;
+    expect(t.exitCode).toBe(7);
+    expect(t.reason).toBe("Error");
+    expect(t.message).toBe("all done\n");
+    const logs = (await kubectl(["logs", "done"])).stdout;
+    expect(logs).toBe(`done ${p.status.podIP} 48\n`);
   });
 
   it("an image that does not exist: ErrImagePull / ImagePullBackOff with the registry's reason", async () => {
