@@ -859,6 +859,12 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     // deno-lint-ignore no-explicit-any
     const names = node.status.images.flatMap((i: any) => i.names);
     expect(names).toContain(busybox());
+    // A figure for the README: the daemon's memory with this many pods under a kubelet.
+    const rss = (await Deno.readTextFile(`/proc/${d.process!.pid}/status`)).match(/VmRSS:\s+(\d+)/)
+      ?.[1];
+    console.log(
+      `  k8scontainerd RSS ${Math.round(Number(rss) / 1024)} MB with ${summary.pods.length} pods`,
+    );
   });
 
   /** The web Deployment's containers: pod name → container id and restart count. */
