@@ -375,9 +375,10 @@ export async function whileLocked<T>(
     } catch (e) {
       if (!isKind(e, "unavailable")) throw e;
     }
-    if (await content.exists(desc.digest)) return undefined;
     signal?.throwIfAborted();
     await new Promise((r) => setTimeout(r, Math.random() * backoff));
+    signal?.throwIfAborted();
+    if (await content.exists(desc.digest)) return undefined;
   }
 }
 
