@@ -31,6 +31,7 @@ import {
 import type { SpecOptions, UserMount } from "../runtime/spec/builder.ts";
 import { seccompFromJson } from "../runtime/spec/seccomp.ts";
 import { signalNumber } from "../runtime/runc.ts";
+import { hugetlbControllerPresent } from "../runtime/cgroups_path.ts";
 import { signalDroppedByInit } from "../runtime/signal_disposition.ts";
 import { CRI_NAMESPACE, type CriContext, featuresOf, newId, sandboxDir } from "./context.ts";
 import { mountIdmapped, podUsernsMappings } from "./userns.ts";
@@ -90,8 +91,15 @@ async function seccomp(c: ContainerConfig): Promise<SpecOptions["seccomp"]> {
   );
 }
 
-/** CRI LinuxContainerResources → the spec builder's resource options (also for updates). */
-export function resourceOptions(r: LinuxContainerResources | undefined): SpecOptions["resources"] {
+/**
+ * CRI LinuxContainerResources → the spec builder's resource options (also for updates).
+ * Hugepage limits are dropped where the host has no hugetlb controller (see
+ * {@linkcode hugetlbControllerPresent}); `hugetlb` overrides the host probe in tests.
+ */
+export function resourceOptions(
+  r: LinuxContainerResources | undefined,
+  hugetlb = hugetlbControllerPresent(),
+): SpecOptions["resources"] {
   if (!r) return undefined;
   const n = (v: bigint) => (v ? Number(v) : undefined);
   return {
@@ -105,7 +113,9 @@ export function resourceOptions(r: LinuxContainerResources | undefined): SpecOpt
     memory: r.memoryLimitInBytes
       ? { limit: Number(r.memoryLimitInBytes), swap: n(r.memorySwapLimitInBytes) }
       : undefined,
-    hugepageLimits: r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) })),
+    hugepageLimits: hugetlb
+      ? r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) }))
+      : [],
     unified: Object.keys(r.unified).length ? r.unified : undefined,
   };
 }

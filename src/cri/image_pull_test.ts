@@ -123,6 +123,22 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI PullImage", () => {
     expect(image?.repoTags).toEqual(["registry.k8s.io/pause:latest"]);
   });
 
+  it("concurrent pulls of one image, and of two names sharing its blobs, all succeed", async () => {
+    // What a kubelet does when two pods start at once: each RunPodSandbox pulls the pause image,
+    // a Deployment's replicas pull their image side by side. One pull holding a blob's ingest
+    // makes the others wait for it (containerd's content.OpenWriter), not fail "is locked".
+    await env.push("busybox", "together", "a");
+    await env.push("busybox", "together", "b");
+    const refs = await Promise.all([
+      pull(`${env.reg}/together:a`),
+      pull(`${env.reg}/together:a`),
+      pull(`${env.reg}/together:a`),
+      pull(`${env.reg}/together:b`),
+    ]);
+    const id = env.fixtures.busybox!.manifests[0].config.digest;
+    expect(refs.map((r) => r.imageRef)).toEqual([id, id, id, id]);
+  });
+
   it("re-pulling a tag that moved repoints it; the old image keeps its id and digest", async () => {
     const first = await env.push("busybox", "moving", "v1");
     const a = await pull(`${env.reg}/moving:v1`);

@@ -16,12 +16,14 @@ import { CRI_NAMESPACE, type CriContext, sandboxDir } from "./context.ts";
 import { hostNetwork, portMappings, runInFlight } from "./sandbox_run.ts";
 import { removeContainerRecord, stopContainerTask } from "./container_lifecycle.ts";
 import type { SandboxRecord } from "./store.ts";
+import { stoppingPauseTasks } from "./task_liveness.ts";
 
 /** Kills a task and waits for it to be gone; missing tasks are fine. */
 async function killTask(ctx: CriContext, id: string): Promise<void> {
   try {
     const t = await ctx.containers.task(CRI_NAMESPACE, id);
     if (t.status === "running" || t.status === "paused" || t.status === "created") {
+      stoppingPauseTasks.add(id);
       await ctx.containers.kill(CRI_NAMESPACE, id, "SIGKILL", true).catch(() => {});
       await ctx.containers.wait(CRI_NAMESPACE, id);
     }
@@ -32,6 +34,7 @@ async function killTask(ctx: CriContext, id: string): Promise<void> {
 
 /** Deletes the pause container's task and the container (bundle, snapshot); absent is fine. */
 export async function removePauseContainer(ctx: CriContext, id: string): Promise<void> {
+  stoppingPauseTasks.delete(id);
   await ctx.containers.deleteTask(CRI_NAMESPACE, id, true).catch((e) => {
     if (!isKind(e, "not-found")) throw e;
   });

@@ -90,7 +90,14 @@ async function containerExited(ctx: CriContext, id: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Pause tasks that StopPodSandbox is killing: their exit is the stop, not news. Without this,
+ * every pod the kubelet deleted logged a "pause task exited" warning.
+ */
+export const stoppingPauseTasks: Set<string> = new Set();
+
 function sandboxExited(ctx: CriContext, id: string, exitStatus: unknown): void {
+  const expected = stoppingPauseTasks.delete(id);
   let sb;
   try {
     sb = ctx.store.resolveSandbox(id);
@@ -99,9 +106,13 @@ function sandboxExited(ctx: CriContext, id: string, exitStatus: unknown): void {
   }
   if (sb.id !== id || sb.state !== "ready") return;
   ctx.store.setSandboxState(id, "notready");
-  ctx.log.warn("pod sandbox's pause task exited: NOTREADY", {
-    sandbox: id.slice(0, 12),
-    pod: sb.nameKey,
-    exitStatus,
-  });
+  (expected ? ctx.log.debug : ctx.log.warn).call(
+    ctx.log,
+    "pod sandbox's pause task exited: NOTREADY",
+    {
+      sandbox: id.slice(0, 12),
+      pod: sb.nameKey,
+      exitStatus,
+    },
+  );
 }

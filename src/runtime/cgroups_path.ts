@@ -19,6 +19,39 @@ export function hostCgroupV2(): boolean {
   return cgroupMode() === "v2";
 }
 
+let hugetlb: boolean | undefined;
+
+/**
+ * Whether containers can get hugetlb limits here: the hugetlb controller is in a cgroup v1
+ * hierarchy of this process (`N:hugetlb:/…` in /proc/self/cgroup) or, on a v2 host, in the root's
+ * cgroup.controllers. Read once. The kubelet asks for a limit per huge page size the machine
+ * has (0 bytes by default) whether or not the controller is there; runc fails the container
+ * when it is not ("cannot set hugetlb limit"), so the CRI drops them, as containerd does with
+ * its default `tolerate_missing_hugetlb_controller = true`.
+ *
+ * @example
+ * ```ts
+ * import { hugetlbControllerPresent } from "./cgroups_path.ts";
+ * if (!hugetlbControllerPresent()) console.log("no hugetlb limits on this host");
+ * ```
+ */
+export function hugetlbControllerPresent(): boolean {
+  if (hugetlb !== undefined) return hugetlb;
+  const read = (p: string) => {
+    try {
+      return Deno.readTextFileSync(p);
+    } catch {
+      return "";
+    }
+  };
+  hugetlb = hostCgroupV2()
+    ? read("/sys/fs/cgroup/cgroup.controllers").split(/\s+/).includes("hugetlb")
+    : read("/proc/self/cgroup").split("\n").some((l) =>
+      (l.split(":")[1] ?? "").split(",").includes("hugetlb")
+    );
+  return hugetlb;
+}
+
 /** The two ways of managing cgroups the kubelet knows. */
 export type CgroupDriver = "cgroupfs" | "systemd";
 

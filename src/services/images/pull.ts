@@ -206,10 +206,16 @@ export async function pullImage(
               .arrayBuffer(),
           )
           : await client.fetchManifest(resolvedName, desc);
-        await deps.content.writeBlob(blobRef(desc), bytes, {
-          expected: desc.digest,
-          size: desc.size,
-        });
+        await whileLocked(
+          deps.content,
+          desc,
+          opts.signal,
+          () =>
+            deps.content.writeBlob(blobRef(desc), bytes, {
+              expected: desc.digest,
+              size: desc.size,
+            }),
+        );
       }
       deps.contentIndex.add(namespace, { digest: desc.digest, size: desc.size });
       progress.set(desc, "done", desc.size);
@@ -346,6 +352,36 @@ export async function pullImage(
   }
 }
 
+/**
+ * Runs `write` (which opens a content writer for `desc`'s ref), waiting while another pull holds
+ * that ref — two pods starting at once both pull the pause image, a Deployment's replicas their
+ * image — with a randomized backoff up to 2 s between tries, as containerd's content.OpenWriter
+ * does. Resolves to undefined, without writing, once the other pull has committed the blob.
+ *
+ * @example
+ * ```ts
+ * await whileLocked(cs, desc, undefined, () => cs.writeBlob(`config-${desc.digest}`, bytes));
+ * ```
+ */
+export async function whileLocked<T>(
+  content: ContentStore,
+  desc: Descriptor,
+  signal: AbortSignal | undefined,
+  write: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  for (let backoff = 16;; backoff = Math.min(backoff * 2, 2048)) {
+    try {
+      return await write();
+    } catch (e) {
+      if (!isKind(e, "unavailable")) throw e;
+    }
+    signal?.throwIfAborted();
+    await new Promise((r) => setTimeout(r, Math.random() * backoff));
+    signal?.throwIfAborted();
+    if (await content.exists(desc.digest)) return undefined;
+  }
+}
+
 async function downloadLayer(
   deps: PullDeps,
   client: RegistryClient,
@@ -359,7 +395,17 @@ async function downloadLayer(
     return;
   }
   const ref = blobRef(desc);
-  const w = await deps.content.writer(ref, { total: desc.size, expected: desc.digest });
+  const w = await whileLocked(deps.content, desc, signal, async () => {
+    const w = await deps.content.writer(ref, { total: desc.size, expected: desc.digest });
+    // The pull that held the ref may have just committed the blob.
+    if (!(await deps.content.exists(desc.digest))) return w;
+    await w.abort().catch(() => {});
+    return undefined;
+  });
+  if (!w) {
+    progress.set(desc, "exists", desc.size);
+    return;
+  }
   try {
     let offset = w.offset;
     if (offset > desc.size) {
