@@ -11,7 +11,7 @@
  * emulation. `K8SC_VM=0` skips it, saying so.
  */
 import { afterAll, describe, expect, isRoot, it, ROOT_REASON } from "../src/testing/bdd.ts";
-import { kubeDirProblem, runVmSuite, type VmReport } from "../vm/suite.ts";
+import { critestDirProblem, kubeDirProblem, runVmSuite, type VmReport } from "../vm/suite.ts";
 
 function missingTools(): string[] {
   const need = ["qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4"];
@@ -65,6 +65,7 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
     );
     const phases = ["install-and-test", "after-reboot"];
     if (!kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"))) phases.push("kubeadm");
+    if (!critestDirProblem(Deno.env.get("K8SC_CRITEST_DIR"))) phases.push("critest");
     expect(report.boots.map((b) => [b.phase, b.timedOut])).toEqual(phases.map((p) => [p, false]));
   });
 
@@ -102,6 +103,12 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
     expect(e2e).toMatch(/ok \| 1 passed \(2 steps\) \| 0 failed/);
   });
 
+  it("passes the CRI security suite on cgroup v2 (user namespaces, rro, groups, CDI, image volumes)", () => {
+    expect(step("install-and-test", "cri-security-e2e").detail).toMatch(
+      /ok \| 1 passed \(\d+ steps\)/,
+    );
+  });
+
   it("puts containers in systemd scopes under the kubelet's slice", () => {
     step("install-and-test", "pod-before-reboot");
   });
@@ -110,6 +117,17 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
     step("after-reboot", "service-after-reboot");
     step("after-reboot", "pod-after-reboot");
   });
+
+  const critestProblem = critestDirProblem(Deno.env.get("K8SC_CRITEST_DIR"));
+  it.skipIf(critestProblem !== undefined, `critest phase: ${critestProblem}`)(
+    "critest against the systemd service: only the digest-pinned image fails (runc), crun too",
+    () => {
+      step("critest", "critest-setup");
+      for (const s of ["critest-runc", "critest-crun"]) {
+        console.log(`vm ${s}: ${step("critest", s).detail}`);
+      }
+    },
+  );
 
   const kubeProblem = kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"));
   it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(

@@ -37,6 +37,8 @@ export interface VmReport {
   arch: GuestArch;
   /** Why the kubeadm phase did not run (undefined when it ran). */
   kubeadmSkipped?: string;
+  /** Why the critest phase did not run (undefined when it ran). */
+  critestSkipped?: string;
   imageCached: boolean;
   imageSeconds: number;
   boots: BootReport[];
@@ -56,6 +58,11 @@ export interface VmSuiteOptions {
    * kubeadm phase.
    */
   kubeDir?: string;
+  /**
+   * A directory with critest, crictl, run.sh and registry-data/ (`K8SC_CRITEST_DIR`): adds the
+   * critest phase (see vm/guest/critest.sh).
+   */
+  critestDir?: string;
   log?: (line: string) => void;
 }
 
@@ -80,6 +87,28 @@ export function kubeDirProblem(dir: string | undefined): string | undefined {
     }
   } catch {
     return `${dir}/images is missing`;
+  }
+  return undefined;
+}
+
+/** Why a directory cannot drive the critest phase, or undefined when it can. */
+export function critestDirProblem(dir: string | undefined): string | undefined {
+  if (!dir) {
+    return "K8SC_CRITEST_DIR is not set (a directory with critest, crictl, run.sh and registry-data/)";
+  }
+  for (const f of ["critest", "crictl", "run.sh"]) {
+    try {
+      if (!Deno.statSync(`${dir}/${f}`).isFile) return `${dir}/${f} is not a file`;
+    } catch {
+      return `${dir}/${f} is missing`;
+    }
+  }
+  try {
+    if (!Deno.statSync(`${dir}/registry-data/docker`).isDirectory) {
+      return `${dir}/registry-data holds no registry data (docker/)`;
+    }
+  } catch {
+    return `${dir}/registry-data/docker is missing (copy the conformance registry's data dir)`;
   }
   return undefined;
 }
@@ -109,19 +138,27 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   const jobDir = await Deno.makeTempDir({ prefix: "k8sc-vm-job-" });
   const kubeDir = o.kubeDir ?? Deno.env.get("K8SC_KUBE_DIR");
   const kubeadmSkipped = kubeDirProblem(kubeDir);
-  const phases: string[] = [...PHASES, ...(kubeadmSkipped ? [] : ["kubeadm"])];
+  const critestDir = o.critestDir ?? Deno.env.get("K8SC_CRITEST_DIR");
+  const critestSkipped = critestDirProblem(critestDir);
+  const phases: string[] = [
+    ...PHASES,
+    ...(kubeadmSkipped ? [] : ["kubeadm"]),
+    ...(critestSkipped ? [] : ["critest"]),
+  ];
   const machine = await GuestMachine.create({
     image,
     shares: [
       { tag: "project", path: projectDir, readonly: true },
       { tag: "job", path: jobDir, readonly: false },
       ...(kubeadmSkipped ? [] : [{ tag: "kube", path: kubeDir!, readonly: true }]),
+      ...(critestSkipped ? [] : [{ tag: "critest", path: critestDir!, readonly: true }]),
     ],
     restrictedNic: !kubeadmSkipped,
     // The control plane needs more room than the CRI suite.
     memoryMiB: kubeadmSkipped ? 2048 : 4096,
   });
   if (kubeadmSkipped) log(`vm: kubeadm phase skipped: ${kubeadmSkipped}`);
+  if (critestSkipped) log(`vm: critest phase skipped: ${critestSkipped}`);
   const boots: BootReport[] = [];
   try {
     for (const phase of phases) {
@@ -156,6 +193,7 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   return {
     arch: image.arch,
     kubeadmSkipped,
+    critestSkipped,
     imageCached: image.cached,
     imageSeconds,
     boots,

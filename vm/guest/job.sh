@@ -6,6 +6,9 @@
 #                     the earlier pod correctly; power off
 #   kubeadm           (only when the host shares kubeadm/kubelet/kubectl and images) kubeadm
 #                     init against our socket, a pod, exec, logs, port-forward, delete
+#   critest           (only when the host shares critest, crictl, run.sh and the conformance
+#                     registry's data, 9p tag "critest") critest against the systemd service
+#                     with runc, then the crun handler on a focused set
 # Every step appends a JSON line to /mnt/job/<phase>.results for the host to assert on; the
 # guest always powers itself off at the end (the host kills it on a timeout).
 set -u
@@ -73,6 +76,9 @@ install-and-test)
     echo "k8scontainerd-default loaded by the service (cri-e2e): $(grep -c "^k8scontainerd-default (enforce)" /sys/kernel/security/apparmor/profiles)"
   '
   check cri-apparmor-e2e sh -c "cd $P && K8SC_E2E_APPARMOR=required $deno test -A --no-check e2e/cri_apparmor_test.ts > $J/cri-apparmor-e2e.log 2>&1; rc=\$?; tail -c 1200 $J/cri-apparmor-e2e.log; echo; echo \"host-off checks skipped since AppArmor is on: \$(grep -c 'skipped: host without AppArmor' $J/cri-apparmor-e2e.log)\"; grep -E '^(ok|FAILED) \|' $J/cri-apparmor-e2e.log; exit \$rc"
+  # User namespaces, rro mounts, supplemental groups, stop signals, CDI and image volumes on
+  # cgroup v2 (a daemon of its own, cgroupfs driver).
+  check cri-security-e2e sh -c "cd $P && $deno test -A --no-check e2e/cri_security_test.ts > $J/cri-security-e2e.log 2>&1; rc=\$?; tail -c 1500 $J/cri-security-e2e.log; exit \$rc"
   check pod-before-reboot "$deno" run -A --no-check "$P/vm/guest/pods.ts" create "$J/pods.json"
   journalctl -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   ;;
@@ -100,6 +106,17 @@ kubeadm)
   . "$P/vm/guest/kubeadm.sh"
   journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   journalctl -b -u kubelet -o cat > "$J/$phase.kubelet-journal" 2>&1
+  ;;
+critest)
+  check service-active sh -ec '
+    for i in $(seq 1 300); do
+      [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ] && break
+      sleep 1
+    done
+    [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ]
+  '
+  . "$P/vm/guest/critest.sh"
+  journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   ;;
 *)
   result phase false 0 "unknown phase $phase"
