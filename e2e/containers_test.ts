@@ -131,7 +131,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
     expect(exec).toMatchObject({ code: 4, stdout: "app\n" });
     const ps = await cli("tasks", "ps", "svc");
     expect(ps.stdout.trim().split("\n").length).toBeGreaterThan(1);
-    const m = JSON.parse((await cli("tasks", "metrics", "svc")).stdout);
+    const m = JSON.parse((await cli("tasks", "metrics", "--format", "json", "svc")).stdout);
     expect(m.pids).toBeGreaterThanOrEqual(1);
     expect(m.memoryUsageBytes).toBeGreaterThan(0);
     expect(m.memoryWorkingSetBytes).toBeLessThanOrEqual(m.memoryUsageBytes);
@@ -185,17 +185,21 @@ describe.skipIf(!isRoot, ROOT_REASON)("containers", () => {
 
   it("fails clearly on bad input and leaks nothing", async () => {
     const before = { mounts: await mountsUnder(d.dir), conmons: await conmonsFor(d.dir) };
-    const noImage = await cli("run", "--rm", "example.com/nope:1", "x1", "true");
+    // run pulls a missing image first: one the (loopback) registry does not have is not found.
+    const nope = `${registry.address}/nope:1`;
+    const noImage = await cli("run", "--rm", nope, "x1", "true");
     expect(noImage.code).toBe(1);
-    expect(noImage.stderr).toMatch(/image "example\.com\/nope:1".*not found/);
+    expect(noImage.stderr).toContain(nope);
+    expect(noImage.stderr).toMatch(/not found/);
     const noUser = await cli("run", "--rm", "--user", "ghost", image, "x2", "true");
     expect(noUser.code).toBe(1);
     expect(noUser.stderr).toMatch(/unable to find user ghost/);
     const noBinary = await cli("run", "--rm", image, "x3", "/no/such/binary");
-    expect(noBinary.code).toBe(1);
+    // As docker: 127 for a command that does not exist in the image.
+    expect(noBinary.code).toBe(127);
     expect(noBinary.stderr).toMatch(/no such file or directory/);
     const badId = await cli("run", "--rm", image, "../evil", "true");
-    expect(badId.stderr).toMatch(/invalid container id/);
+    expect(badId.stderr).toMatch(/invalid container name "\.\.\/evil"/);
     const reserved = await cli(
       "run",
       "--rm",
