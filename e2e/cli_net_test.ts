@@ -4,7 +4,8 @@
  * published port answers on 127.0.0.1 from the host, `containers ls`/`inspect` show the IP,
  * and `rm -f` leaves no netns and no portmap rule; `--restart=on-failure:2` runs a failing
  * command 3 times and then leaves it stopped; `--restart=always` restarts after an exit, again
- * after a daemon restart, and stops restarting after `tasks kill`.
+ * after a daemon restart, and stops restarting after `tasks kill`; a daemon killed between a
+ * task's delete and its network's detach leaves a netns that the next start removes.
  */
 import { createHash } from "node:crypto";
 import {
@@ -18,7 +19,7 @@ import {
 } from "../src/testing/bdd.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
+import { frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { cleanUpAfterDaemon, writeCniConf } from "./cri_env.ts";
 
 const BRIDGE = "k8scli3";
@@ -207,5 +208,32 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli: run --net cni, -p, --restart", () =>
     expect((await cli("tasks", "start", "al")).code).toBe(0);
     await until("a restart after the user's start", async () => await runs("al") >= after + 2);
     expect((await cli("rm", "-f", "al")).code).toBe(0);
+  });
+
+  it("the next start detaches the network of a task a killed daemon deleted", async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    await d.stop();
+    d = await startTestDaemon({
+      dir: `${dir}/d`,
+      args: ["--config", config],
+      env: { K8SCONTAINERD_FAILPOINTS: "task-delete-before-network-detach" },
+    });
+    const run = await cli("run", "-d", "--name", "lk", "-p", `${port}:80`, image, "sleep", "1000");
+    expect(run.code).toBe(0);
+    const netns = () => sh("ip netns list").then((o) => o.split("\n").map((l) => l.split(" ")[0]));
+    expect(await netns()).toContain(netnsOf("lk"));
+    const rm = cli("tasks", "rm", "-f", "lk");
+    expect(await frozenAtFailpoint(d)).toBe(true);
+    await d.kill();
+    await rm;
+    expect(await netns()).toContain(netnsOf("lk"));
+    expect(await sh("iptables-save -t nat")).toContain(`--dport ${port}`);
+
+    d = await startTestDaemon({ dir: `${dir}/d`, args: ["--config", config] });
+    expect(await netns()).not.toContain(netnsOf("lk"));
+    expect(await sh("iptables-save -t nat")).not.toContain(`--dport ${port}`);
+    const row = (await cli("containers", "ls")).stdout.split("\n").find((l) => l.startsWith("lk "));
+    expect(row).toMatch(/\screated\s.*\s-\s/);
+    expect((await cli("rm", "lk")).code).toBe(0);
   });
 });

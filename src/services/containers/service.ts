@@ -717,6 +717,8 @@ export class ContainerService {
       }
     }
     await this.#d.runtime.delete(id, { force, namespace: ns });
+    // Tests freeze the daemon here to kill it with the task gone and its network still attached.
+    failpoint("task-delete-before-network-detach");
     if (c.labels[NETWORK_LABEL]) {
       await this.#d.networks?.detach(ns, id);
       this.#d.containers.setLabels(ns, id, { [IPS_LABEL]: "" });
