@@ -3,7 +3,9 @@
  * and the stores and drivers below. A container is a record plus a bundle: its root snapshot
  * prepared from the image and mounted at `<state>/bundles/<ns>/<id>/rootfs`, and the OCI
  * config.json built by the pure spec builder. A task is that bundle run by the runtime driver
- * (conmon + runc), which survives daemon restarts; exits are published as events.
+ * (conmon + runc), which survives daemon restarts; exits are published as events. A container
+ * created with network "cni" gets a CNI attachment (network.ts) for as long as a task exists;
+ * restart policies are applied by the restart manager (restart.ts) from the exit events.
  *
  * @example
  * ```ts
