@@ -1,7 +1,8 @@
 /**
  * The docker-style forms a nerdctl user types, against a real daemon and registry: ps, exec,
  * rm, pull, rmi, inspect, logs and stats as aliases; run --name / a generated id, -e, -v,
- * auto-pull with progress, docker's 127 / 126 exit codes, -p and --restart refused clearly;
+ * auto-pull with progress, docker's 127 / 126 exit codes, malformed -p and --restart refused
+ * clearly (cli_net_test.ts runs them for real);
  * images export that a docker-archive reader (skopeo) loads.
  */
 import {
@@ -125,10 +126,11 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli: docker-style forms", () => {
 
     // Refused clearly, before anything is created (exit 2).
     const cases: [string[], RegExp][] = [
-      [["-p", "8080:80"], /-p 8080:80 is not supported: .*--net-host/],
-      [["--restart=always"], /--restart=always is not supported: there is no restart manager/],
-      [["--restart", "on-failure:3"], /--restart=on-failure:3 is not supported/],
-      [["--restart", "sometimes"], /invalid --restart "sometimes": expected no/],
+      [["-p", "8080"], /invalid -p "8080": expected HOST:CTR, IP:HOST:CTR/],
+      [["-p", "8080:80/sctp"], /invalid -p "8080:80\/sctp"/],
+      [["-p", "8080:80", "--net", "host"], /-p needs a CNI network .*port needs no publishing/],
+      [["--restart", "sometimes"], /invalid --restart "sometimes": expected no, always/],
+      [["--restart=always", "--rm"], /--rm and --restart=always cannot be combined/],
       [["-v", "relative:/x"], /"relative" is not an absolute host path/],
       [["-v", "/tmp"], /expected SRC:DST or SRC:DST:ro/],
     ];

@@ -125,7 +125,7 @@ describe.skipIf(!isRoot, ROOT_REASON)("cli", () => {
       ) ?? "";
     const ls = await cli("containers", "ls");
     expect(ls.stdout.split("\n")[0]).toMatch(
-      /^CONTAINER\s+IMAGE\s+STATUS\s+RUNTIME\s+CREATED\s+LABELS$/,
+      /^CONTAINER\s+IMAGE\s+STATUS\s+RUNTIME\s+CREATED\s+IP\s+LABELS$/,
     );
     expect(await row("l1")).toMatch(/\srunning\s.*\steam=a$/);
     expect(await row("l2")).toMatch(/\sstopped \(exit 3\)\s/);

@@ -2,7 +2,7 @@
 import type { CallContext } from "./server.ts";
 import { namespaceOf } from "./namespace.ts";
 import { required, toNanos } from "./convert.ts";
-import type { ContainerService, TaskView } from "../services/containers/service.ts";
+import { type ContainerService, IPS_LABEL, type TaskView } from "../services/containers/service.ts";
 import type { Container } from "../metadata/containers.ts";
 import type { Exchange } from "../events/exchange.ts";
 import type * as cpb from "../gen/k8scontainerd/services/containers/v1/containers.ts";
@@ -23,6 +23,7 @@ function wireContainer(c: Container): cpb.Container {
     snapshotKey: c.snapshotKey,
     createdAt: toNanos(c.createdAt),
     updatedAt: toNanos(c.updatedAt),
+    ips: c.labels[IPS_LABEL] ? c.labels[IPS_LABEL].split(",") : [],
   };
 }
 
@@ -78,6 +79,14 @@ export function containersApi(svc: ContainerService) {
         privileged: req.privileged,
         snapshotter: req.snapshotter || undefined,
         hostname: req.hostname || undefined,
+        network: req.network || undefined,
+        ports: req.ports.map((p) => ({
+          hostPort: p.hostPort,
+          containerPort: p.containerPort,
+          protocol: p.protocol || undefined,
+          hostIP: p.hostIp || undefined,
+        })),
+        restartPolicy: req.restartPolicy || undefined,
       });
       return { container: wireContainer(c) };
     },
@@ -103,10 +112,16 @@ export function tasksApi(svc: ContainerService, streaming: () => StreamingServer
     async start(req: tpb.StartRequest, ctx: CallContext): Promise<tpb.StartResponse> {
       return await svc.start(ns(ctx), required(req.containerId, "container_id"), {
         restart: true,
+        byUser: true,
       });
     },
     async delete(req: tpb.DeleteTaskRequest, ctx: CallContext): Promise<tpb.DeleteResponse> {
-      const r = await svc.deleteTask(ns(ctx), required(req.containerId, "container_id"), req.force);
+      const r = await svc.deleteTask(
+        ns(ctx),
+        required(req.containerId, "container_id"),
+        req.force,
+        { byUser: true },
+      );
       return { exitStatus: r.exitCode, exitedAt: toNanos(r.finishedAt) };
     },
     async get(req: tpb.GetRequest, ctx: CallContext): Promise<tpb.GetResponse> {
@@ -118,7 +133,9 @@ export function tasksApi(svc: ContainerService, streaming: () => StreamingServer
       return { tasks: (await svc.tasks(ns(ctx))).map(wireTask) };
     },
     async kill(req: tpb.KillRequest, ctx: CallContext): Promise<tpb.KillResponse> {
-      await svc.kill(ns(ctx), required(req.containerId, "container_id"), req.signal, req.all);
+      await svc.kill(ns(ctx), required(req.containerId, "container_id"), req.signal, req.all, {
+        byUser: true,
+      });
       return {};
     },
     async exec(req: tpb.ExecRequest, ctx: CallContext): Promise<tpb.ExecResponse> {

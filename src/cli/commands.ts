@@ -438,18 +438,25 @@ export const COMMANDS: Command[] = [
       {
         name: "publish",
         short: "p",
-        value: "HOST:CTR",
+        value: "[IP:]HOST:CTR[/tcp|udp]",
         multiple: true,
         help:
-          "refused: run's containers have only their own loopback (or the host's network with --net-host, where no port needs publishing)",
+          "publish container port CTR on host port HOST (CNI portmap; bound to 127.0.0.1 unless IP is given); implies --net cni",
       },
       {
         name: "restart",
-        value: "no",
+        value: "no|always|unless-stopped|on-failure[:N]",
         help:
-          "only no (the default): there is no restart manager; always and on-failure are refused",
+          "start a new task when it exits (on-failure: after a non-zero exit, at most N times); backoff 100 ms doubling to 10 s; a stop by the user (tasks kill, tasks rm, rm -f) is not restarted; always and unless-stopped (unless the user stopped it) come back after a daemon restart",
       },
-      { name: "net-host", help: "the host's network namespace" },
+      {
+        name: "net",
+        value: "none|cni|host",
+        choices: ["none", "cni", "host"],
+        help:
+          "none: only its own loopback (the default without -p); cni: its own netns on the first network in the daemon's [cri] cni_conf_dir (the default with -p); host: the host's",
+      },
+      { name: "net-host", help: "the host's network namespace (as --net host)" },
       { name: "user", short: "u", value: "U", help: "uid, name, uid:gid or name:group" },
       { name: "cwd", value: "DIR", help: "working directory" },
       { name: "runtime", value: "NAME", help: "runtime handler (default: the config's first)" },

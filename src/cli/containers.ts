@@ -8,7 +8,7 @@ import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./
 import { UsageError } from "./usage_error.ts";
 import { interactiveSession, parseDetachKeys } from "./interactive.ts";
 import { remoteCommand } from "../cri/streaming/client.ts";
-import type { Mount } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
+import type { Mount, PortMapping } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
 /**
  * tasks.proto's Status values, spelled out: importing the generated enum would load the gRPC
@@ -98,6 +98,32 @@ export function parseVolume(s: string): Mount {
   };
 }
 
+/**
+ * `-p [IP:]HOST:CTR[/tcp|udp]` as a port mapping; the host address is left empty (the daemon
+ * binds 127.0.0.1) unless named.
+ */
+export function parsePublish(s: string): PortMapping {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(
+    s,
+  );
+  const port = (v: string | undefined) => {
+    const n = Number(v);
+    return Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
+  };
+  const hostPort = port(m?.[2]), containerPort = port(m?.[3]);
+  if (!m || hostPort === undefined || containerPort === undefined) {
+    throw new UsageError(
+      `invalid -p "${s}": expected HOST:CTR, IP:HOST:CTR, optionally /tcp or /udp (ports 1-65535)`,
+    );
+  }
+  return {
+    hostPort,
+    containerPort,
+    protocol: m[4] ?? "tcp",
+    hostIp: (m[1] ?? "").replace(/^\[|\]$/g, ""),
+  };
+}
+
 /** A container id as docker generates them: 64 hex digits. */
 function generatedId(): string {
   const b = crypto.getRandomValues(new Uint8Array(32));
@@ -148,20 +174,26 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     );
   }
   const cmd = a.command;
-  if (a.list("publish").length) {
+  const ports = a.list("publish").map(parsePublish);
+  const net = a.str("net") ?? (a.bool("net-host") ? "host" : ports.length ? "cni" : "none");
+  if (a.bool("net-host") && net !== "host") {
+    throw new UsageError(`run: --net-host and --net ${net} cannot be combined`);
+  }
+  if (ports.length && net !== "cni") {
     throw new UsageError(
-      `run: -p ${
-        a.list("publish")[0]
-      } is not supported: containers started by run have no network but their own loopback (no CNI), or the host's with --net-host, where a port needs no publishing`,
+      `run: -p needs a CNI network (--net cni, the default with -p); --net ${net} has none${
+        net === "host" ? " (on the host's network a port needs no publishing)" : ""
+      }`,
     );
   }
   const restart = a.str("restart") ?? "no";
-  if (restart !== "no") {
+  if (!/^(no|always|unless-stopped|on-failure(:\d+)?)$/.test(restart)) {
     throw new UsageError(
-      /^(always|unless-stopped|on-failure(:\d+)?)$/.test(restart)
-        ? `run: --restart=${restart} is not supported: there is no restart manager (only --restart=no); start it again with 'k8scontainerd tasks start ${id}'`
-        : `run: invalid --restart "${restart}": expected no`,
+      `run: invalid --restart "${restart}": expected no, always, unless-stopped or on-failure[:N]`,
     );
+  }
+  if (restart !== "no" && a.bool("rm")) {
+    throw new UsageError(`run: --rm and --restart=${restart} cannot be combined`);
   }
   const values = {
     rm: a.bool("rm"),
@@ -191,7 +223,10 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     stdin: !!values.tty || !!values.interactive || !values.detach,
     stdinOnce: !values.tty && !values.detach,
     mounts,
-    netHost: !!a.bool("net-host"),
+    netHost: net === "host",
+    network: net === "cni" ? "cni" : "",
+    ports,
+    restartPolicy: restart === "no" ? "" : restart,
     readonlyRootfs: !!a.bool("read-only"),
     privileged: !!a.bool("privileged"),
     snapshotter: "",
@@ -371,6 +406,7 @@ export async function containersList(
       ["STATUS", (x) => containerStatus(byId.get(x.id))],
       ["RUNTIME", (x) => x.runtime],
       ["CREATED", (x) => formatAge(x.createdAt)],
+      ["IP", (x) => x.ips.join(",") || "-"],
       ["LABELS", (x) => formatLabels(shown(x.labels))],
     ],
   });

@@ -42,3 +42,27 @@ describe("run's helpers", () => {
     );
   });
 });
+
+describe("run -p", () => {
+  it("parses [IP:]HOST:CTR[/tcp|udp] and refuses the rest, naming it", async () => {
+    const { parsePublish } = await import("./containers.ts");
+    expect(parsePublish("8080:80")).toEqual({
+      hostPort: 8080,
+      containerPort: 80,
+      protocol: "tcp",
+      hostIp: "",
+    });
+    expect(parsePublish("0.0.0.0:53:5353/udp")).toEqual({
+      hostPort: 53,
+      containerPort: 5353,
+      protocol: "udp",
+      hostIp: "0.0.0.0",
+    });
+    expect(parsePublish("[::1]:8080:80").hostIp).toBe("::1");
+    for (const bad of ["80", "0:80", "70000:80", "8080:80/sctp", "host:8080:80"]) {
+      expect(() => parsePublish(bad)).toThrow(
+        new RegExp(`invalid -p "${bad.replace(/[/.[\]]/g, "\\$&")}"`),
+      );
+    }
+  });
+});

@@ -77,7 +77,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     cleanup.push(() => trimmer.stop());
     // Finish what a killed daemon left half done before anyone can call in.
     await stores.images.recover();
+    // Listening before recovery publishes the exits it finds.
+    stores.restarts.start();
+    cleanup.push(() => stores.restarts.stop());
     await stores.containers.recover();
+    await stores.restarts.recover();
 
     grpc.add(VersionService, versionService);
     grpc.add(NamespacesService, namespacesApi(stores.namespaces));

@@ -19,6 +19,8 @@ import { ImageService } from "../services/images/service.ts";
 import { ContainerStore } from "../metadata/containers.ts";
 import { ContainerService } from "../services/containers/service.ts";
 import { SandboxService } from "../services/sandboxes/service.ts";
+import { ContainerNetworks } from "../services/containers/network.ts";
+import { RestartManager } from "../services/containers/restart.ts";
 import { ConmonRuntime, type RuntimeHandler } from "../runtime/driver.ts";
 import { Exchange } from "../events/exchange.ts";
 import { systemdBooted } from "../runtime/cgroups_path.ts";
@@ -37,6 +39,8 @@ export interface Stores {
   defaultSnapshotter: string;
   containers: ContainerService;
   sandboxes: SandboxService;
+  /** Restarts exited tasks by their containers' `run --restart` policies. */
+  restarts: RestartManager;
   events: Exchange;
   /** Runtime handler names (runc, and crun when installed). */
   runtimeHandlers: string[];
@@ -152,6 +156,13 @@ export async function openStores(
     log,
     daemonOomScoreAdj,
     cgroupDriver: systemdCgroup ? "systemd" : "cgroupfs",
+    networks: new ContainerNetworks({
+      confDir: config.cri.cni_conf_dir,
+      binDirs: config.cri.cni_bin_dirs,
+      // Apart from the CRI's cache: each side's recovery sees only its own attachments.
+      cacheDir: `${config.state}/cni-containers`,
+      log: log.child({ component: "container-networks" }),
+    }),
   });
   return {
     db,
@@ -168,6 +179,7 @@ export async function openStores(
         log: log.child({ component: "sandboxes" }),
       },
     }),
+    restarts: new RestartManager(containers, events, log),
     events,
     runtimeHandlers: Object.keys(handlers),
     handlerFeatures,

@@ -3,7 +3,9 @@
  * and the stores and drivers below. A container is a record plus a bundle: its root snapshot
  * prepared from the image and mounted at `<state>/bundles/<ns>/<id>/rootfs`, and the OCI
  * config.json built by the pure spec builder. A task is that bundle run by the runtime driver
- * (conmon + runc), which survives daemon restarts; exits are published as events.
+ * (conmon + runc), which survives daemon restarts; exits are published as events. A container
+ * created with network "cni" gets a CNI attachment (network.ts) for as long as a task exists;
+ * restart policies are applied by the restart manager (restart.ts) from the exit events.
  *
  * @example
  * ```ts
@@ -73,6 +75,13 @@ import type {
 import { resolveUser } from "../../runtime/spec/user.ts";
 import { readLog } from "./logs.ts";
 import { failpoint } from "../../failpoints/failpoints.ts";
+import { cniContainerId, type ContainerNetworks, type PortMapping } from "./network.ts";
+import {
+  parseRestartPolicy,
+  RESTART_COUNT_LABEL,
+  RESTART_POLICY_LABEL,
+  USER_STOPPED_LABEL,
+} from "./restart.ts";
 
 export interface ContainerServiceDeps {
   /** How container cgroups are named and created (runc's --systemd-cgroup); cgroupfs if unset. */
@@ -96,6 +105,8 @@ export interface ContainerServiceDeps {
   log: Logger;
   /** The daemon's own oom_score_adj: containers cannot go below it. */
   daemonOomScoreAdj: number;
+  /** CNI attachments for containers created with network "cni"; none: such creates fail. */
+  networks?: ContainerNetworks;
 }
 
 export interface CreateContainerOptions {
@@ -139,6 +150,12 @@ export interface CreateContainerOptions {
    * mounted under the bundle and bound at its destination (see image_volumes.ts).
    */
   imageVolumes?: ImageVolumeRequest[];
+  /** "cni": a netns of its own attached to the CNI network while a task exists. */
+  network?: string;
+  /** With network "cni": host ports published to the container (portmap). */
+  ports?: PortMapping[];
+  /** always, unless-stopped, on-failure[:N] (see restart.ts); "" or "no": none. */
+  restartPolicy?: string;
 }
 
 export interface TaskView extends TaskState {
@@ -171,6 +188,12 @@ export const IMAGE_VOLUMES_LABEL = "io.k8scontainerd.image-volumes";
  * finishes it (otherwise it would be listed with its snapshot gone).
  */
 export const DELETING_LABEL = "io.k8scontainerd.deleting";
+/** "cni": the container's task gets a CNI attachment (see network.ts). */
+export const NETWORK_LABEL = "io.k8scontainerd.network";
+/** JSON list of the container's published ports ({@link PortMapping}). */
+export const PORTS_LABEL = "io.k8scontainerd.ports";
+/** The IPs of the container's CNI attachment, comma-separated, while its task exists. */
+export const IPS_LABEL = "io.k8scontainerd.ips";
 
 export class ContainerService {
   readonly #d: ContainerServiceDeps;
@@ -196,6 +219,16 @@ export class ContainerService {
 
   list(ns: string): Container[] {
     return this.#d.containers.list(ns);
+  }
+
+  /** Every container of every namespace (the restart manager's scan at start). */
+  all(): { namespace: string; container: Container }[] {
+    return this.#d.containers.all();
+  }
+
+  /** Sets (or, with "", removes) daemon labels on a container: the restart manager's count. */
+  setDaemonLabels(ns: string, id: string, labels: Record<string, string>): void {
+    this.#d.containers.setLabels(ns, id, labels);
   }
 
   /**
@@ -245,6 +278,38 @@ export class ContainerService {
       );
     }
     const cgroupPath = this.#cgroupsPath(ns, o);
+    const network = o.network === "none" ? "" : o.network ?? "";
+    if (network !== "" && network !== "cni") {
+      throw new InvalidArgumentError(`unknown network "${o.network}" (cni or none)`);
+    }
+    if (network && o.netHost) {
+      throw new InvalidArgumentError("network cni and the host's network cannot be combined");
+    }
+    if (o.ports?.length && network !== "cni") {
+      throw new InvalidArgumentError("published ports need network cni");
+    }
+    for (const p of o.ports ?? []) {
+      const proto = (p.protocol || "tcp").toLowerCase();
+      if (
+        !(p.hostPort > 0 && p.hostPort < 65536 && p.containerPort > 0 && p.containerPort < 65536)
+      ) {
+        throw new InvalidArgumentError(`port ${p.hostPort}:${p.containerPort}: out of range`);
+      }
+      if (proto !== "tcp" && proto !== "udp") {
+        throw new InvalidArgumentError(
+          `port ${p.hostPort}:${p.containerPort}: protocol ${p.protocol} is not tcp or udp`,
+        );
+      }
+    }
+    const restart = parseRestartPolicy(o.restartPolicy ?? "");
+    if (network) {
+      if (!this.#d.networks) {
+        throw new FailedPreconditionError("network cni: this daemon has no CNI networking");
+      }
+      await this.#d.networks.requireConfig(
+        o.ports?.length ? "publishing a port" : "network cni",
+      );
+    }
     try {
       this.#d.containers.get(ns, o.id);
       throw new FailedPreconditionError(`container "${o.id}" already exists`);
@@ -315,7 +380,11 @@ export class ContainerService {
         terminal: !!o.tty,
         privileged: !!o.privileged,
         mounts: baseMounts,
-        namespaces: o.netHost ? { network: "host" } : undefined,
+        namespaces: o.netHost
+          ? { network: "host" }
+          : network
+          ? { network: this.#d.networks!.netnsPath(ns, o.id) }
+          : undefined,
         cgroupsPath: cgroupPath,
         oomScoreAdj: floor,
         command: o.command?.length ? o.command : undefined,
@@ -347,6 +416,15 @@ export class ContainerService {
           [STDIN_LABEL]: o.stdin ? (o.stdinOnce ? "stdin-once" : "stdin") : "",
           [IDMAP_LABEL]: o.idmap ? "true" : "",
           [IMAGE_VOLUMES_LABEL]: volumes.records.length ? JSON.stringify(volumes.records) : "",
+          ...(network ? { [NETWORK_LABEL]: network } : {}),
+          ...(o.ports?.length
+            ? {
+              [PORTS_LABEL]: JSON.stringify(
+                o.ports.map((p) => ({ ...p, protocol: (p.protocol || "tcp").toLowerCase() })),
+              ),
+            }
+            : {}),
+          ...(restart.name !== "no" ? { [RESTART_POLICY_LABEL]: restart.text } : {}),
         },
       });
       this.#d.events.publish(ns, "/containers/create", { id: o.id, image: image.name, runtime });
@@ -453,6 +531,7 @@ export class ContainerService {
       );
     }
     this.#d.containers.setLabels(ns, id, { [DELETING_LABEL]: "true" });
+    if (c.labels[NETWORK_LABEL]) await this.#d.networks?.detach(ns, id);
     await this.#removeOwned(ns, c);
     this.#d.containers.delete(ns, id);
     this.#d.events.publish(ns, "/containers/delete", { id });
@@ -526,17 +605,38 @@ export class ContainerService {
     }
     const logPath = opts.logPath || this.defaultLogPath(ns, id);
     await Deno.mkdir(logPath.slice(0, logPath.lastIndexOf("/")), { recursive: true });
-    const { pid } = await this.#d.runtime.create({
-      id,
-      namespace: ns,
-      bundle: this.bundleDir(ns, id),
-      handler: c.runtime,
-      logPath,
-      tty: c.labels[TTY_LABEL] === "true",
-      stdin: !!c.labels[STDIN_LABEL],
-      stdinOnce: c.labels[STDIN_LABEL] === "stdin-once",
+    let ips: string[] | undefined;
+    if (c.labels[NETWORK_LABEL]) {
+      if (!this.#d.networks) {
+        throw new FailedPreconditionError(`container "${id}": this daemon has no CNI networking`);
+      }
+      const ports = JSON.parse(c.labels[PORTS_LABEL] || "[]") as PortMapping[];
+      ips = await this.#d.networks.attach(ns, id, ports);
+    }
+    let pid: number;
+    try {
+      ({ pid } = await this.#d.runtime.create({
+        id,
+        namespace: ns,
+        bundle: this.bundleDir(ns, id),
+        handler: c.runtime,
+        logPath,
+        tty: c.labels[TTY_LABEL] === "true",
+        stdin: !!c.labels[STDIN_LABEL],
+        stdinOnce: c.labels[STDIN_LABEL] === "stdin-once",
+      }));
+    } catch (e) {
+      if (ips) {
+        await this.#d.networks!.detach(ns, id).catch((err) =>
+          this.#log.warn("undo: cannot detach the container's network", { id, err })
+        );
+      }
+      throw e;
+    }
+    this.#d.containers.setLabels(ns, id, {
+      [LOG_PATH_LABEL]: logPath,
+      ...(ips ? { [IPS_LABEL]: ips.join(",") } : {}),
     });
-    this.#d.containers.setLabels(ns, id, { [LOG_PATH_LABEL]: logPath });
     this.#d.events.publish(ns, "/tasks/create", { containerId: id, pid });
     return { pid };
   }
@@ -547,8 +647,16 @@ export class ContainerService {
    * task first, writing on to the same log; the CRI, whose exited containers stay exited,
    * starts only what it created.
    */
-  async start(ns: string, id: string, opts: { restart?: boolean } = {}): Promise<{ pid: number }> {
+  async start(
+    ns: string,
+    id: string,
+    opts: { restart?: boolean; byUser?: boolean } = {},
+  ): Promise<{ pid: number }> {
     const c = this.#d.containers.get(ns, id);
+    if (opts.byUser && (c.labels[USER_STOPPED_LABEL] || c.labels[RESTART_COUNT_LABEL])) {
+      // A start by the user undoes a stop by the user, and the restart count begins again.
+      this.#d.containers.setLabels(ns, id, { [USER_STOPPED_LABEL]: "", [RESTART_COUNT_LABEL]: "" });
+    }
     if (opts.restart) {
       const st = await this.#taskState(ns, id);
       if (st?.status === "stopped") await this.deleteTask(ns, id, false);
@@ -580,8 +688,16 @@ export class ContainerService {
     );
   }
 
-  async kill(ns: string, id: string, signal: string, all: boolean): Promise<void> {
+  async kill(
+    ns: string,
+    id: string,
+    signal: string,
+    all: boolean,
+    opts: { byUser?: boolean } = {},
+  ): Promise<void> {
     this.#d.containers.get(ns, id);
+    // Marked first: the exit this kill causes must find it (a user stop is not restarted).
+    if (opts.byUser) this.#d.containers.setLabels(ns, id, { [USER_STOPPED_LABEL]: "true" });
     await this.#d.runtime.kill(id, signal || "SIGTERM", { all, namespace: ns });
   }
 
@@ -589,8 +705,10 @@ export class ContainerService {
     ns: string,
     id: string,
     force: boolean,
+    opts: { byUser?: boolean } = {},
   ): Promise<{ exitCode: number; finishedAt?: Date }> {
-    this.#d.containers.get(ns, id);
+    const c = this.#d.containers.get(ns, id);
+    if (opts.byUser) this.#d.containers.setLabels(ns, id, { [USER_STOPPED_LABEL]: "true" });
     const st = await this.#taskState(ns, id);
     if (!st) throw new NotFoundError(`task of container "${id}"`);
     if (st.status === "running" || st.status === "paused" || st.status === "created") {
@@ -601,6 +719,12 @@ export class ContainerService {
       }
     }
     await this.#d.runtime.delete(id, { force, namespace: ns });
+    // Tests freeze the daemon here to kill it with the task gone and its network still attached.
+    failpoint("task-delete-before-network-detach");
+    if (c.labels[NETWORK_LABEL]) {
+      await this.#d.networks?.detach(ns, id);
+      this.#d.containers.setLabels(ns, id, { [IPS_LABEL]: "" });
+    }
     this.#d.events.publish(ns, "/tasks/delete", { containerId: id, exitStatus: st.exitCode ?? 0 });
     return { exitCode: st.exitCode ?? 0, finishedAt: st.finishedAt };
   }
@@ -947,6 +1071,29 @@ export class ContainerService {
       }
       const t = found.find((f) => f.namespace === namespace && f.id === c.id);
       if (t && (t.status === "running" || t.status === "paused")) this.#watchExit(namespace, c.id);
+    }
+    if (this.#d.networks) {
+      // Attachments of containers with no task any more (deleted while the daemon was down,
+      // or a delete cut short): DEL and the netns removed.
+      const keep = new Set(
+        this.#d.containers.all()
+          .filter(({ namespace, container: c }) =>
+            c.labels[NETWORK_LABEL] &&
+            found.some((f) => f.namespace === namespace && f.id === c.id && f.status !== "removed")
+          )
+          .map(({ namespace, container: c }) => cniContainerId(namespace, c.id)),
+      );
+      try {
+        const swept = await this.#d.networks.sweep(keep);
+        if (swept.length) this.#log.warn("detached container networks left behind", { swept });
+      } catch (e) {
+        this.#log.error("cannot sweep container networks", { err: e });
+      }
+      for (const { namespace, container: c } of this.#d.containers.all()) {
+        if (c.labels[IPS_LABEL] && !keep.has(cniContainerId(namespace, c.id))) {
+          this.#d.containers.setLabels(namespace, c.id, { [IPS_LABEL]: "" });
+        }
+      }
     }
     this.#log.info("recovered tasks", {
       running: found.filter((f) => f.status === "running").length,

@@ -37,11 +37,23 @@ export interface Container {
   snapshotKey: string;
   createdAt: bigint;
   updatedAt: bigint;
+  /** The container's IPs on its CNI network while its task exists (IPv4 first); empty otherwise. */
+  ips: string[];
 }
 
 export interface Container_LabelsEntry {
   key: string;
   value: string;
+}
+
+/** A host port published to a container port (CNI portmap), as `run -p` asks for it. */
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  /** "tcp" (default) or "udp". */
+  protocol: string;
+  /** The host address the port is bound to; "" for 127.0.0.1. */
+  hostIp: string;
 }
 
 export interface Mount {
@@ -92,6 +104,18 @@ export interface CreateContainerRequest {
    * CLI's stdin this way, so the program sees EOF after the CLI's).
    */
   stdinOnce: boolean;
+  /**
+   * "" or "none": the container's own loopback only; "cni": a network namespace attached to the
+   * first network of the daemon's [cri] cni_conf_dir for as long as a task exists.
+   */
+  network: string;
+  /** With network "cni": host ports published to the container (the portmap capability). */
+  ports: PortMapping[];
+  /**
+   * no (""), always, unless-stopped, on-failure or on-failure:N: when the daemon starts a new
+   * task after the task exits (see services/containers/restart.ts).
+   */
+  restartPolicy: string;
 }
 
 export interface CreateContainerRequest_LabelsEntry {
@@ -121,6 +145,7 @@ function createBaseContainer(): Container {
     snapshotKey: "",
     createdAt: 0n,
     updatedAt: 0n,
+    ips: [],
   };
 }
 
@@ -158,6 +183,9 @@ export const Container: MessageFns<Container> = {
         throw new globalThis.Error("value provided for field message.updatedAt of type int64 too large");
       }
       writer.uint32(72).int64(message.updatedAt);
+    }
+    for (const v of message.ips) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -250,6 +278,14 @@ export const Container: MessageFns<Container> = {
             message.updatedAt = reader.int64() as bigint;
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ips.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -284,6 +320,7 @@ export const Container: MessageFns<Container> = {
     message.snapshotKey = object.snapshotKey ?? "";
     message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null) ? BigInt(object.updatedAt) : 0n;
+    message.ips = object.ips?.map((e) => e) || [];
     return message;
   },
 };
@@ -351,6 +388,97 @@ export const Container_LabelsEntry: MessageFns<Container_LabelsEntry> = {
     const message = createBaseContainer_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBasePortMapping(): PortMapping {
+  return { hostPort: 0, containerPort: 0, protocol: "", hostIp: "" };
+}
+
+export const PortMapping: MessageFns<PortMapping> = {
+  encode(message: PortMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostPort !== 0) {
+      writer.uint32(8).uint32(message.hostPort);
+    }
+    if (message.containerPort !== 0) {
+      writer.uint32(16).uint32(message.containerPort);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(26).string(message.protocol);
+    }
+    if (message.hostIp !== "") {
+      writer.uint32(34).string(message.hostIp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.hostPort = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.containerPort = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hostIp = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PortMapping>, I>>(base?: I): PortMapping {
+    return PortMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortMapping>, I>>(object: I): PortMapping {
+    const message = createBasePortMapping();
+    message.hostPort = object.hostPort ?? 0;
+    message.containerPort = object.containerPort ?? 0;
+    message.protocol = object.protocol ?? "";
+    message.hostIp = object.hostIp ?? "";
     return message;
   },
 };
@@ -687,6 +815,9 @@ function createBaseCreateContainerRequest(): CreateContainerRequest {
     snapshotter: "",
     hostname: "",
     stdinOnce: false,
+    network: "",
+    ports: [],
+    restartPolicy: "",
   };
 }
 
@@ -742,6 +873,15 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     }
     if (message.stdinOnce !== false) {
       writer.uint32(136).bool(message.stdinOnce);
+    }
+    if (message.network !== "") {
+      writer.uint32(146).string(message.network);
+    }
+    for (const v of message.ports) {
+      PortMapping.encode(v!, writer.uint32(154).fork()).join();
+    }
+    if (message.restartPolicy !== "") {
+      writer.uint32(162).string(message.restartPolicy);
     }
     return writer;
   },
@@ -898,6 +1038,30 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
             message.stdinOnce = reader.bool();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.network = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.ports.push(PortMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.restartPolicy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -940,6 +1104,9 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     message.snapshotter = object.snapshotter ?? "";
     message.hostname = object.hostname ?? "";
     message.stdinOnce = object.stdinOnce ?? false;
+    message.network = object.network ?? "";
+    message.ports = object.ports?.map((e) => PortMapping.fromPartial(e)) || [];
+    message.restartPolicy = object.restartPolicy ?? "";
     return message;
   },
 };
