@@ -63,6 +63,11 @@ export interface VmSuiteOptions {
    * critest phase (see vm/guest/critest.sh).
    */
   critestDir?: string;
+  /**
+   * Only these phases (`K8SC_VM_PHASES`, comma-separated), e.g. ["critest"] to rerun critest
+   * alone; default every phase whose inputs are given.
+   */
+  only?: string[];
   log?: (line: string) => void;
 }
 
@@ -140,11 +145,12 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   const kubeadmSkipped = kubeDirProblem(kubeDir);
   const critestDir = o.critestDir ?? Deno.env.get("K8SC_CRITEST_DIR");
   const critestSkipped = critestDirProblem(critestDir);
+  const only = o.only ?? Deno.env.get("K8SC_VM_PHASES")?.split(",").filter((p) => p);
   const phases: string[] = [
     ...PHASES,
     ...(kubeadmSkipped ? [] : ["kubeadm"]),
     ...(critestSkipped ? [] : ["critest"]),
-  ];
+  ].filter((p) => !only?.length || only.includes(p));
   const machine = await GuestMachine.create({
     image,
     shares: [

@@ -13,11 +13,13 @@ C=/mnt/critest
 check critest-setup sh -ec '
   mkdir -p /mnt/critest
   mountpoint -q /mnt/critest || mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 critest /mnt/critest
+  # The docker-registry service the guest image starts listens on :5000: ours takes that port.
+  systemctl stop docker-registry 2>/dev/null || true
   rm -rf /var/lib/critest-registry
   cp -a /mnt/critest/registry-data /var/lib/critest-registry
   printf "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/critest-registry\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:5000\n" > /etc/critest-registry.yml
   setsid docker-registry serve /etc/critest-registry.yml > /var/log/critest-registry.log 2>&1 < /dev/null &
-  for i in $(seq 1 100); do busybox wget -q -O /dev/null http://127.0.0.1:5000/v2/ && break; sleep 0.2; done
+  for i in $(seq 1 100); do busybox wget -q -O /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && break; sleep 0.2; done
   busybox wget -q -O /dev/null http://127.0.0.1:5000/v2/
   for h in registry.k8s.io gcr.io 127.0.0.1:5000; do
     mkdir -p /etc/k8scontainerd/certs.d/$h

@@ -39,11 +39,8 @@ check() {
   return $rc
 }
 
-echo "k8sc-vm: phase $phase on $(uname -m), kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup)"
-result boot true "$(cut -d' ' -f1 /proc/uptime)" "$(uname -a); init=$(cat /proc/1/comm); cgroupfs=$(stat -fc %T /sys/fs/cgroup)"
-
-case $phase in
-install-and-test)
+# The shipped unit with the systemd cgroup driver, enabled (the first phase; critest alone too).
+install_service() {
   check install sh -ec "
     install -m 0644 $P/packaging/systemd/k8scontainerd.service /etc/systemd/system/
     install -m 0755 $P/vm/guest/k8scontainerd-wrapper.sh /usr/local/bin/k8scontainerd
@@ -53,6 +50,14 @@ install-and-test)
     systemctl daemon-reload
     systemctl enable k8scontainerd 2>&1
   "
+}
+
+echo "k8sc-vm: phase $phase on $(uname -m), kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup)"
+result boot true "$(cut -d' ' -f1 /proc/uptime)" "$(uname -a); init=$(cat /proc/1/comm); cgroupfs=$(stat -fc %T /sys/fs/cgroup)"
+
+case $phase in
+install-and-test)
+  install_service
   # Type=notify: `start` returns when the daemon sent READY=1.
   check service-start systemctl start k8scontainerd
   check service-ready sh -ec '
@@ -108,6 +113,8 @@ kubeadm)
   journalctl -b -u kubelet -o cat > "$J/$phase.kubelet-journal" 2>&1
   ;;
 critest)
+  # Alone (K8SC_VM_PHASES=critest) the service is not installed yet.
+  [ -f /etc/systemd/system/k8scontainerd.service ] || { install_service; systemctl start k8scontainerd; }
   check service-active sh -ec '
     for i in $(seq 1 300); do
       [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ] && break
