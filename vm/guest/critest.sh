@@ -25,6 +25,12 @@ check critest-setup sh -ec '
     mkdir -p /etc/k8scontainerd/certs.d/$h
     printf "server = \"http://127.0.0.1:5000\"\n[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n" > /etc/k8scontainerd/certs.d/$h/hosts.toml
   done
+  # A pod network for critest when the guest has none yet (critest alone); 10.88/16 as CRI-O.
+  if ! ls /etc/cni/net.d/*.conflist >/dev/null 2>&1; then
+    mkdir -p /etc/cni/net.d
+    printf "%s\n" "{\"cniVersion\":\"1.0.0\",\"name\":\"critest\",\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"k8sccrit0\",\"isGateway\":true,\"ipMasq\":false,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.88.0.0/16\"}]]}},{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true}}]}" > /etc/cni/net.d/10-critest.conflist
+  fi
+  cat /etc/cni/net.d/*.conflist
   systemctl restart k8scontainerd
   k8scontainerd version
 '
