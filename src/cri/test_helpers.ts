@@ -20,6 +20,7 @@ import { pushOciLayout } from "../../scripts/fixtures/oci.ts";
 import { startTestDaemon, type TestDaemon } from "../../e2e/harness.ts";
 import { call, CallError } from "../cli/client.ts";
 import { ImageServiceClient, ImageSpec, RuntimeServiceClient } from "../gen/runtime/v1/api.ts";
+import { emulator } from "../testing/bdd.ts";
 
 type Unary<Req, Res> = (
   req: Req,
@@ -28,6 +29,8 @@ type Unary<Req, Res> = (
   cb: (e: grpc.ServiceError | null, r: Res) => void,
 ) => unknown;
 
+/** Per call: a pull is a daemon, a registry and an unpack, ~5× slower under qemu-user. */
+const DEADLINE_MS = emulator ? 180_000 : 60_000;
 /** A daemon, a registry with fixtures pushed, and CRI clients. */
 export interface CriEnv {
   registry: Registry;
@@ -39,7 +42,7 @@ export interface CriEnv {
   fixtures: Partial<Record<FixtureName, PushedFixture>>;
   image: ImageServiceClient;
   runtime: RuntimeServiceClient;
-  /** One unary call on `image` (bound for you), with a 60 s deadline. */
+  /** One unary call on `image` (bound for you), with a 60 s deadline (180 s emulated). */
   images<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res>;
   /** One unary call on `runtime`. */
   runtimes<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res>;
@@ -94,8 +97,8 @@ export async function startCriEnv(fixtures: FixtureName[]): Promise<CriEnv> {
       fixtures: pushed,
       image,
       runtime,
-      images: (fn, req) => call(d.socket, "k8s.io", fn.bind(image), req, 60_000),
-      runtimes: (fn, req) => call(d.socket, "k8s.io", fn.bind(runtime), req, 60_000),
+      images: (fn, req) => call(d.socket, "k8s.io", fn.bind(image), req, DEADLINE_MS),
+      runtimes: (fn, req) => call(d.socket, "k8s.io", fn.bind(runtime), req, DEADLINE_MS),
       async push(fixture, repository, tag) {
         const f = pushed[fixture];
         if (!f) throw new Error(`fixture ${fixture} was not pushed`);
