@@ -31,6 +31,12 @@ check critest-setup sh -ec '
     printf "%s\n" "{\"cniVersion\":\"1.0.0\",\"name\":\"critest\",\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"k8sccrit0\",\"isGateway\":true,\"ipMasq\":false,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.88.0.0/16\"}]]}},{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true}}]}" > /etc/cni/net.d/10-critest.conflist
   fi
   cat /etc/cni/net.d/*.conflist
+  # critest loads its AppArmor test profiles with `sudo apparmor_parser`; the guest runs as root
+  # and has no sudo: a pass-through stands in.
+  if ! command -v sudo >/dev/null; then
+    printf "#!/bin/sh\nexec \"\$@\"\n" > /usr/local/bin/sudo
+    chmod 0755 /usr/local/bin/sudo
+  fi
   systemctl restart k8scontainerd
   k8scontainerd version
 '
