@@ -11,7 +11,8 @@
  *
  * Run: scripts/deno run -A bench/reads.ts [--sizes 10,100,1000] [--samples 200]
  *      [--only ours|containerd] [--direct SOCKET-NAME] (ours also through a second socket in
- *      its state dir, for profiling)
+ *      its state dir, for profiling) [--profile HOST:PORT] (ours runs under that V8 inspector:
+ *      K8SC_DENO=a wrapper adding --inspect=HOST:PORT after `run`; CPU profiles printed)
  */
 import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
@@ -21,6 +22,7 @@ import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/
 import { call } from "../src/cli/client.ts";
 import { type Daemon, median, percentile, startContainerd, startOurs } from "./lib.ts";
 import { cniConf, containerConfig, podConfig } from "./pods.ts";
+import { cpuProfile } from "./cpu_profile.ts";
 
 /** The read RPCs timed at every size. */
 export const READ_RPCS = [
@@ -37,6 +39,9 @@ export type ReadRpc = typeof READ_RPCS[number];
 /** Pods past this many are stopped, containers past it only created (see the module doc). */
 export const RUNNING_PODS = 100;
 
+/** Pause between populating a size and timing it. */
+export const SETTLE_MS = 3000;
+
 /** Milliseconds per call, by runtime, size and RPC. */
 export interface ReadBench {
   sizes: number[];
@@ -51,6 +56,8 @@ export async function benchReads(
     only?: "ours" | "containerd";
     /** Profiling: also time ours through this socket (a path under its state dir). */
     direct?: string;
+    /** Profiling: ours runs under this V8 inspector (see cpu_profile.ts); profile the calls. */
+    profile?: string;
   },
 ): Promise<ReadBench> {
   const registry = await startRegistry();
@@ -182,6 +189,8 @@ export async function benchReads(
             ListImages: () => r(img.listImages.bind(img), { filter: undefined }),
             Version: () => r(rt.version.bind(rt), { version: "v1" }),
           };
+          // Let the daemons finish what the last pod starts set off (exit watches, GC).
+          await new Promise((res) => setTimeout(res, SETTLE_MS));
           const check = await r(rt.listContainers.bind(rt), { filter: undefined });
           if (check.containers.length !== size) {
             throw new Error(`${who}: ${check.containers.length} containers listed, ${size} made`);
@@ -195,6 +204,12 @@ export async function benchReads(
               xs.push(performance.now() - t);
             }
             byRpc[rpc] = xs;
+            if (o.profile && who === "ours" && (rpc === "ListContainers" || rpc === "Version")) {
+              const report = await cpuProfile(o.profile, async () => {
+                for (let i = 0; i < o.samples; i++) await calls[rpc](i);
+              });
+              console.error(`  CPU profile of the daemon, ${o.samples} × ${rpc}:\n${report}`);
+            }
             if (o.direct && who === "ours" && (rpc === "ListContainers" || rpc === "Version")) {
               await profileDirect(`${d.dir}/state/${o.direct}`, rpc, o.samples);
             }
@@ -311,6 +326,7 @@ if (import.meta.main) {
       samples: { type: "string" },
       only: { type: "string" },
       direct: { type: "string" },
+      profile: { type: "string" },
     },
   });
   const b = await benchReads({
@@ -318,6 +334,7 @@ if (import.meta.main) {
     samples: Number(values.samples ?? 200),
     only: values.only as "ours" | "containerd" | undefined,
     direct: values.direct,
+    profile: values.profile,
   });
   console.log(reportReads(b));
 }

@@ -2,7 +2,12 @@
  * The gRPC edge: the daemon accepts on its public unix socket itself and hands every connection
  * to grpc-js's HTTP/2 server in-process (`Server.createConnectionInjector`), the client→server
  * bytes passed through the authority rewriter on the way in. One socket, no proxy hop: each
- * connection is a Duplex over the accepted `Deno.Conn`, read side rewritten.
+ * connection is a Duplex over the accepted net.Socket, read side rewritten.
+ *
+ * Connections are accepted with node:net (not Deno.listen): node:http2 writes each outgoing
+ * chunk with `socket.write`, and a net.Socket takes it at once, where awaiting `Deno.Conn.write`
+ * per chunk cost an event-loop round trip per response (measured: ListContainers at 10
+ * containers 1.39 ms p50 that way against 0.89 ms on a socket grpc-js bound itself).
  *
  * Why the rewriter stays: grpc-go clients (kubelet, crictl) dialing `unix:///run/x.sock` send the
  * socket path as `:authority`, which Deno's HTTP/2 server answers with GOAWAY PROTOCOL_ERROR;
@@ -23,11 +28,9 @@
  */
 import { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
+import * as net from "node:net";
 import type { Logger } from "../log/logger.ts";
 import { ClientStreamRewriter, ProxyProtocolError } from "./authority_proxy.ts";
-
-/** Read buffer per connection. */
-const READ_BUFFER = 64 * 1024;
 
 export interface EdgeOptions {
   /** The public unix socket clients dial; the caller prepared the path (no live socket there). */
@@ -50,33 +53,33 @@ export interface Edge {
   drained(): Promise<void>;
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
 /**
  * One accepted connection as a node Duplex, the shape node:http2 serves: reads are the client's
- * bytes through a ClientStreamRewriter (copied out of the read buffer), writes go to the
- * connection as they are.
+ * bytes through a ClientStreamRewriter, writes go to the socket as they are.
  */
 export class RewritingConnection extends Duplex {
-  readonly #conn: Deno.Conn;
+  readonly #socket: net.Socket;
   readonly #rewriter: ClientStreamRewriter;
   readonly #log: EdgeOptions["log"];
-  #started = false;
-  #wanted = true;
-  #wake: (() => void) | undefined;
-  #closed = false;
   /** What node:http2 and grpc-js read off a socket. */
   readonly remoteAddress = "unix";
   readonly remotePort = undefined;
 
-  constructor(conn: Deno.Conn, opts: Pick<EdgeOptions, "authority" | "log"> = {}) {
+  constructor(socket: net.Socket, opts: Pick<EdgeOptions, "authority" | "log"> = {}) {
     super({ allowHalfOpen: false });
-    this.#conn = conn;
+    this.#socket = socket;
     this.#rewriter = new ClientStreamRewriter(opts.authority ?? "localhost");
     this.#log = opts.log;
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("end", () => {
+      if (!this.#rewriter.idle) this.#log?.debug("edge: client ended mid-frame");
+      this.push(null);
+    });
+    socket.on("error", (e) => {
+      this.#log?.debug("edge: connection error", { error: e.message });
+      this.destroy();
+    });
+    socket.on("close", () => this.destroy());
   }
 
   /** Header blocks whose `:authority` was replaced so far. */
@@ -84,43 +87,27 @@ export class RewritingConnection extends Duplex {
     return this.#rewriter.rewritten;
   }
 
-  override _read(): void {
-    this.#wanted = true;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-    if (!this.#started) {
-      this.#started = true;
-      void this.#readLoop();
-    }
-  }
-
-  async #readLoop(): Promise<void> {
-    const buf = new Uint8Array(READ_BUFFER);
+  #onData(chunk: Buffer): void {
+    let segments: Uint8Array[];
     try {
-      for (;;) {
-        if (!this.#wanted) await new Promise<void>((r) => (this.#wake = r));
-        if (this.#closed) return;
-        const n = await this.#conn.read(buf);
-        if (n === null) {
-          if (!this.#rewriter.idle) this.#log?.debug("edge: client ended mid-frame");
-          this.push(null);
-          return;
-        }
-        const segments = this.#rewriter.push(buf.subarray(0, n));
-        if (segments.length === 0) continue;
-        this.#wanted = this.push(join(segments));
-      }
+      segments = this.#rewriter.push(chunk);
     } catch (e) {
-      if (this.#closed) return;
       const error = e instanceof Error ? e.message : String(e);
       if (e instanceof ProxyProtocolError || (e instanceof Error && e.name === "HpackError")) {
         this.#log?.warn("edge: dropping connection: bad client frames", { error });
       } else {
-        this.#log?.debug("edge: connection read failed", { error });
+        this.#log?.warn("edge: dropping connection", { error });
       }
       this.destroy();
+      return;
     }
+    if (segments.length === 0) return;
+    // A socket's data chunk is ours to keep: passed-through segments are views of it.
+    if (!this.push(join(segments))) this.#socket.pause();
+  }
+
+  override _read(): void {
+    this.#socket.resume();
   }
 
   override _write(
@@ -128,32 +115,27 @@ export class RewritingConnection extends Duplex {
     _encoding: string,
     cb: (error?: Error | null) => void,
   ): void {
-    writeAll(this.#conn, chunk).then(() => cb(), (e) => cb(e));
+    if (this.#socket.write(chunk)) cb();
+    else this.#socket.once("drain", () => cb());
   }
 
   override _writev(
     chunks: { chunk: Uint8Array }[],
     cb: (error?: Error | null) => void,
   ): void {
-    writeAll(this.#conn, join(chunks.map((c) => c.chunk))).then(() => cb(), (e) => cb(e));
+    this._write(join(chunks.map((c) => c.chunk)), "", cb);
   }
 
   override _final(cb: (error?: Error | null) => void): void {
-    this.#conn.closeWrite().then(() => cb(), () => cb());
+    this.#socket.end(() => cb());
   }
 
   override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#socket.destroy();
     cb(error);
   }
 
-  /** What net.Socket offers and node:http2 may call; meaningless on a unix socket. */
+  /** What net.Socket offers and node:http2 may call. */
   setNoDelay(): this {
     return this;
   }
@@ -164,15 +146,20 @@ export class RewritingConnection extends Duplex {
     return this;
   }
   ref(): this {
+    this.#socket.ref();
     return this;
   }
   unref(): this {
+    this.#socket.unref();
     return this;
   }
 }
 
 function join(parts: Uint8Array[]): Buffer {
-  if (parts.length === 1) return Buffer.from(parts[0]); // a copy: the read buffer is reused
+  if (parts.length === 1) {
+    const p = parts[0];
+    return Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  }
   let size = 0;
   for (const p of parts) size += p.length;
   const out = Buffer.allocUnsafe(size);
@@ -188,57 +175,47 @@ function join(parts: Uint8Array[]): Buffer {
  * Listens on `opts.path` and injects every accepted connection, wrapped in a
  * RewritingConnection, through `opts.inject`. Resolves once the socket listens.
  */
-export function serveUnixSocket(opts: EdgeOptions): Promise<Edge> {
-  const listener = Deno.listen({ transport: "unix", path: opts.path });
+export async function serveUnixSocket(opts: EdgeOptions): Promise<Edge> {
   const open = new Set<RewritingConnection>();
   let waiters: (() => void)[] = [];
-  let closing = false;
-
-  const acceptLoop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (closing) return;
-        opts.log?.warn("edge: accept failed", {
-          error: e instanceof Error ? e.message : String(e),
-        });
-        return;
+  const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+    const duplex = new RewritingConnection(socket, opts);
+    open.add(duplex);
+    duplex.once("close", () => {
+      open.delete(duplex);
+      if (open.size === 0) {
+        for (const w of waiters) w();
+        waiters = [];
       }
-      const duplex = new RewritingConnection(conn, opts);
-      open.add(duplex);
-      duplex.once("close", () => {
-        open.delete(duplex);
-        if (open.size === 0) {
-          for (const w of waiters) w();
-          waiters = [];
-        }
-        if (duplex.rewritten > 0) {
-          opts.log?.debug("edge: connection done", { rewrittenHeaderBlocks: duplex.rewritten });
-        }
+      if (duplex.rewritten > 0) {
+        opts.log?.debug("edge: connection done", { rewrittenHeaderBlocks: duplex.rewritten });
+      }
+    });
+    duplex.on("error", () => {}); // node:http2 reports what matters; no unhandled errors
+    try {
+      opts.inject(duplex);
+    } catch (e) {
+      opts.log?.warn("edge: the HTTP/2 server refused a connection", {
+        error: e instanceof Error ? e.message : String(e),
       });
-      duplex.on("error", () => {}); // node:http2 reports what matters; no unhandled errors
-      try {
-        opts.inject(duplex);
-      } catch (e) {
-        opts.log?.warn("edge: the HTTP/2 server refused a connection", {
-          error: e instanceof Error ? e.message : String(e),
-        });
-        duplex.destroy();
-      }
+      duplex.destroy();
     }
-  })();
+  });
+  server.on("error", (e) => opts.log?.warn("edge: accept failed", { error: e.message }));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.path, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
 
   let stopped: Promise<void> | undefined;
-  return Promise.resolve({
+  return {
     stopAccepting() {
       stopped ??= (async () => {
-        closing = true;
-        try {
-          listener.close();
-        } catch { /* already closed */ }
-        await acceptLoop;
+        // Not awaiting close's callback: it waits for every open connection to end.
+        server.close();
         await Deno.remove(opts.path).catch(() => {});
       })();
       return stopped;
@@ -252,5 +229,5 @@ export function serveUnixSocket(opts: EdgeOptions): Promise<Edge> {
     drained() {
       return open.size === 0 ? Promise.resolve() : new Promise((r) => waiters.push(r));
     },
-  });
+  };
 }
