@@ -4,7 +4,8 @@
  * size of the matrix, and ContainerStatus, PodSandboxStatus, ImageStatus, ListImages and
  * Version, p50 and p99 of `--samples` calls each (after a warm-up).
  *
- * The node at size N: pods with one running busybox container each, up to 100 of them; past
+ * Pods and containers carry the labels and annotations the kubelet sets. The node at size N:
+ * pods with one running busybox container each, up to 100 of them; past
  * 100, the extra containers are created (not started) in those pods and the extra sandboxes
  * run and stopped (NOTREADY), so neither runtime holds more than 100 pods' processes (1000
  * containerd shims would take ~13 GB here).
@@ -38,6 +39,15 @@ export type ReadRpc = typeof READ_RPCS[number];
 
 /** Pods past this many are stopped, containers past it only created (see the module doc). */
 export const RUNNING_PODS = 100;
+
+/** The labels the kubelet puts on a pod (and its containers), so the lists weigh what a node's do. */
+function podLabels(name: string): Record<string, string> {
+  return {
+    "io.kubernetes.pod.name": name,
+    "io.kubernetes.pod.namespace": "bench",
+    "io.kubernetes.pod.uid": `0c6d3e1a-5b7f-4e2a-9d41-${name.padStart(12, "0")}`,
+  };
+}
 
 /** Pause between populating a size and timing it. */
 export const SETTLE_MS = 3000;
@@ -124,6 +134,11 @@ export async function benchReads(
           const logDir = `${work}/logs/${name}`;
           await Deno.mkdir(logDir, { recursive: true });
           const config = podConfig(name, logDir);
+          config.labels = podLabels(name);
+          config.annotations = {
+            "kubernetes.io/config.seen": "2026-12-02T14:00:00.000000000Z",
+            "kubernetes.io/config.source": "api",
+          };
           const { podSandboxId } = await r(rt.runPodSandbox.bind(rt), {
             config,
             runtimeHandler: "",
@@ -134,6 +149,15 @@ export async function benchReads(
         const create = async (pod: string, name: string) => {
           const cfg = containerConfig(imageRef);
           cfg.metadata = { name, attempt: 0 };
+          const pcfg = configs.get(pod)!;
+          cfg.labels = { ...podLabels(pcfg.metadata!.name), "io.kubernetes.container.name": name };
+          cfg.annotations = {
+            "io.kubernetes.container.hash": "8f2c4a1e",
+            "io.kubernetes.container.restartCount": "0",
+            "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
+            "io.kubernetes.container.terminationMessagePolicy": "File",
+            "io.kubernetes.pod.terminationGracePeriod": "30",
+          };
           const { containerId } = await r(rt.createContainer.bind(rt), {
             podSandboxId: pod,
             config: cfg,

@@ -140,6 +140,13 @@ export async function containerStatus(
   };
 }
 
+/**
+ * The message last listed for a container record, reused while its state holds (the record is
+ * the store's frozen one, replaced on any change): unchanged containers then keep their
+ * protobuf encoding too (list_encoding.ts).
+ */
+const listed = new WeakMap<ContainerRecord, Container>();
+
 export async function listContainers(
   ctx: CriContext,
   req: ListContainersRequest,
@@ -153,24 +160,29 @@ export async function listContainers(
     if (f && Object.entries(f.labelSelector).some(([k, v]) => cfg.labels?.[k] !== v)) continue;
     const l = await live(ctx, c);
     if (f?.state && l.state !== f.state.state) continue;
-    containers.push({
-      id: c.id,
-      podSandboxId: c.sandboxId,
-      metadata: cfg.metadata,
-      image: {
-        image: c.imageRef,
-        annotations: {},
-        userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
-        runtimeHandler: "",
+    let msg = listed.get(c);
+    if (msg?.state !== l.state) {
+      msg = Object.freeze({
+        id: c.id,
+        podSandboxId: c.sandboxId,
+        metadata: cfg.metadata,
+        image: {
+          image: c.imageRef,
+          annotations: {},
+          userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
+          runtimeHandler: "",
+          imageRef: c.imageId,
+        },
         imageRef: c.imageId,
-      },
-      imageRef: c.imageId,
-      state: l.state,
-      createdAt: nanos(c.createdAt),
-      labels: cfg.labels ?? {},
-      annotations: cfg.annotations ?? {},
-      imageId: c.imageId,
-    });
+        state: l.state,
+        createdAt: nanos(c.createdAt),
+        labels: cfg.labels ?? {},
+        annotations: cfg.annotations ?? {},
+        imageId: c.imageId,
+      });
+      listed.set(c, msg);
+    }
+    containers.push(msg);
   }
   return { containers };
 }
