@@ -29,6 +29,7 @@
 import { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
+import process from "node:process";
 import type { Logger } from "../log/logger.ts";
 import { ClientStreamRewriter, ProxyProtocolError } from "./authority_proxy.ts";
 
@@ -115,9 +116,23 @@ export class RewritingConnection extends Duplex {
     _encoding: string,
     cb: (error?: Error | null) => void,
   ): void {
+    // node:http2 writes a response as several chunks (HEADERS, DATA, trailers), grpc-js from
+    // separate ticks: corked until the event loop's check phase, they leave in one writev
+    // instead of three writes (counted: 3 -> 1 per unary call).
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      setImmediate(this.#uncork);
+    }
     if (this.#socket.write(chunk)) cb();
     else this.#socket.once("drain", () => cb());
   }
+
+  #corked = false;
+  readonly #uncork = () => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   override _writev(
     chunks: { chunk: Uint8Array }[],

@@ -73,7 +73,19 @@ async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
  * its OCI spec at creation (image user, run_as_user/group, /etc/group of the image and the
  * SupplementalGroupsPolicy); undefined when the spec is gone.
  */
-function effectiveUser(ctx: CriContext, id: string): ContainerUser | undefined {
+function effectiveUser(ctx: CriContext, c: ContainerRecord): ContainerUser | undefined {
+  // Fixed at creation, and reading it parses the whole OCI spec: kept per container, keyed by
+  // the store's shared (frozen) config object of that container.
+  const key = c.config as object;
+  if (key && users.has(key)) return users.get(key);
+  const user = readEffectiveUser(ctx, c.id);
+  if (key && user) users.set(key, user);
+  return user;
+}
+
+const users = new WeakMap<object, ContainerUser | undefined>();
+
+function readEffectiveUser(ctx: CriContext, id: string): ContainerUser | undefined {
   let spec: { process?: { user?: { uid: number; gid: number; additionalGids?: number[] } } };
   try {
     spec = ctx.containers.get(CRI_NAMESPACE, id).spec as typeof spec;
@@ -133,7 +145,7 @@ export async function containerStatus(
       logPath: c.logPath,
       resources: undefined,
       imageId: c.imageId,
-      user: effectiveUser(ctx, c.id),
+      user: effectiveUser(ctx, c),
       stopSignal: cfg.stopSignal ?? 0,
     },
     info,
