@@ -268,13 +268,13 @@ export async function benchReads(
 }
 
 /**
- * Profiling aid: the same RPC through another socket of ours (e.g. grpc-js's own, behind the
- * authority proxy), and the handler's own mean time from /v1/metrics.
+ * Profiling aid: the same RPC through another socket of ours (e.g. grpc-js's own where one is bound
+ * beside the edge), and the handler's own mean time from /v1/metrics.
  */
 const directClients = new Map<string, RuntimeServiceClient>();
 async function profileDirect(socket: string, rpc: ReadRpc, samples: number): Promise<void> {
   // Never closed: a client's GOAWAY straight to Deno's HTTP/2 server can abort the daemon
-  // (denoland/deno#36788); the authority proxy drops it.
+  // (denoland/deno#36788); the edge's rewriter drops it.
   let rt = directClients.get(socket);
   if (!rt) {
     rt = new RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
