@@ -3,12 +3,14 @@
  * run, written to bench/REPORT.md as ratios (ours / containerd; below 1 is better for us), with
  * the latency distributions drawn in bench/latency.png.
  *
- * Flags: --quick (fewer runs, for a smoke check).
+ * Flags: --quick (fewer runs, for a smoke check); --reads-only (only the read-RPC matrix of
+ * reads.ts: its section of REPORT.md is replaced, the rest kept from the last full run).
  */
 import { benchPull, type PullResult, reportPull } from "./pull.ts";
 import { benchContainers, type ContainerBench, reportContainers } from "./containers.ts";
 import { benchPods, type PodBench, reportPods } from "./pods.ts";
 import { CONTAINERD, OURS, type Panel, renderStripChart } from "./chart.ts";
+import { benchReads, type ReadBench, reportReads } from "./reads.ts";
 
 /** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
 export function latencyChart(
@@ -16,6 +18,7 @@ export function latencyChart(
   pull: PullResult[],
   containers: ContainerBench,
   pods: PodBench,
+  reads?: ReadBench,
 ): Uint8Array {
   const pair = (title: string, unit: string, ours: number[], containerd: number[]): Panel => ({
     title,
@@ -65,6 +68,17 @@ export function latencyChart(
         pods.list.ours.statusMs,
         pods.list.containerd.statusMs,
       ),
+      ...(reads
+        ? (["ListContainers", "ListPodSandbox"] as const).map((rpc) => {
+          const n = reads.sizes[reads.sizes.length - 1];
+          return pair(
+            `${rpc}, ${n} objects (read matrix)`,
+            "ms",
+            reads.ms.ours[n]?.[rpc] ?? [],
+            reads.ms.containerd[n]?.[rpc] ?? [],
+          );
+        })
+        : []),
       pair(
         "run --rm true, whole CLI invocation (k8scontainerd from source / ctr)",
         "ms",
@@ -79,9 +93,37 @@ export function latencyChart(
   );
 }
 
+/** The read-RPC section of REPORT.md, from its heading to the end of its table. */
+export function readsSection(reads: ReadBench, started: Date): string {
+  return `## Read RPCs through the CRI (same grpc-js client for both, sequential, ${reads.samples} calls each)
+
+Run ${started.toISOString()}. Pods and containers carry the kubelet's labels and annotations; up
+to ${RUNNING_PODS_NOTE}. ListContainers and ListPodSandbox at every size, the rest at the largest.
+
+${reportReads(reads)}
+`;
+}
+
+const RUNNING_PODS_NOTE =
+  "100 pods run one busybox container each; past that the extra containers are created (not started) and the extra sandboxes stopped";
+
+const READS_HEADING = "## Read RPCs through the CRI";
+
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
   const started = new Date();
+  const readSizes = quick ? [10, 100] : [10, 100, 1000];
+  if (Deno.args.includes("--reads-only")) {
+    const reads = await benchReads({ sizes: readSizes, samples: quick ? 50 : 200 });
+    const url = new URL("./REPORT.md", import.meta.url);
+    const old = await Deno.readTextFile(url);
+    const at = old.indexOf(READS_HEADING);
+    const report = (at < 0 ? old.trimEnd() + "\n\n" : old.slice(0, at)) +
+      readsSection(reads, started);
+    await Deno.writeTextFile(url, report);
+    console.log(readsSection(reads, started));
+    Deno.exit(0);
+  }
   const pull = await benchPull(["busybox", "big"], quick ? 1 : 3);
   const containers = await benchContainers(quick ? 5 : 50, quick ? 3 : 10, quick ? 5 : 50);
   const pods = await benchPods(
@@ -89,7 +131,8 @@ if (import.meta.main) {
       ? { pods: 5, concurrent: 3, list: 10, memory: 10 }
       : { pods: 30, concurrent: 10, list: 100, memory: 50 },
   );
-  const png = latencyChart(started, pull, containers, pods);
+  const reads = await benchReads({ sizes: readSizes, samples: quick ? 50 : 200 });
+  const png = latencyChart(started, pull, containers, pods, reads);
   await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
 
   const report = `# Benchmarks: k8scontainerd vs containerd 1.6.20 (Debian), same machine, same run
@@ -111,7 +154,8 @@ ${reportContainers(containers)}
 ## Pods through the CRI (same client for both runtimes, each on its own CNI bridge)
 
 ${reportPods(pods)}
-`;
+
+${readsSection(reads, started)}`;
   await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
   console.log(report);
 }

@@ -1,47 +1,26 @@
 /**
- * An in-process HTTP/2 proxy in front of the grpc-js server that rewrites a client's
- * `:authority` when it is not a valid host[:port].
+ * The authority fix at the gRPC edge (see edge.ts): a byte transformer for the client→server
+ * half of an HTTP/2 connection that rewrites a client's `:authority` when it is not a valid
+ * host[:port].
  *
- * Why: grpc-go clients of the kubelet 1.26 / crictl 1.26 era dialing `unix:///run/x.sock` send
- * the socket path as `:authority`; Deno's HTTP/2 server (hyperium/h2-like, see h2 PR 487)
- * answers that with GOAWAY PROTOCOL_ERROR, so those clients cannot talk to grpc-js under Deno.
- * The proxy listens on the public socket, connects each accepted connection to the internal
- * grpc-js socket and pipes both directions: server→client bytes untouched; client→server the
- * connection preface and every frame but HEADERS/CONTINUATION byte-for-byte (DATA as slices of
- * the read buffer), and each header block HPACK-decoded with the client's dynamic table,
- * `:authority` fixed, and re-encoded without the dynamic table (so the server's decoder state
- * never depends on the client's). The client's GOAWAY and PRIORITY frames are not forwarded:
- * processing a client's GOAWAY can abort Deno's HTTP/2 server (see `#startFrame`).
+ * Why: grpc-go clients (kubelet, crictl) dialing `unix:///run/x.sock` send the socket path as
+ * `:authority`; Deno's HTTP/2 server (hyperium/h2-like, see h2 PR 487) answers that with GOAWAY
+ * PROTOCOL_ERROR, so those clients cannot talk to grpc-js under Deno. The edge passes what the
+ * client sends through a ClientStreamRewriter before node:http2 sees it: the connection preface
+ * and every frame but HEADERS/CONTINUATION byte-for-byte (DATA as slices of the read buffer),
+ * and each header block HPACK-decoded with the client's dynamic table, `:authority` fixed, and
+ * re-encoded without the dynamic table (so the server's decoder state never depends on the
+ * client's). The client's GOAWAY and PRIORITY frames are not forwarded: processing a client's
+ * GOAWAY can abort Deno's HTTP/2 server (see `#startFrame`). Server→client bytes are untouched.
  *
  * @example
  * ```ts
- * import { startAuthorityProxy } from "./authority_proxy.ts";
- * const proxy = await startAuthorityProxy({
- *   listenPath: "/run/k8scontainerd/k8scontainerd.sock",
- *   targetPath: "/run/k8scontainerd/grpc.sock",
- *   log,
- * });
- * // ...
- * await proxy.close();
+ * import { ClientStreamRewriter } from "./authority_proxy.ts";
+ * const rw = new ClientStreamRewriter("localhost");
+ * for (const segment of rw.push(bytesFromClient)) await server.write(segment);
  * ```
  */
-import type { Logger } from "../log/logger.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder } from "./hpack.ts";
-
-export interface AuthorityProxyOptions {
-  /** The public unix socket clients dial. A stale socket file there is replaced. */
-  listenPath: string;
-  /** The internal unix socket the grpc-js server listens on. */
-  targetPath: string;
-  /** What an invalid `:authority` becomes. Default "localhost" (what grpc-js clients send). */
-  authority?: string;
-  log?: Pick<Logger, "debug" | "warn">;
-}
-
-export interface AuthorityProxy {
-  /** Stops accepting, cuts every proxied connection and removes the public socket file. */
-  close(): Promise<void>;
-}
 
 /** The client connection preface (RFC 9113 §3.4). */
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -61,10 +40,6 @@ export const MAX_FRAME_SIZE = 16384;
 const MAX_HEADER_BLOCK = 1 << 20;
 /** Largest dynamic table a client may switch to (we do not parse the server's SETTINGS). */
 const MAX_CLIENT_TABLE = 1 << 16;
-/** Read buffer per direction per connection. */
-const READ_BUFFER = 32 * 1024;
-/** Output segments up to this total are joined into one write. */
-const JOIN_LIMIT = 64 * 1024;
 
 /** A protocol violation by the client: the connection is dropped. */
 export class ProxyProtocolError extends Error {
@@ -94,7 +69,7 @@ interface PendingBlock {
 }
 
 /**
- * The client→server half of the proxy as a pure byte transformer: feed it what the client
+ * The client→server half of a connection as a pure byte transformer: feed it what the client
  * sent, in order, and write what it returns (slices of the input for passed-through bytes, so
  * write them before reusing the input buffer). Throws ProxyProtocolError or HpackError.
  */
@@ -353,183 +328,4 @@ function concat(parts: Uint8Array[], size: number): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
-/** Writes the rewriter's output: small runs joined into one write. */
-async function writeSegments(conn: Deno.Conn, segments: Uint8Array[]): Promise<void> {
-  if (segments.length === 0) return;
-  if (segments.length === 1) return await writeAll(conn, segments[0]);
-  let total = 0;
-  for (const s of segments) total += s.length;
-  if (total <= JOIN_LIMIT) return await writeAll(conn, concat(segments, total));
-  for (const s of segments) await writeAll(conn, s);
-}
-
-/** One proxied connection. */
-class Pipe {
-  closed = false;
-  readonly #client: Deno.Conn;
-  readonly #server: Deno.Conn;
-  readonly #log: AuthorityProxyOptions["log"];
-  readonly #rewriter: ClientStreamRewriter;
-
-  constructor(client: Deno.Conn, server: Deno.Conn, opts: AuthorityProxyOptions) {
-    this.#client = client;
-    this.#server = server;
-    this.#log = opts.log;
-    this.#rewriter = new ClientStreamRewriter(opts.authority ?? "localhost");
-  }
-
-  async run(): Promise<void> {
-    await Promise.all([this.#up(), this.#down()]);
-    if (this.#rewriter.rewritten > 0) {
-      this.#log?.debug("authority proxy: connection done", {
-        rewrittenHeaderBlocks: this.#rewriter.rewritten,
-      });
-    }
-    this.close();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const c of [this.#client, this.#server]) {
-      try {
-        c.close();
-      } catch { /* already closed */ }
-    }
-  }
-
-  /** Client → server, header blocks rewritten. */
-  async #up(): Promise<void> {
-    const buf = new Uint8Array(READ_BUFFER);
-    try {
-      for (;;) {
-        const n = await this.#client.read(buf);
-        if (n === null) break;
-        await writeSegments(this.#server, this.#rewriter.push(buf.subarray(0, n)));
-      }
-      if (!this.#rewriter.idle) this.#log?.debug("authority proxy: client ended mid-frame");
-      await this.#server.closeWrite();
-    } catch (e) {
-      this.#fail("client→server", e);
-    }
-  }
-
-  /** Server → client, untouched. */
-  async #down(): Promise<void> {
-    const buf = new Uint8Array(READ_BUFFER);
-    try {
-      for (;;) {
-        const n = await this.#server.read(buf);
-        if (n === null) break;
-        await writeAll(this.#client, buf.subarray(0, n));
-      }
-      await this.#client.closeWrite();
-    } catch (e) {
-      this.#fail("server→client", e);
-    }
-  }
-
-  #fail(direction: string, e: unknown): void {
-    if (this.closed) return;
-    const error = e instanceof Error ? e.message : String(e);
-    if (e instanceof ProxyProtocolError || (e instanceof Error && e.name === "HpackError")) {
-      this.#log?.warn("authority proxy: dropping connection: bad client frames", { error });
-    } else {
-      this.#log?.debug("authority proxy: connection error", { direction, error });
-    }
-    this.close();
-  }
-}
-
-/** Removes a socket file nobody listens on any more; leaves a live one (listen then fails). */
-async function removeStaleSocket(path: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch {
-    return;
-  }
-  if (!info.isSocket) return;
-  try {
-    const conn = await Deno.connect({ transport: "unix", path });
-    conn.close();
-  } catch {
-    await Deno.remove(path).catch(() => {});
-  }
-}
-
-/**
- * Listens on `listenPath` and proxies every connection to `targetPath`, rewriting an invalid
- * `:authority` to `authority`. Resolves once the public socket is listening.
- */
-export async function startAuthorityProxy(opts: AuthorityProxyOptions): Promise<AuthorityProxy> {
-  await removeStaleSocket(opts.listenPath);
-  const listener = Deno.listen({ transport: "unix", path: opts.listenPath });
-  const pipes = new Set<Pipe>();
-  const tasks = new Set<Promise<void>>();
-  let closing = false;
-
-  const handle = async (client: Deno.Conn) => {
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect({ transport: "unix", path: opts.targetPath });
-    } catch (e) {
-      opts.log?.warn("authority proxy: cannot reach the gRPC server", {
-        target: opts.targetPath,
-        error: e instanceof Error ? e.message : String(e),
-      });
-      client.close();
-      return;
-    }
-    const pipe = new Pipe(client, server, opts);
-    pipes.add(pipe);
-    if (closing) pipe.close();
-    try {
-      await pipe.run();
-    } finally {
-      pipes.delete(pipe);
-    }
-  };
-
-  const acceptLoop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (closing) return;
-        opts.log?.warn("authority proxy: accept failed", {
-          error: e instanceof Error ? e.message : String(e),
-        });
-        return;
-      }
-      const task = handle(conn).catch(() => {});
-      tasks.add(task);
-      task.finally(() => tasks.delete(task));
-    }
-  })();
-
-  let closed: Promise<void> | undefined;
-  return {
-    close() {
-      closed ??= (async () => {
-        closing = true;
-        try {
-          listener.close();
-        } catch { /* already closed */ }
-        await acceptLoop;
-        for (const p of pipes) p.close();
-        await Promise.allSettled([...tasks]);
-        await Deno.remove(opts.listenPath).catch(() => {});
-      })();
-      return closed;
-    },
-  };
 }

@@ -1,7 +1,7 @@
 /**
  * HPACK (RFC 7541) header compression for HTTP/2: a decoder that keeps the peer's dynamic
  * table across header blocks, and an encoder that by default never touches the dynamic table
- * (so the receiver's decoder state never depends on ours) — the pieces the authority proxy
+ * (so the receiver's decoder state never depends on ours) — the pieces the gRPC edge's authority rewriter
  * needs to rewrite a header block. Strings are byte strings: every octet is one UTF-16 code
  * unit (latin1), so arbitrary octets round-trip exactly and `.length` is the octet count.
  *

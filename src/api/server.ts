@@ -15,6 +15,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
 import { statusName, toServiceError } from "./status.ts";
+import { UnavailableError } from "../errdefs/errors.ts";
+import { type Edge, serveUnixSocket } from "./edge.ts";
 
 /** A unary method: request in, one response out. */
 export type UnaryFn = (req: never, call: CallContext) => Promise<unknown>;
@@ -22,6 +24,13 @@ export type UnaryFn = (req: never, call: CallContext) => Promise<unknown>;
 export type ServerStreamFn = (req: never, call: CallContext) => AsyncIterable<unknown>;
 /** A client-streaming method: reads requests, answers once. */
 export type ClientStreamFn = (reqs: AsyncIterable<never>, call: CallContext) => Promise<unknown>;
+
+/** Why a server stream ended: the daemon is stopping (UNAVAILABLE, so clients retry). */
+export class ShuttingDown extends UnavailableError {
+  constructor() {
+    super("the daemon is shutting down");
+  }
+}
 
 /** What a handler knows about its call. */
 export interface CallContext {
@@ -38,6 +47,8 @@ export interface GrpcServerOptions {
   metrics: MetricsRegistry;
   maxRecvMessageSize?: number;
   maxSendMessageSize?: number;
+  /** What an invalid `:authority` becomes at the edge. Default "localhost". */
+  authority?: string;
 }
 
 export class GrpcServer {
@@ -45,8 +56,13 @@ export class GrpcServer {
   readonly #log: Logger;
   readonly #requests;
   readonly #latency;
+  readonly #authority: string;
+  #edges: Edge[] = [];
+  /** Server-streaming calls in flight: ended at shutdown (a subscription never ends itself). */
+  readonly #streams = new Set<AbortController>();
 
   constructor(opts: GrpcServerOptions) {
+    this.#authority = opts.authority ?? "localhost";
     this.#server = new grpc.Server({
       "grpc.max_receive_message_length": opts.maxRecvMessageSize ?? 16 << 20,
       "grpc.max_send_message_length": opts.maxSendMessageSize ?? 16 << 20,
@@ -110,8 +126,8 @@ export class GrpcServer {
 
   #context(
     call: { metadata: grpc.Metadata; on(event: "cancelled", fn: () => void): unknown },
+    ac = new AbortController(),
   ): CallContext {
-    const ac = new AbortController();
     call.on("cancelled", () => ac.abort(new Error("client cancelled the call")));
     return { metadata: call.metadata, signal: ac.signal };
   }
@@ -136,17 +152,27 @@ export class GrpcServer {
   ): grpc.handleServerStreamingCall<unknown, unknown> {
     return async (call) => {
       const end = this.#begin(path);
-      const ctx = this.#context(call);
+      const ac = new AbortController();
+      this.#streams.add(ac);
+      const ctx = this.#context(call, ac);
       try {
         for await (const msg of fn(call.request as never, ctx)) {
           if (ctx.signal.aborted) break;
           // Respect back-pressure: a slow client must not make the daemon buffer a whole blob.
           if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
         }
+        if (ctx.signal.reason instanceof ShuttingDown) throw ctx.signal.reason;
         end(null);
         call.end();
       } catch (e) {
-        call.emit("error", end(e));
+        const err = end(
+          e instanceof ShuttingDown || ctx.signal.reason instanceof ShuttingDown
+            ? ctx.signal.reason
+            : e,
+        );
+        call.emit("error", err);
+      } finally {
+        this.#streams.delete(ac);
       }
     };
   }
@@ -168,31 +194,56 @@ export class GrpcServer {
     };
   }
 
-  /** Binds the unix socket; the caller sets its mode and owner. */
-  listen(socketPath: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#server.bindAsync(
-        `unix://${socketPath}`,
-        grpc.ServerCredentials.createInsecure(),
-        (err) => {
-          if (err) reject(new Error(`cannot listen on ${socketPath}: ${err.message}`));
-          else resolve();
-        },
+  /**
+   * Serves on the unix socket at `socketPath` (the caller has prepared the path and sets its
+   * mode and owner): connections are accepted here, their client→server bytes passed through
+   * the authority rewriter (see edge.ts), and injected into grpc-js's HTTP/2 server in-process.
+   */
+  async listen(socketPath: string): Promise<void> {
+    const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    try {
+      this.#edges.push(
+        await serveUnixSocket({
+          path: socketPath,
+          inject: (conn) => injector.injectConnection(conn),
+          authority: this.#authority,
+          log: this.#log,
+        }),
       );
-    });
+    } catch (e) {
+      injector.destroy();
+      throw new Error(`cannot listen on ${socketPath}: ${e instanceof Error ? e.message : e}`);
+    }
   }
 
-  /** Lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+  /**
+   * Stops accepting (the socket file is removed), ends server-streaming calls (UNAVAILABLE:
+   * event subscriptions would otherwise hold the daemon for the whole grace period), sends every
+   * connection GOAWAY and lets in-flight unary calls finish for up to `graceMs`, then cuts the
+   * rest.
+   */
   async shutdown(graceMs = 5000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
+    await Promise.all(this.#edges.map((e) => e.stopAccepting()));
+    for (const ac of this.#streams) ac.abort(new ShuttingDown());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const graceOver = new Promise<"timeout">((
+      r,
+    ) => (timer = setTimeout(() => r("timeout"), graceMs)));
+    // GOAWAY on every session; under Deno its callback does not wait for open streams, so the
+    // connections closing (node:http2 closes each once its last stream is done) is the signal.
+    const graceful = (async () => {
+      await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+      await Promise.all(this.#edges.map((e) => e.drained()));
+    })();
+    const how = await Promise.race([graceful, graceOver]);
+    clearTimeout(timer);
+    if (how === "timeout") {
+      this.#log.warn("calls still in flight after the grace period: cutting them", {
+        graceMs,
+        connections: this.#edges.reduce((n, e) => n + e.connections, 0),
       });
-    });
+      this.#server.forceShutdown();
+    }
+    for (const e of this.#edges) e.closeAll();
   }
 }

@@ -73,7 +73,19 @@ async function live(ctx: CriContext, c: ContainerRecord): Promise<Live> {
  * its OCI spec at creation (image user, run_as_user/group, /etc/group of the image and the
  * SupplementalGroupsPolicy); undefined when the spec is gone.
  */
-function effectiveUser(ctx: CriContext, id: string): ContainerUser | undefined {
+function effectiveUser(ctx: CriContext, c: ContainerRecord): ContainerUser | undefined {
+  // Fixed at creation, and reading it parses the whole OCI spec: kept per container, keyed by
+  // the store's shared (frozen) config object of that container.
+  const key = c.config as object;
+  if (key && users.has(key)) return users.get(key);
+  const user = readEffectiveUser(ctx, c.id);
+  if (key && user) users.set(key, user);
+  return user;
+}
+
+const users = new WeakMap<object, ContainerUser | undefined>();
+
+function readEffectiveUser(ctx: CriContext, id: string): ContainerUser | undefined {
   let spec: { process?: { user?: { uid: number; gid: number; additionalGids?: number[] } } };
   try {
     spec = ctx.containers.get(CRI_NAMESPACE, id).spec as typeof spec;
@@ -133,12 +145,19 @@ export async function containerStatus(
       logPath: c.logPath,
       resources: undefined,
       imageId: c.imageId,
-      user: effectiveUser(ctx, c.id),
+      user: effectiveUser(ctx, c),
       stopSignal: cfg.stopSignal ?? 0,
     },
     info,
   };
 }
+
+/**
+ * The message last listed for a container record, reused while its state holds (the record is
+ * the store's frozen one, replaced on any change): unchanged containers then keep their
+ * protobuf encoding too (list_encoding.ts).
+ */
+const listed = new WeakMap<ContainerRecord, Container>();
 
 export async function listContainers(
   ctx: CriContext,
@@ -153,24 +172,29 @@ export async function listContainers(
     if (f && Object.entries(f.labelSelector).some(([k, v]) => cfg.labels?.[k] !== v)) continue;
     const l = await live(ctx, c);
     if (f?.state && l.state !== f.state.state) continue;
-    containers.push({
-      id: c.id,
-      podSandboxId: c.sandboxId,
-      metadata: cfg.metadata,
-      image: {
-        image: c.imageRef,
-        annotations: {},
-        userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
-        runtimeHandler: "",
+    let msg = listed.get(c);
+    if (msg?.state !== l.state) {
+      msg = Object.freeze({
+        id: c.id,
+        podSandboxId: c.sandboxId,
+        metadata: cfg.metadata,
+        image: {
+          image: c.imageRef,
+          annotations: {},
+          userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
+          runtimeHandler: "",
+          imageRef: c.imageId,
+        },
         imageRef: c.imageId,
-      },
-      imageRef: c.imageId,
-      state: l.state,
-      createdAt: nanos(c.createdAt),
-      labels: cfg.labels ?? {},
-      annotations: cfg.annotations ?? {},
-      imageId: c.imageId,
-    });
+        state: l.state,
+        createdAt: nanos(c.createdAt),
+        labels: cfg.labels ?? {},
+        annotations: cfg.annotations ?? {},
+        imageId: c.imageId,
+      });
+      listed.set(c, msg);
+    }
+    containers.push(msg);
   }
   return { containers };
 }

@@ -65,6 +65,12 @@ export async function podSandboxStatus(
   };
 }
 
+/**
+ * The message listed for a sandbox record: the store's records are frozen and replaced on any
+ * change, so one message per record, and its protobuf encoding kept too (list_encoding.ts).
+ */
+const listed = new WeakMap<SandboxRecord, PodSandbox>();
+
 export function listPodSandbox(
   ctx: CriContext,
   req: ListPodSandboxRequest,
@@ -76,15 +82,20 @@ export function listPodSandbox(
     if (f?.id && !sb.id.startsWith(f.id)) continue;
     if (f?.state && state(sb) !== f.state.state) continue;
     if (f && Object.entries(f.labelSelector).some(([k, v]) => c.labels?.[k] !== v)) continue;
-    items.push({
-      id: sb.id,
-      metadata: c.metadata,
-      state: state(sb),
-      createdAt: nanos(sb.createdAt),
-      labels: c.labels ?? {},
-      annotations: c.annotations ?? {},
-      runtimeHandler: sb.handler,
-    });
+    let msg = listed.get(sb);
+    if (!msg) {
+      msg = Object.freeze({
+        id: sb.id,
+        metadata: c.metadata,
+        state: state(sb),
+        createdAt: nanos(sb.createdAt),
+        labels: c.labels ?? {},
+        annotations: c.annotations ?? {},
+        runtimeHandler: sb.handler,
+      });
+      listed.set(sb, msg);
+    }
+    items.push(msg);
   }
   return Promise.resolve({ items });
 }

@@ -14,6 +14,7 @@
 import type { GrpcServer } from "../api/server.ts";
 import type { ContentStore } from "../content/store.ts";
 import { ImageServiceService, RuntimeServiceService } from "../gen/runtime/v1/api.ts";
+import { withCachedListEncodings } from "./list_encoding.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStore } from "../metadata/images.ts";
 import type { ImageService } from "../services/images/service.ts";
@@ -163,7 +164,7 @@ export async function registerCri(
   const batch = () => deps.streamBatchSize ?? DEFAULT_STREAM_BATCH_SIZE;
   const bind = <Req, Res>(fn: (ctx: CriContext, req: Req) => Promise<Res>) => (req: Req) =>
     fn(ctx, req);
-  server.add(RuntimeServiceService, {
+  server.add(withCachedListEncodings(RuntimeServiceService), {
     version,
     runPodSandbox: bind(runPodSandbox),
     stopPodSandbox: bind(stopPodSandbox),

@@ -131,6 +131,11 @@ export class CriStore {
    * the per-pod lookups then read no rows at all between changes.
    */
   #all: readonly ContainerRecord[] | undefined;
+  /**
+   * Every sandbox record in creation order, frozen (config included), as last read; dropped on
+   * any change to a sandbox. ListPodSandbox (the kubelet's relist) then parses no rows.
+   */
+  #allSandboxes: readonly SandboxRecord[] | undefined;
   /** Prepared statements by SQL text: node:sqlite compiles each prepare() anew. */
   readonly #statements = new Map<string, ReturnType<MetadataDB["prepare"]>>();
 
@@ -155,6 +160,7 @@ export class CriStore {
   }
 
   addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
+    this.#allSandboxes = undefined;
     const holder = this.#sql("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
       s.nameKey,
     ) as { id: string } | undefined;
@@ -194,12 +200,15 @@ export class CriStore {
     return sandbox(rows[0]);
   }
 
+  /** Every sandbox, in creation order: shared, frozen records (read them, do not change them). */
   sandboxes(): SandboxRecord[] {
-    return (this.#sql("SELECT * FROM cri_sandboxes ORDER BY created_at")
-      .all() as unknown as SandboxRow[]).map(sandbox);
+    this.#allSandboxes ??= (this.#sql("SELECT * FROM cri_sandboxes ORDER BY created_at")
+      .all() as unknown as SandboxRow[]).map((r) => deepFreeze(sandbox(r)));
+    return [...this.#allSandboxes];
   }
 
   setSandboxState(id: string, state: "ready" | "notready"): void {
+    this.#allSandboxes = undefined;
     this.#sql("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
   }
 
@@ -211,10 +220,12 @@ export class CriStore {
    * while an IPAM lease may still be held.
    */
   markNetworkDown(id: string): void {
+    this.#allSandboxes = undefined;
     this.#sql("UPDATE cri_sandboxes SET netns_path = '' WHERE id = ?").run(id);
   }
 
   markSandboxReady(id: string, netnsPath: string, ips: string[]): void {
+    this.#allSandboxes = undefined;
     this.#sql(
       "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready', building = 0 WHERE id = ?",
     ).run(netnsPath, JSON.stringify(ips), id);
@@ -222,12 +233,14 @@ export class CriStore {
 
   /** What an interrupted RunPodSandbox built is undone: the pod stays, NOTREADY. */
   markSandboxUndone(id: string): void {
+    this.#allSandboxes = undefined;
     this.#sql(
       "UPDATE cri_sandboxes SET state = 'notready', building = 0 WHERE id = ?",
     ).run(id);
   }
 
   removeSandbox(id: string): void {
+    this.#allSandboxes = undefined;
     this.#sql("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
   }
 

@@ -20,7 +20,6 @@ import { versionService } from "../api/version.ts";
 import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
-import { startAuthorityProxy } from "../api/authority_proxy.ts";
 import type { StreamingServer } from "../cri/streaming/server.ts";
 import { openStores } from "./stores.ts";
 import { startMemoryTrimmer } from "./memory.ts";
@@ -113,22 +112,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     cleanup.push(() => Promise.resolve(cri.stop()));
     log.info("CRI streaming server listening", { url: cri.streaming.url });
 
-    // gRPC serves on a private socket; the public one is a proxy that fixes up the
-    // `:authority` older grpc-go clients (kubelet/crictl 1.26) send and Deno's HTTP/2 refuses.
+    // One socket: the edge accepts, fixes up the `:authority` grpc-go clients (kubelet,
+    // crictl) send and Deno's HTTP/2 refuses, and hands each connection to grpc-js in-process.
     const socket = config.grpc.address;
     await prepareSocketPath(socket);
-    const internal = `${config.state}/k8scontainerd-grpc.sock`;
-    await Deno.remove(internal).catch(() => {});
-    await grpc.listen(internal);
-    await Deno.chmod(internal, 0o600);
-    cleanup.push(() => Deno.remove(internal).catch(() => {}));
+    await grpc.listen(socket);
     cleanup.push(() => grpc.shutdown());
-    const proxy = await startAuthorityProxy({
-      listenPath: socket,
-      targetPath: internal,
-      log: log.child({ component: "grpc-proxy" }),
-    });
-    cleanup.push(() => proxy.close());
     await secureSocket(socket, config.grpc.uid, config.grpc.gid);
 
     let metricsServer: MetricsServer | undefined;

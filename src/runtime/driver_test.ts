@@ -397,6 +397,19 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect(errorKind(await rt.state(id, NS).catch((e) => e))).toBe("not-found");
   });
 
+  it("knows a container it found without a task until one is created (no re-read per list)", async () => {
+    const id = "absent-then-created";
+    expect(rt.knownAbsent(id, NS)).toBe(false); // never looked up: look
+    expect(errorKind(await rt.state(id, NS).catch((e) => e))).toBe("not-found");
+    expect(rt.knownAbsent(id, NS)).toBe(true);
+    await createStarted(id, { args: ["sleep", "30"], start: false });
+    expect(rt.knownAbsent(id, NS)).toBe(false);
+    expect((await rt.state(id, NS)).status).toBe("created");
+    await rt.delete(id, { namespace: NS, force: true });
+    expect(errorKind(await rt.state(id, NS).catch((e) => e))).toBe("not-found");
+    expect(rt.knownAbsent(id, NS)).toBe(true);
+  });
+
   it("a missing binary fails create with runc's message and leaks nothing", async () => {
     const id = "nope";
     ids.push(id);

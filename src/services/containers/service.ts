@@ -586,6 +586,7 @@ export class ContainerService {
   }
 
   async #taskState(ns: string, id: string): Promise<TaskState | undefined> {
+    if (this.#d.runtime.knownAbsent(id, ns)) return undefined;
     try {
       return await this.#d.runtime.state(id, ns);
     } catch (e) {
