@@ -29,7 +29,6 @@
 import { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
-import process from "node:process";
 import type { Logger } from "../log/logger.ts";
 import { ClientStreamRewriter, ProxyProtocolError } from "./authority_proxy.ts";
 
