@@ -142,3 +142,35 @@ export const OUR_CLI = [`${REPO}scripts/k8scontainerd`];
 export function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1);
 }
+
+/** The names `ip netns list` shows now. */
+export async function netnsNames(): Promise<Set<string>> {
+  const out = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output();
+  return new Set(
+    new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter((n) => n),
+  );
+}
+
+/**
+ * After a CRI bench run of one runtime: kills its shims/monitors, deletes its bridge and the pod
+ * network namespaces that appeared since `before` (only k8sc-/cni- ones: never a namespace that
+ * was there when the run began, so other daemons on the node keep theirs), removes `work`.
+ */
+export async function cleanUpCriRun(
+  d: Daemon,
+  bridge: string,
+  work: string,
+  before: Set<string>,
+): Promise<void> {
+  await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `pkill -9 -f '[c]ontainerd-shim.*${d.dir}'; pkill -9 -f '[c]onmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; true`,
+    ],
+  }).output();
+  for (const n of await netnsNames()) {
+    if (before.has(n) || !/^(k8sc-|cni-)/.test(n)) continue;
+    await new Deno.Command("ip", { args: ["netns", "del", n], stderr: "null" }).output();
+  }
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+}

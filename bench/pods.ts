@@ -20,7 +20,16 @@ import {
   RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { type Daemon, median, percentile, pss, startContainerd, startOurs } from "./lib.ts";
+import {
+  cleanUpCriRun,
+  type Daemon,
+  median,
+  netnsNames,
+  percentile,
+  pss,
+  startContainerd,
+  startOurs,
+} from "./lib.ts";
 
 export interface PodBench {
   start: { ours: number[]; containerd: number[] };
@@ -160,6 +169,7 @@ export async function benchPods(
     for (
       const [who, subnet] of [["ours", "10.231.0.0/16"], ["containerd", "10.232.0.0/16"]] as const
     ) {
+      const netnsBefore = await netnsNames();
       const work = await Deno.makeTempDir({ prefix: `bench-pods-${who}-` });
       const bridge = who === "ours" ? "k8scbench0" : "ctrdbench0";
       const confDir = await cniConf(work, `bench-${who}`, bridge, subnet);
@@ -289,13 +299,7 @@ export async function benchPods(
         rt.close();
         img.close();
         await d.stop();
-        await new Deno.Command("sh", {
-          args: [
-            "-c",
-            `pkill -9 -f '[c]ontainerd-shim.*${d.dir}'; pkill -9 -f '[c]onmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; for n in $(ip netns list | awk '{print $1}' | grep -E '^(k8sc-|cni-)'); do ip netns del $n 2>/dev/null; done; true`,
-          ],
-        }).output();
-        await Deno.remove(work, { recursive: true }).catch(() => {});
+        await cleanUpCriRun(d, bridge, work, netnsBefore);
       }
     }
     return res;

@@ -21,7 +21,15 @@ import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { type Daemon, median, percentile, startContainerd, startOurs } from "./lib.ts";
+import {
+  cleanUpCriRun,
+  type Daemon,
+  median,
+  netnsNames,
+  percentile,
+  startContainerd,
+  startOurs,
+} from "./lib.ts";
 import { cniConf, containerConfig, podConfig } from "./pods.ts";
 import { cpuProfile } from "./cpu_profile.ts";
 
@@ -80,6 +88,7 @@ export async function benchReads(
       const [who, subnet] of [["ours", "10.233.0.0/16"], ["containerd", "10.234.0.0/16"]] as const
     ) {
       if (o.only && o.only !== who) continue;
+      const netnsBefore = await netnsNames();
       const work = await Deno.makeTempDir({ prefix: `bench-reads-${who}-` });
       const bridge = who === "ours" ? "k8scread0" : "ctrdread0";
       const confDir = await cniConf(work, `reads-${who}`, bridge, subnet);
@@ -252,13 +261,7 @@ export async function benchReads(
         rt.close();
         img.close();
         await d.stop();
-        await new Deno.Command("sh", {
-          args: [
-            "-c",
-            `pkill -9 -f '[c]ontainerd-shim.*${d.dir}'; pkill -9 -f '[c]onmon.*${d.dir}'; ip link del ${bridge} 2>/dev/null; for n in $(ip netns list | awk '{print $1}' | grep -E '^(k8sc-|cni-)'); do ip netns del $n 2>/dev/null; done; true`,
-          ],
-        }).output();
-        await Deno.remove(work, { recursive: true }).catch(() => {});
+        await cleanUpCriRun(d, bridge, work, netnsBefore);
       }
     }
     return res;
