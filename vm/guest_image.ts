@@ -54,6 +54,7 @@ export function guestPackages(arch: GuestArch): string[] {
     "udev",
     "kmod",
     "runc",
+    "crun",
     "conmon",
     "containernetworking-plugins",
     "iptables",
