@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
+import { afterAll, beforeAll, describe, emulator, expect, it } from "../testing/bdd.ts";
 import {
   ClientStreamRewriter,
   headerFrames,
@@ -163,7 +163,11 @@ class RawH2 {
    * Reads until every stream in `ids` has ended; answers SETTINGS and PING. Returns null when
    * the server said GOAWAY or closed the connection first.
    */
-  async collect(ids: number[], timeoutMs = 10_000): Promise<Map<number, StreamResult> | null> {
+  // Under qemu-user (and a loaded machine) an answer can take far longer than natively.
+  async collect(
+    ids: number[],
+    timeoutMs = emulator ? 60_000 : 10_000,
+  ): Promise<Map<number, StreamResult> | null> {
     const timer = setTimeout(() => this.conn.close(), timeoutMs);
     const results = new Map<number, StreamResult>();
     const open = new Set(ids);
