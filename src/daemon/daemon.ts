@@ -35,6 +35,7 @@ import { TasksService } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import { EventsService } from "../gen/k8scontainerd/services/events/v1/events.ts";
 import { containersApi, eventsApi, tasksApi } from "../api/containers.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
+import { closeOnExecAll } from "../../ffi/fs.ts";
 import { REVISION, VERSION } from "../version.ts";
 import { systemdNotifier } from "./sd_notify.ts";
 
@@ -117,6 +118,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const socket = config.grpc.address;
     await prepareSocketPath(socket);
     await grpc.listen(socket);
+    // node:net opens the listening socket without close-on-exec: every child (a CNI plugin, a
+    // runc) would inherit it, and one outliving a killed daemon would keep the socket accepting
+    // connections nobody answers (the kubelet would hang; the next start would refuse it).
+    closeOnExecAll();
     cleanup.push(() => grpc.shutdown());
     await secureSocket(socket, config.grpc.uid, config.grpc.gid);
 

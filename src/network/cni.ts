@@ -31,6 +31,7 @@
 
 import { FailedPreconditionError, InvalidArgumentError, RuntimeError } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
+import { closeOnExecAll } from "../../ffi/fs.ts";
 import type { NetworkConfigList, PluginConfig } from "./config.ts";
 
 /** Where CNI plugin binaries are looked for by default: upstream's dir, then Debian's. */
@@ -355,6 +356,9 @@ async function execPlugin(
   stdin: string,
   timeoutMs: number,
 ): Promise<ExecOutcome> {
+  // A plugin that hangs (or forks a helper) must not hold the daemon's sockets: the gRPC edge's
+  // accepted connections come from node:net without close-on-exec.
+  closeOnExecAll();
   const child = new Deno.Command(path, {
     args: [],
     env,
