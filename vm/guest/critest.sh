@@ -41,13 +41,13 @@ check critest-setup sh -ec '
   k8scontainerd version
 '
 # critest_run <step> <outdir> <focus regexp or ""> [critest args…]: runs critest; passes when the
-# only failed spec is the digest-pinned image. The detail ends with the tally and failed specs.
+# only failed (or panicked) spec is the digest-pinned image. The detail ends with the tally and failed specs.
 critest_run() {
   step=$1 out=$2 focus=$3; shift 3
   check "$step" sh -c "
     cd /var/tmp && FOCUS='$focus' CRITEST=$C/critest CRICTL=$C/crictl bash $C/run.sh unix:///run/k8scontainerd/k8scontainerd.sock $out $* > $J/$step.log 2>&1
     grep -E '^critest: ' $J/$step.log | tail -n 2
-    failed=\$(grep -o 'testcase name=\"\[It\][^\"]*\" classname=\"[^\"]*\" status=\"failed\"' $out/junit.xml | sed 's/ classname=.*//')
+    failed=\$(grep -o 'testcase name=\"\[It\][^\"]*\" classname=\"[^\"]*\" status=\"\(failed\|panicked\)\"' $out/junit.xml | sed 's/ classname=.*//')
     echo \"\$failed\"
     [ -z \"\$(echo \"\$failed\" | grep -v 'public image with digest' | grep .)\" ]
   "
