@@ -36,13 +36,13 @@ async function staticGraph(file: string): Promise<string[]> {
   };
   const byName = new Map(info.modules.map((m) => [m.specifier, m]));
   const seen = new Set<string>();
-  const todo = [...info.roots];
-  while (todo.length) {
-    const s = todo.pop()!;
+  const pending = [...info.roots];
+  while (pending.length) {
+    const s = pending.pop()!;
     if (seen.has(s)) continue;
     seen.add(s);
     for (const d of byName.get(s)?.dependencies ?? []) {
-      if (!d.isDynamic && d.code) todo.push(d.code.specifier);
+      if (!d.isDynamic && d.code) pending.push(d.code.specifier);
     }
   }
   return [...seen];
