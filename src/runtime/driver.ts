@@ -639,6 +639,18 @@ export class ConmonRuntime {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
+  /**
+   * Waits until a `runc create` under conmon has finished: the container's pid file is written
+   * (runc's last step) or conmon has gone. Bounded by the create timeout.
+   */
+  async #createSettled(conmonPid: number | undefined, dir: string): Promise<void> {
+    const end = Date.now() + (this.#opts.createTimeoutMs ?? 120_000);
+    while (Date.now() < end && await isConmonAlive(conmonPid, dir)) {
+      if (await exists(containerFiles(dir).pid)) return;
+      await sleep(50);
+    }
+  }
+
   /** Waits for conmon to leave by itself (it does once the container is gone), else kills it. */
   async #reapConmon(pid: number | undefined, dir: string): Promise<void> {
     if (!pid) return;
@@ -1421,8 +1433,19 @@ export class ConmonRuntime {
           out.push({ id, namespace, status: "stopped", exitCode: exit.code });
           continue;
         }
-        const conmonAlive = await isConmonAlive(await readPidFile(f.conmonPid), dir);
+        const conmonPid = await readPidFile(f.conmonPid);
+        const conmonAlive = await isConmonAlive(conmonPid, dir);
         const halfCreated = meta.pid === undefined || !await exists(f.pid);
+        if (halfCreated && conmonAlive) {
+          // A create cut short while conmon ran `runc create`: its caller never got the pid,
+          // so nothing may keep the container. runc must be done first (a delete racing a
+          // create in flight leaves the container behind), then it is undone like any other.
+          await this.#createSettled(conmonPid, dir);
+          this.#log?.warn("undoing a container whose create was cut short", { id, namespace });
+          await this.#cleanup(dir, meta, this.#runc(meta));
+          out.push({ id, namespace, status: "removed" });
+          continue;
+        }
         if (!conmonAlive) {
           let st: ContainerState | undefined;
           try {

@@ -674,6 +674,53 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     await fresh.delete(id, { namespace: NS });
   });
 
+  it("recover() undoes a create cut short by the daemon's death, once runc create is done", async () => {
+    const id = "cutshort";
+    ids.push(id);
+    const b = await bundle(id, { args: ["sleep", "1000"] });
+    // A runc that holds `create` until the test releases it: the daemon dies in between.
+    const wrapper = `${tmp}/slow-runc`;
+    await Deno.writeTextFile(
+      wrapper,
+      `#!/bin/sh
+case " $* " in *" create "*)
+  touch ${tmp}/create-blocked
+  while [ ! -e ${tmp}/create-release ]; do sleep 0.05; done ;;
+esac
+exec /usr/bin/runc "$@"
+`,
+      { mode: 0o755 },
+    );
+    const script = new URL("./testdata/create_and_exit.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-check", script, `${tmp}/state`, b, id, logPathOf(id), wrapper],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await eventually(
+      async () => (await Deno.stat(`${tmp}/create-blocked`).catch(() => null)) ?? undefined,
+      30_000,
+    );
+    child.kill("SIGKILL");
+    await child.status;
+    const dir = rt.containerDir(id, NS);
+    expect(await conmonPidsFor(dir)).toHaveLength(1); // conmon outlived its daemon
+
+    const fresh = new ConmonRuntime({
+      stateDir: `${tmp}/state`,
+      handlers: { runc: { name: "runc", path: wrapper } },
+    });
+    const recovering = fresh.recover();
+    await sleep(300); // runc create finishes while the new daemon is recovering
+    await Deno.writeTextFile(`${tmp}/create-release`, "");
+    const found = (await recovering).find((c) => c.id === id);
+    expect(found?.status).toBe("removed");
+    expect(await conmonPidsFor(dir)).toEqual([]);
+    const runc = new Runc({ binary: "/usr/bin/runc", root: `${tmp}/state/runc/${NS}` });
+    expect((await runc.list()).map((c) => c.id)).not.toContain(id);
+    expect(await Deno.stat(dir).catch(() => null)).toBeNull();
+  });
+
   it("a container whose conmon died keeps running; recover() keeps it; wait() → 255", async () => {
     const id = "orphan";
     const { pid } = await createStarted(id, { args: ["sleep", "1000"] });

@@ -4,15 +4,21 @@
  *
  * @example
  * ```sh
- * deno run -A create_and_exit.ts <stateDir> <bundle> <id> <logPath>
+ * deno run -A create_and_exit.ts <stateDir> <bundle> <id> <logPath> [runtimePath]
  * ```
+ *
+ * `runtimePath` replaces /usr/bin/runc (a wrapper that holds `runc create` back lets the test
+ * kill this process mid-create).
  *
  * @module
  */
 import { ConmonRuntime } from "../driver.ts";
 
-const [stateDir, bundle, id, logPath] = Deno.args;
-const rt = new ConmonRuntime({ stateDir });
+const [stateDir, bundle, id, logPath, runtimePath] = Deno.args;
+const rt = new ConmonRuntime({
+  stateDir,
+  handlers: { runc: { name: "runc", path: runtimePath ?? "/usr/bin/runc" } },
+});
 const { pid } = await rt.create({
   id,
   namespace: "test",
