@@ -29,6 +29,8 @@ pkgs+=(protobuf-compiler nodejs npm)
 # Test fixtures and side-by-side benchmarks: a real registry, test image inputs, containerd.
 if [ "$want_test" = 1 ]; then
   pkgs+=(docker-registry busybox-static skopeo umoci containerd procps psmisc)
+  # etcd for the control-plane images test (scripts/kube_images.ts) and a kubelet on the host.
+  pkgs+=(etcd-server)
   # apparmor_parser checks the default AppArmor profile the daemon generates (-Q: no kernel).
   pkgs+=(apparmor)
   # The VM suite (vm/, e2e/vm_test.ts): Debian guests built with debootstrap, booted by QEMU.
