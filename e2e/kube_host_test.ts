@@ -1,18 +1,14 @@
 /**
  * A real Kubernetes node on this host: etcd, kube-apiserver, kube-controller-manager,
  * kube-scheduler and a kubelet whose container runtime is a k8scontainerd daemon, all on
- * 127.0.0.1 with free ports and everything under one temp dir. The checks are what a node
- * operator does with kubectl: the node is Ready, a Deployment's pods run with pod IPs, logs,
- * exec, init containers, a liveness probe, volumes, graceful deletion, a missing image, and
- * nothing left behind once the pods are gone.
+ * 127.0.0.1 with free ports and everything under one temp dir (the cluster itself is
+ * ./kube_cluster.ts). The checks are what a node operator does with kubectl: the node is
+ * Ready, a Deployment's pods run with pod IPs, logs, exec, init containers, a liveness probe,
+ * volumes, graceful deletion, a missing image, and nothing left behind once the pods are gone.
  *
  * Needs root and `K8SC_KUBE_DIR`: a directory with kubelet, kube-apiserver,
  * kube-controller-manager, kube-scheduler and kubectl (etcd in it or on PATH). The README's
  * "A kubelet on the host" says how to build them.
- *
- * Authorization is Node,RBAC (the kubelet authenticates as system:node:<name>); the components
- * and kubectl use a system:masters client certificate; the kubelet's own API authorizes with
- * AlwaysAllow after x509 authentication against the test CA.
  */
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -24,147 +20,28 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { freePort, type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
+import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import {
+  kubeBinaries,
+  type KubeCluster,
+  type KubectlResult,
+  NODE,
+  sh,
+  sleep,
+  startKubeCluster,
+  waitFor,
+} from "./kube_cluster.ts";
 
 const BRIDGE = "k8skube1";
 const SUBNET_PREFIX = "10.223.90.";
-// The node's name and Hostname address: the kubelet refuses a loopback --node-ip ("nodeIP
-// can't be loopback address") and then reports no address at all, so the apiserver reaches it by
-// Hostname (--kubelet-preferred-address-types=Hostname), which resolves to 127.0.0.1.
-const NODE = "localhost";
-const KUBE_BINS = [
-  "kubelet",
-  "kube-apiserver",
-  "kube-controller-manager",
-  "kube-scheduler",
-  "kubectl",
-] as const;
-
-function which(name: string): string | undefined {
-  for (const d of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (Deno.statSync(`${d}/${name}`).isFile) return `${d}/${name}`;
-    } catch { /* not here */ }
-  }
-  return undefined;
-}
-
-/** Where the binaries are, or why the suite cannot run. */
-function kubeBinaries(): { bins: Record<string, string> } | { problem: string } {
-  const dir = Deno.env.get("K8SC_KUBE_DIR");
-  if (!dir) {
-    return {
-      problem: "set K8SC_KUBE_DIR to a directory with kubelet, kube-apiserver, " +
-        "kube-controller-manager, kube-scheduler, kubectl (and etcd, or etcd on PATH)",
-    };
-  }
-  const bins: Record<string, string> = {};
-  for (const b of KUBE_BINS) {
-    try {
-      Deno.statSync(`${dir}/${b}`);
-      bins[b] = `${dir}/${b}`;
-    } catch {
-      return { problem: `K8SC_KUBE_DIR=${dir} has no ${b}` };
-    }
-  }
-  let etcd: string | undefined = `${dir}/etcd`;
-  try {
-    Deno.statSync(etcd);
-  } catch {
-    etcd = which("etcd");
-  }
-  if (!etcd) {
-    return { problem: `no etcd in K8SC_KUBE_DIR=${dir} nor on PATH (apt install etcd-server)` };
-  }
-  bins.etcd = etcd;
-  return { bins };
-}
 
 const found = kubeBinaries();
 const skipReason = !isRoot ? ROOT_REASON : "problem" in found ? found.problem : undefined;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a value other than undefined, or fails saying `what`. */
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-  everyMs = 500,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
-}
-
-async function sh(script: string): Promise<string> {
-  const out = await new Deno.Command("sh", { args: ["-ec", script], stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  if (!out.success) throw new Error(`sh failed: ${script}\n${dec.decode(out.stderr)}`);
-  return dec.decode(out.stdout);
-}
-
-/** A CA and certificates signed by it, made with openssl (EC P-256, valid two days). */
-async function makePki(pki: string): Promise<void> {
-  await Deno.mkdir(pki, { recursive: true });
-  const leaf = (name: string, subj: string, san = "") => `
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout ${name}.key -out ${name}.csr -subj '${subj}' 2>/dev/null
-    printf '%s\\n' 'basicConstraints=CA:FALSE' 'keyUsage=critical,digitalSignature,keyEncipherment' \
-      'extendedKeyUsage=serverAuth,clientAuth' ${san ? `'subjectAltName=${san}'` : ""} > ${name}.ext
-    openssl x509 -req -in ${name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile ${name}.ext -out ${name}.crt 2>/dev/null`;
-  await sh(`cd ${pki}
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-      -keyout ca.key -out ca.crt -subj '/CN=k8sc-e2e-ca' \
-      -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>/dev/null
-    ${
-    leaf(
-      "apiserver",
-      "/CN=kube-apiserver",
-      "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc",
-    )
-  }
-    ${leaf("admin", "/O=system:masters/CN=kubernetes-admin")}
-    ${leaf("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")}
-    ${leaf("kubelet", `/O=system:nodes/CN=system:node:${NODE}`)}
-    ${leaf("kubelet-serving", `/CN=${NODE}`, `IP:127.0.0.1,DNS:${NODE}`)}
-    openssl genrsa -out sa.key 2048 2>/dev/null`);
-}
-
-function kubeconfig(server: string, pki: string, user: string): string {
-  return JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "e2e", cluster: { server, "certificate-authority": `${pki}/ca.crt` } }],
-    users: [{
-      name: user,
-      user: { "client-certificate": `${pki}/${user}.crt`, "client-key": `${pki}/${user}.key` },
-    }],
-    contexts: [{ name: "e2e", context: { cluster: "e2e", user } }],
-    "current-context": "e2e",
-  });
-}
-
-interface Proc {
-  name: string;
-  child: Deno.ChildProcess;
-  log: string;
-}
 
 describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the host", () => {
   const bins = "bins" in found ? found.bins : {};
@@ -172,80 +49,21 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
   let d: TestDaemon;
   let dir: string;
   let reg: string;
+  let cluster: KubeCluster;
   let adminKubeconfig: string;
-  let cgroupRoot: string;
   let kubeletPort: number;
   let configToml: string;
-  let kubeletArgs: string[];
-  let kubelet: Proc;
-  const procs: Proc[] = [];
-
-  function spawn(name: string, cmd: string, args: string[]): Proc {
-    const log = `${dir}/logs/${name}.log`;
-    const f = Deno.openSync(log, { write: true, create: true, append: true });
-    const child = new Deno.Command(cmd, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const sink = f.writable.getWriter();
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) await sink.write(c);
-    };
-    Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() =>
-      sink.close().catch(() => {})
-    );
-    const p = { name, child, log };
-    procs.push(p);
-    return p;
-  }
-
-  async function stopAll(): Promise<void> {
-    for (const p of procs.reverse()) {
-      try {
-        p.child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          p.child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 10_000);
-      await p.child.status;
-      clearTimeout(t);
-    }
-  }
 
   /** kubectl as the cluster admin; rejects on a non-zero exit unless `allowFail`. */
-  async function kubectl(
+  const kubectl = (
     args: string[],
     o: { stdin?: string; allowFail?: boolean } = {},
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    const child = new Deno.Command(bins.kubectl, {
-      args: ["--kubeconfig", adminKubeconfig, ...args],
-      stdin: o.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (o.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(o.stdin));
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    if (r.code !== 0 && !o.allowFail) {
-      throw new Error(`kubectl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-    }
-    return r;
-  }
+  ): Promise<KubectlResult> => cluster.kubectl(args, o);
 
-  const apply = (obj: unknown) => kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(obj) });
+  const apply = (obj: unknown) => cluster.apply(obj);
 
   // deno-lint-ignore no-explicit-any
-  const getJson = async (args: string[]): Promise<any> =>
-    JSON.parse((await kubectl(["get", ...args, "-o", "json"])).stdout);
+  const getJson = (args: string[]): Promise<any> => cluster.getJson(args);
 
   // deno-lint-ignore no-explicit-any
   function simplePod(name: string, spec: Record<string, any>) {
@@ -292,170 +110,29 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     await Deno.mkdir(`${dir}/k8sc`);
     d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
 
-    const pki = `${dir}/pki`;
-    await makePki(pki);
-    const etcdPort = freePort(), peerPort = freePort(), apiPort = freePort();
-    kubeletPort = freePort();
-    const healthzPort = freePort();
-    const server = `https://127.0.0.1:${apiPort}`;
-    adminKubeconfig = `${dir}/admin.kubeconfig`;
-    await Deno.writeTextFile(adminKubeconfig, kubeconfig(server, pki, "admin"));
-    await Deno.writeTextFile(`${dir}/kubelet.kubeconfig`, kubeconfig(server, pki, "kubelet"));
-
-    spawn("etcd", bins.etcd, [
-      "--name=e2e",
-      `--data-dir=${dir}/etcd`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=e2e=http://127.0.0.1:${peerPort}`,
-    ]);
-    spawn("kube-apiserver", bins["kube-apiserver"], [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${dir}/apiserver`,
-      `--tls-cert-file=${pki}/apiserver.crt`,
-      `--tls-private-key-file=${pki}/apiserver.key`,
-      `--client-ca-file=${pki}/ca.crt`,
-      `--kubelet-client-certificate=${pki}/apiserver-kubelet-client.crt`,
-      `--kubelet-client-key=${pki}/apiserver-kubelet-client.key`,
-      "--kubelet-preferred-address-types=Hostname",
-      "--service-account-issuer=https://kubernetes.default.svc",
-      `--service-account-key-file=${pki}/sa.key`,
-      `--service-account-signing-key-file=${pki}/sa.key`,
-      "--service-cluster-ip-range=10.223.91.0/24",
-      "--authorization-mode=Node,RBAC",
-      "--enable-admission-plugins=NodeRestriction",
-      "--allow-privileged=true",
-      // The "kubernetes" Service's endpoint would be 127.0.0.1, which Endpoints refuse.
-      "--endpoint-reconciler-type=none",
-      "--profiling=false",
-    ]);
-    await waitFor(
-      "kube-apiserver /readyz",
-      async () => {
-        const r = await kubectl(["get", "--raw", "/readyz"], { allowFail: true });
-        return r.code === 0 ? true : undefined;
-      },
-      120_000,
-      1000,
-    );
-
-    spawn("kube-controller-manager", bins["kube-controller-manager"], [
-      `--kubeconfig=${adminKubeconfig}`,
-      "--bind-address=127.0.0.1",
-      "--secure-port=0",
-      "--leader-elect=false",
-      `--service-account-private-key-file=${pki}/sa.key`,
-      `--root-ca-file=${pki}/ca.crt`,
-      "--use-service-account-credentials=false",
-    ]);
-    spawn("kube-scheduler", bins["kube-scheduler"], [
-      `--kubeconfig=${adminKubeconfig}`,
-      "--bind-address=127.0.0.1",
-      "--secure-port=0",
-      "--leader-elect=false",
-    ]);
-
-    // The kubelet: everything it writes under the temp dir, its kubepods tree under a cgroup
-    // root of its own, its servers on 127.0.0.1.
-    cgroupRoot = `/k8sc-kube-e2e-${Date.now().toString(36)}`;
-    // The kubelet wants its cgroup root to exist in every hierarchy (a v1 cpuset needs cpus and
-    // mems before anything can join it).
-    await sh(`if [ -f /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup${cgroupRoot}
-      else
-        for c in /sys/fs/cgroup/*/; do
-          case "$c" in */unified/) continue;; esac
-          mkdir -p "$c${cgroupRoot}"
-        done
-        cs=/sys/fs/cgroup/cpuset
-        cat $cs/cpuset.cpus > $cs${cgroupRoot}/cpuset.cpus
-        cat $cs/cpuset.mems > $cs${cgroupRoot}/cpuset.mems
-      fi`);
-    const oomScoreAdj = Number((await Deno.readTextFile("/proc/self/oom_score_adj")).trim());
-    await Deno.writeTextFile(`${dir}/resolv.conf`, "nameserver 127.0.0.1\n");
-    await Deno.writeTextFile(
-      `${dir}/kubelet.yaml`,
-      JSON.stringify({
-        apiVersion: "kubelet.config.k8s.io/v1beta1",
-        kind: "KubeletConfiguration",
-        address: "127.0.0.1",
-        port: kubeletPort,
-        readOnlyPort: 0,
-        healthzBindAddress: "127.0.0.1",
-        healthzPort,
-        authentication: {
-          anonymous: { enabled: false },
-          webhook: { enabled: false },
-          x509: { clientCAFile: `${pki}/ca.crt` },
-        },
-        authorization: { mode: "AlwaysAllow" },
-        tlsCertFile: `${pki}/kubelet-serving.crt`,
-        tlsPrivateKeyFile: `${pki}/kubelet-serving.key`,
-        cgroupDriver: "cgroupfs",
-        cgroupsPerQOS: true,
-        cgroupRoot,
-        enforceNodeAllocatable: ["pods"],
-        failSwapOn: false,
-        makeIPTablesUtilChains: false,
-        oomScoreAdj,
-        resolvConf: `${dir}/resolv.conf`,
-        podLogsDir: `${dir}/pod-logs`,
-        containerRuntimeEndpoint: `unix://${d.socket}`,
-        imageServiceEndpoint: `unix://${d.socket}`,
-        // This box's disk and memory are shared: do not evict test pods for others' use.
-        evictionHard: {
-          "memory.available": "100Mi",
-          "nodefs.available": "1%",
-          "imagefs.available": "1%",
-        },
-        imageGCHighThresholdPercent: 100,
-        imageGCLowThresholdPercent: 99,
-        serializeImagePulls: false,
-        rotateCertificates: false,
-      }),
-    );
-    kubeletArgs = [
-      `--config=${dir}/kubelet.yaml`,
-      `--kubeconfig=${dir}/kubelet.kubeconfig`,
-      `--root-dir=${dir}/kubelet`,
-      `--cert-dir=${dir}/kubelet/pki`,
-      `--volume-plugin-dir=${dir}/kubelet/volume-plugins`,
-      `--hostname-override=${NODE}`,
-      `--pod-infra-container-image=${reg}/pause:latest`,
-      "--v=2",
-    ];
-    kubelet = spawn("kubelet", bins.kubelet, kubeletArgs);
+    cluster = await startKubeCluster({
+      bins,
+      dir,
+      runtimeSocket: d.socket,
+      podInfraImage: `${reg}/pause:latest`,
+    });
+    adminKubeconfig = cluster.adminKubeconfig;
+    kubeletPort = cluster.kubeletPort;
   });
 
   afterAll(async () => {
     // Pods first, while the kubelet still runs, so it stops them through the runtime.
-    if (adminKubeconfig) {
+    if (cluster) {
       await kubectl(["delete", "deployment,pod,configmap,secret", "--all", "--wait=false"], {
         allowFail: true,
       }).catch(() => {});
+      await cluster.stop();
     }
-    await stopAll();
     await d?.stop();
     if (d) await Deno.writeTextFile(`${dir}/logs/k8scontainerd.log`, d.log());
     await cleanUpAfterDaemon(d, BRIDGE);
-    // The kubelet's mounts (secret/configMap tmpfs) and its kubepods cgroups (an emptied cgroup
-    // can refuse rmdir for a moment: a few tries).
-    await sh(`grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; true`)
-      .catch(() => {});
-    for (let i = 0; cgroupRoot && i < 20; i++) {
-      const left = await sh(`for c in /sys/fs/cgroup/*/; do
-          [ -d "$c${cgroupRoot}" ] || continue
-          find "$c${cgroupRoot}" -depth -type d -exec rmdir {} + 2>/dev/null || true
-          [ -d "$c${cgroupRoot}" ] && echo "$c${cgroupRoot}"
-        done; true`).catch((e) => `${e}`);
-      if (left === "") break;
-      if (i === 19) console.log(`left behind: ${left}`);
-      await sleep(500);
-    }
+    // The kubelet's mounts and its cgroup root.
+    await cluster?.cleanup();
     await registry?.stop();
     if (Deno.env.get("K8SC_KUBE_KEEP")) console.log(`kept ${dir}`);
     else await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -903,9 +580,7 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
 
   it("restarting the kubelet: it adopts the running pods without restarting them", async () => {
     const before = await webContainers();
-    kubelet.child.kill("SIGTERM");
-    await kubelet.child.status;
-    kubelet = spawn("kubelet", bins.kubelet, kubeletArgs);
+    await cluster.restartKubelet();
     await waitFor(
       "the kubelet's healthz",
       async () => {
