@@ -64,7 +64,9 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
         `; logs in ${report.jobDir}`,
     );
     const phases = ["install-and-test", "after-reboot"];
-    if (!kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"))) phases.push("kubeadm");
+    if (!kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"))) {
+      phases.push("kubeadm", "kubeadm-after-reboot");
+    }
     if (!critestDirProblem(Deno.env.get("K8SC_CRITEST_DIR"))) phases.push("critest");
     expect(report.boots.map((b) => [b.phase, b.timedOut])).toEqual(phases.map((p) => [p, false]));
   });
@@ -145,8 +147,16 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
           "kube-logs",
           "kube-port-forward",
           "kube-delete",
+          "kube-keeper",
         ]
       ) step("kubeadm", s);
+    },
+  );
+  it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(
+    "kubeadm: after a reboot the control plane and the Deployment's pods come back by themselves",
+    () => {
+      step("kubeadm-after-reboot", "kube-back");
+      expect(step("kubeadm-after-reboot", "kube-pods-back").detail).toContain("exec-after-reboot");
     },
   );
 });

@@ -148,7 +148,7 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
   const only = o.only ?? Deno.env.get("K8SC_VM_PHASES")?.split(",").filter((p) => p);
   const phases: string[] = [
     ...PHASES,
-    ...(kubeadmSkipped ? [] : ["kubeadm"]),
+    ...(kubeadmSkipped ? [] : ["kubeadm", "kubeadm-after-reboot"]),
     ...(critestSkipped ? [] : ["critest"]),
   ].filter((p) => !only?.length || only.includes(p));
   const machine = await GuestMachine.create({

@@ -5,7 +5,9 @@
 #   after-reboot      check that the service came back by itself, cleaned up, and reports
 #                     the earlier pod correctly; power off
 #   kubeadm           (only when the host shares kubeadm/kubelet/kubectl and images) kubeadm
-#                     init against our socket, a pod, exec, logs, port-forward, delete
+#                     init against our socket, a pod, exec, logs, port-forward, delete; a
+#                     Deployment left running; power off (a reboot)
+#   kubeadm-after-reboot  the control plane and the Deployment's pods came back by themselves
 #   critest           (only when the host shares critest, crictl, run.sh and the conformance
 #                     registry's data, 9p tag "critest") critest against the systemd service
 #                     with runc, then the crun handler on a focused set
@@ -109,6 +111,35 @@ kubeadm)
     [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ]
   '
   . "$P/vm/guest/kubeadm.sh"
+  journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
+  journalctl -b -u kubelet -o cat > "$J/$phase.kubelet-journal" 2>&1
+  ;;
+kubeadm-after-reboot)
+  export KUBECONFIG=/etc/kubernetes/admin.conf
+  check kube-back sh -ec '
+    for u in k8scontainerd kubelet; do
+      for i in $(seq 1 300); do
+        [ "$(systemctl show -p ActiveState --value $u)" = active ] && break
+        sleep 1
+      done
+      [ "$(systemctl show -p ActiveState --value $u)" = active ]
+    done
+    # The static pods (etcd, apiserver, controller-manager, scheduler) are the kubelet'"'"'s to
+    # restart from /etc/kubernetes/manifests: the API answers once they are back.
+    for i in $(seq 1 1200); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 1; done
+    kubectl get --raw /readyz
+    echo
+    kubectl wait --for=condition=Ready node --all --timeout=900s
+    kubectl -n kube-system get pods -o wide
+  '
+  check kube-pods-back sh -ec '
+    kubectl rollout status deployment/keeper --timeout=900s
+    kubectl wait --for=condition=Ready pod -l app=keeper --timeout=600s
+    kubectl get pods -l app=keeper -o wide
+    p=$(kubectl get pods -l app=keeper -o jsonpath="{.items[0].metadata.name}")
+    kubectl exec "$p" -- sh -c "echo exec-after-reboot" | grep exec-after-reboot
+    k8scontainerd -n k8s.io containers ls -q | wc -l
+  '
   journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   journalctl -b -u kubelet -o cat > "$J/$phase.kubelet-journal" 2>&1
   ;;
