@@ -24,7 +24,7 @@ import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
-import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
 import {
   kubeBinaries,
@@ -102,11 +102,39 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     await Deno.mkdir(`${dir}/logs`);
     registry = await startRegistry();
     reg = registry.address;
-    await pushFixtures(reg, ["busybox", "pause"]);
+    await pushFixtures(reg, ["busybox", "pause", "user-uid"]);
 
     // The runtime: its own CNI bridge and the test registry's pause image.
-    await writeCniConf(dir, { name: "kube-e2e", bridge: BRIDGE, subnet: `${SUBNET_PREFIX}0/24` });
-    configToml = await writeCriConfig(dir, { sandboxImage: `${reg}/pause:latest` });
+    // A chained plugin that refuses ADD for the pod named cni-fail and passes every other
+    // attachment through (our CNI layer puts prevResult last in the config it pipes in).
+    await Deno.mkdir(`${dir}/cni-bin`);
+    await Deno.writeTextFile(
+      `${dir}/cni-bin/e2e-failadd`,
+      `#!/bin/sh
+input=$(cat)
+case "$CNI_COMMAND" in
+ADD)
+  case ";$CNI_ARGS;" in *";K8S_POD_NAME=cni-fail;"*)
+    echo '{"cniVersion":"1.0.0","code":11,"msg":"ADD refused by the e2e plugin"}'
+    exit 1 ;;
+  esac
+  printf '%s' "$input" | sed -e 's/.*,"prevResult"://' -e 's/}$//' ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    await writeCniConf(dir, {
+      name: "kube-e2e",
+      bridge: BRIDGE,
+      subnet: `${SUBNET_PREFIX}0/24`,
+      after: [{ type: "e2e-failadd" }],
+    });
+    configToml = await writeCriConfig(dir, {
+      sandboxImage: `${reg}/pause:latest`,
+      extraCri: `cni_bin_dirs = ["${dir}/cni-bin", "/usr/lib/cni", "/opt/cni/bin"]\n`,
+    });
     await Deno.mkdir(`${dir}/k8sc`);
     d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
 
@@ -212,6 +240,64 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     expect(r.code).toBe(3);
     const ok = await kubectl(["exec", name, "--", "hostname"]);
     expect(ok.stdout).toBe(`${name}\n`);
+  });
+
+  it("kubectl exec -t gives a terminal and returns the exit code", async () => {
+    const name = Object.keys(await webContainers())[0];
+    // A real pty for kubectl (script from util-linux), as an operator's terminal would be.
+    const out = await new Deno.Command("script", {
+      args: [
+        "-qec",
+        `${bins.kubectl} --kubeconfig ${adminKubeconfig} exec -it ${name} -- sh -c 'tty; stty size; exit 4'`,
+        "/dev/null",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    expect(text).toMatch(/\/dev\/pts\/\d+/);
+    expect(text).toMatch(/\d+ \d+/);
+    expect(out.code).toBe(4);
+  });
+
+  it("kubectl attach reaches a running container's stdin and stdout", async () => {
+    await apply(simplePod("attachee", {
+      containers: [{
+        name: "app",
+        image: busybox(),
+        stdin: true,
+        command: ["sh", "-c", 'echo ready; while read l; do echo "echo:$l"; done'],
+      }],
+    }));
+    await waitPod("attachee", (p) => p.status.phase === "Running", "Running");
+    const child = new Deno.Command(bins.kubectl, {
+      args: ["--kubeconfig", adminKubeconfig, "attach", "-i", "attachee", "-c", "app"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    let seen = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const deadline = Date.now() + 60_000;
+    try {
+      while (!seen.includes("echo:through attach") && Date.now() < deadline) {
+        await w.write(new TextEncoder().encode("through attach\n"));
+        const r = await Promise.race([reader.read(), sleep(2000).then(() => undefined)]);
+        if (r?.value) seen += r.value;
+        if (r?.done) break;
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+      reader.releaseLock();
+      await child.stdout.cancel().catch(() => {});
+    }
+    expect(seen).toContain("echo:through attach");
+    // The attach went through the container's own stdout: the log has it too.
+    expect((await kubectl(["logs", "attachee"])).stdout).toContain("echo:through attach");
+    await kubectl(["delete", "pod", "attachee", "--wait=true", "--timeout=60s"]);
   });
 
   it("init containers run to completion, in order, before the app", async () => {
@@ -350,6 +436,70 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     const logs = (await kubectl(["logs", "vols"])).stdout;
     expect(p.status.phase).toBe("Succeeded");
     expect(logs).toBe("hello from a configMap\ns3cret\n400\nscratch\n1\ntoken\n");
+  });
+
+  it("hostPath and projected volumes (configMap, secret, downward API, token)", async () => {
+    const host = `${dir}/hostpath`;
+    await Deno.mkdir(host, { recursive: true });
+    await Deno.writeTextFile(`${host}/from-host`, "written on the node\n");
+    await apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "proj-cfg" },
+      data: { a: "from the configMap" },
+    });
+    await apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "proj-sec" },
+      stringData: { b: "from the secret" },
+    });
+    await apply(simplePod("projected", {
+      restartPolicy: "Never",
+      volumes: [
+        { name: "host", hostPath: { path: host, type: "Directory" } },
+        {
+          name: "all",
+          projected: {
+            sources: [
+              { configMap: { name: "proj-cfg" } },
+              { secret: { name: "proj-sec" } },
+              {
+                downwardAPI: {
+                  items: [{ path: "podname", fieldRef: { fieldPath: "metadata.name" } }],
+                },
+              },
+              { serviceAccountToken: { path: "token", expirationSeconds: 3600 } },
+            ],
+          },
+        },
+      ],
+      containers: [{
+        name: "app",
+        image: busybox(),
+        command: [
+          "sh",
+          "-c",
+          "cat /host/from-host; echo back > /host/from-pod; cat /all/a; echo; cat /all/b; echo; " +
+          "cat /all/podname; echo; test -s /all/token && echo token",
+        ],
+        volumeMounts: [
+          { name: "host", mountPath: "/host" },
+          { name: "all", mountPath: "/all" },
+        ],
+      }],
+    }));
+    const p = await waitPod(
+      "projected",
+      (p) => ["Succeeded", "Failed"].includes(p.status.phase),
+      "done",
+    );
+    expect((await kubectl(["logs", "projected"])).stdout).toBe(
+      "written on the node\nfrom the configMap\nfrom the secret\nprojected\ntoken\n",
+    );
+    expect(p.status.phase).toBe("Succeeded");
+    expect(await Deno.readTextFile(`${host}/from-pod`)).toBe("back\n");
+    await kubectl(["delete", "pod", "projected", "--wait=true", "--timeout=60s"]);
   });
 
   it("kubectl delete pod stops it gracefully (SIGTERM, then gone)", async () => {
@@ -578,6 +728,17 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     expect(ready.stdout).toBe("True");
   });
 
+  it("k8scontainerd killed -9 under the kubelet: pods untouched, exec and logs work after", async () => {
+    const before = await webContainers();
+    await d.kill();
+    d = await startTestDaemon({ args: ["--config", configToml], dir: `${dir}/k8sc` });
+    await sleep(12_000);
+    expect(await webContainers()).toEqual(before);
+    const name = Object.keys(before)[0];
+    expect((await kubectl(["exec", name, "--", "echo", "after kill"])).stdout).toBe("after kill\n");
+    expect((await kubectl(["logs", name])).stdout).toBe(`started on ${name}\n`);
+  });
+
   it("restarting the kubelet: it adopts the running pods without restarting them", async () => {
     const before = await webContainers();
     await cluster.restartKubelet();
@@ -699,6 +860,98 @@ describe.skipIf(skipReason !== undefined, skipReason ?? "")("a kubelet on the ho
     expect(w.message).toContain("does-not-exist");
     expect(w.message).toMatch(/not found|unknown/i);
     await kubectl(["delete", "pod", "missing", "--wait=true", "--timeout=60s"]);
+  });
+
+  it("a command that does not exist: the kubelet shows the runtime's reason", async () => {
+    await apply(simplePod("nocmd", {
+      restartPolicy: "Never",
+      containers: [{ name: "app", image: busybox(), command: ["/no/such/binary"] }],
+    }));
+    // runc finds the missing executable at create (CreateContainerError) or at start
+    // (RunContainerError / StartError): either way the message names it.
+    const p = await waitPod(
+      "nocmd",
+      (p) => {
+        const s = p.status.containerStatuses?.[0]?.state;
+        return ["CreateContainerError", "RunContainerError"].includes(s?.waiting?.reason) ||
+          s?.terminated?.reason === "StartError";
+      },
+      "a create or start error",
+    );
+    const s = p.status.containerStatuses[0].state;
+    const message = s.waiting?.message ?? s.terminated?.message ?? "";
+    expect(message).toContain("/no/such/binary");
+    expect(message).toMatch(/no such file or directory|not found/);
+    await kubectl(["delete", "pod", "nocmd", "--wait=true", "--timeout=60s"]);
+  });
+
+  it("a pod whose CNI ADD fails: a FailedCreatePodSandBox event with the plugin's message", async () => {
+    await apply(simplePod("cni-fail", {
+      containers: [{ name: "app", image: busybox(), command: ["sleep", "3600"] }],
+    }));
+    const ev = await waitFor(
+      "a FailedCreatePodSandBox event",
+      async () => {
+        const evs = await getJson([
+          "events",
+          "--field-selector",
+          "involvedObject.name=cni-fail,reason=FailedCreatePodSandBox",
+        ]);
+        return evs.items[0];
+      },
+      120_000,
+      2000,
+    );
+    expect(ev.message).toContain("ADD refused by the e2e plugin");
+    const p = await getJson(["pod", "cni-fail"]);
+    expect(p.status.phase).toBe("Pending");
+    await kubectl(["delete", "pod", "cni-fail", "--wait=true", "--timeout=120s"]);
+    // Every attempt's sandbox is torn down again: no netns of it left.
+  });
+
+  it("image garbage collection: under disk pressure the kubelet removes unused images", async () => {
+    // An image only a finished pod used, then no pod at all.
+    await apply(simplePod("gc-victim", {
+      restartPolicy: "Never",
+      containers: [{ name: "app", image: `${reg}/user-uid:latest` }],
+    }));
+    await waitPod("gc-victim", (p) => p.status.phase === "Succeeded", "Succeeded");
+    await kubectl(["delete", "pod", "gc-victim", "--wait=true", "--timeout=60s"]);
+    const images = async () =>
+      (await runCli(["--address", d.socket, "-n", "k8s.io", "images", "ls", "-q"])).stdout;
+    expect(await images()).toContain(`${reg}/user-uid:latest`);
+    // The threshold above what this disk has free: the eviction manager reclaims node-level
+    // resources first, which deletes every image no container uses (the pause image is pinned).
+    const cfgPath = `${dir}/kubelet.yaml`;
+    const original = await Deno.readTextFile(cfgPath);
+    const cfg = JSON.parse(original);
+    cfg.evictionHard = {
+      ...cfg.evictionHard,
+      "imagefs.available": "99%",
+      "nodefs.available": "99%",
+    };
+    await Deno.writeTextFile(cfgPath, JSON.stringify(cfg));
+    try {
+      await cluster.restartKubelet();
+      await waitFor(
+        "the unused image to be collected",
+        async () => (await images()).includes(`${reg}/user-uid:latest`) ? undefined : true,
+        180_000,
+        2000,
+      );
+      const pressure = await kubectl([
+        "get",
+        "node",
+        NODE,
+        "-o",
+        `jsonpath={.status.conditions[?(@.type=="DiskPressure")].status}`,
+      ]);
+      expect(pressure.stdout).toBe("True");
+      expect(await images()).toContain(`${reg}/pause:latest`);
+    } finally {
+      await Deno.writeTextFile(cfgPath, original);
+      await cluster.restartKubelet();
+    }
   });
 
   it("once the pods are deleted nothing is left: no sandboxes, netns, mounts or conmon", async () => {
