@@ -251,7 +251,7 @@ exit 0
         `${bins.kubectl} --kubeconfig ${adminKubeconfig} exec -it ${name} -- sh -c 'tty; stty size; exit 4'`,
         "/dev/null",
       ],
-      stdin: "piped",
+      stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).output();
