@@ -954,7 +954,7 @@ exit 0
     }
   });
 
-  it("once the pods are deleted nothing is left: no sandboxes, netns, mounts or conmon", async () => {
+  it("once the pods are deleted nothing is left: no sandboxes, netns, mounts, conmon, IPs, cgroups", async () => {
     await kubectl(["delete", "deployment,pod", "--all", "--wait=true", "--timeout=120s"]);
     const rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
     try {
@@ -980,7 +980,23 @@ exit 0
       ps -eo args | grep '[c]onmon.*${d.dir}' || true
       grep -o ' ${d.dir}/[^ ]*' /proc/self/mountinfo || true
       grep -rhoE '/run/netns/k8sc-[0-9a-f]+' ${d.dir}/state/cni 2>/dev/null | sort -u |
-        while read -r ns; do [ -e "$ns" ] && echo "$ns"; done; true`);
+        while read -r ns; do [ -e "$ns" ] && echo "$ns"; done
+      # IP leases of the pod network (host-local keeps one file per address in use).
+      ls ${dir}/ipam/kube-e2e 2>/dev/null | grep -E '^[0-9.]+$' || true`);
     expect(left).toBe("");
+    // The pods' cgroups: the kubelet removes a pod's cgroup once its containers are gone
+    // (its pod cleanup runs every few seconds); ours are inside and must not keep it busy.
+    const podCgroups = () =>
+      sh(`find /sys/fs/cgroup/*${cluster.cgroupRoot} -mindepth 2 -type d -name '*pod*' \
+        2>/dev/null | head -5; true`);
+    await waitFor(
+      "pod cgroups removed",
+      async () => (await podCgroups()) === "" || undefined,
+      90_000,
+      2000,
+    )
+      .catch(async (e) => {
+        throw new Error(`${e}\nleft: ${await podCgroups()}`);
+      });
   });
 });
