@@ -47,6 +47,8 @@ export interface GrpcServerOptions {
   metrics: MetricsRegistry;
   maxRecvMessageSize?: number;
   maxSendMessageSize?: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1000). */
+  maxConcurrentStreams?: number;
   /** What an invalid `:authority` becomes at the edge. Default "localhost". */
   authority?: string;
 }
@@ -66,6 +68,7 @@ export class GrpcServer {
     this.#server = new grpc.Server({
       "grpc.max_receive_message_length": opts.maxRecvMessageSize ?? 16 << 20,
       "grpc.max_send_message_length": opts.maxSendMessageSize ?? 16 << 20,
+      "grpc.max_concurrent_streams": opts.maxConcurrentStreams ?? 1000,
     });
     this.#log = opts.log.child({ component: "grpc" });
     this.#requests = opts.metrics.counter(

@@ -32,6 +32,8 @@ export interface Config {
     /** Largest message either way, in bytes. */
     max_recv_message_size: number;
     max_send_message_size: number;
+    /** Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+    max_concurrent_streams: number;
   };
   log: { level: Level };
   images: {
@@ -94,6 +96,9 @@ export function defaultConfig(): Config {
       gid: 0,
       max_recv_message_size: 16 * 1024 * 1024,
       max_send_message_size: 16 * 1024 * 1024,
+      // A client that opens streams and never finishes them holds memory per stream; the
+      // kubelet keeps a handful open on its one connection.
+      max_concurrent_streams: 1000,
     },
     log: { level: "info" },
     images: { snapshotter: "overlayfs", max_concurrent_downloads: 3 },
@@ -188,6 +193,7 @@ const CHECKS: Record<string, Check> = {
   "grpc.gid": nonNegativeInt,
   "grpc.max_recv_message_size": positiveInt,
   "grpc.max_send_message_size": positiveInt,
+  "grpc.max_concurrent_streams": positiveInt,
   "log.level": logLevel,
   "images.snapshotter": snapshotterName,
   "images.max_concurrent_downloads": positiveInt,
