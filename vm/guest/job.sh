@@ -117,6 +117,8 @@ kubeadm)
 kubeadm-after-reboot)
   export KUBECONFIG=/etc/kubernetes/admin.conf
   check kube-back sh -ec '
+    # No cluster was made before the reboot: nothing to come back.
+    [ -f /etc/kubernetes/admin.conf ] || { echo "no /etc/kubernetes/admin.conf: kubeadm init did not run"; exit 1; }
     for u in k8scontainerd kubelet; do
       for i in $(seq 1 300); do
         [ "$(systemctl show -p ActiveState --value $u)" = active ] && break
@@ -126,15 +128,15 @@ kubeadm-after-reboot)
     done
     # The static pods (etcd, apiserver, controller-manager, scheduler) are the kubelet'"'"'s to
     # restart from /etc/kubernetes/manifests: the API answers once they are back.
-    for i in $(seq 1 1200); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 1; done
+    for i in $(seq 1 900); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 1; done
     kubectl get --raw /readyz
     echo
-    kubectl wait --for=condition=Ready node --all --timeout=900s
+    kubectl wait --for=condition=Ready node --all --timeout=300s
     kubectl -n kube-system get pods -o wide
   '
   check kube-pods-back sh -ec '
-    kubectl rollout status deployment/keeper --timeout=900s
-    kubectl wait --for=condition=Ready pod -l app=keeper --timeout=600s
+    kubectl rollout status deployment/keeper --timeout=600s
+    kubectl wait --for=condition=Ready pod -l app=keeper --timeout=300s
     kubectl get pods -l app=keeper -o wide
     p=$(kubectl get pods -l app=keeper -o jsonpath="{.items[0].metadata.name}")
     kubectl exec "$p" -- sh -c "echo exec-after-reboot" | grep exec-after-reboot

@@ -64,8 +64,12 @@ check kube-runtime-config sh -ec "
   {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}}]}
 NET
   swapoff -a
+  # What kubeadm's preflight wants, kept for the boot after the reboot too.
+  echo br_netfilter > /etc/modules-load.d/k8s.conf
   modprobe br_netfilter
-  sysctl -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+  printf '%s\n' net.ipv4.ip_forward=1 net.ipv6.conf.default.forwarding=1 \
+    net.ipv6.conf.all.forwarding=1 net.bridge.bridge-nf-call-iptables=1 > /etc/sysctl.d/99-k8s.conf
+  sysctl -p /etc/sysctl.d/99-k8s.conf
   systemctl restart k8scontainerd
 "
 
