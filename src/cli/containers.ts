@@ -7,7 +7,7 @@ import type { Args, Context } from "./commands.ts";
 import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 import { interactiveSession, parseDetachKeys } from "./interactive.ts";
-import { remoteCommand } from "../cri/streaming/client.ts";
+import { remoteCommand } from "../streaming/client.ts";
 import type { Mount, PortMapping } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
 /**
