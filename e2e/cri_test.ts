@@ -26,7 +26,7 @@ import {
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
-import { openPortForward, remoteCommand } from "../src/cri/streaming/client.ts";
+import { openPortForward, remoteCommand } from "../src/streaming/client.ts";
 import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";
 import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
 

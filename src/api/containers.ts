@@ -1,5 +1,5 @@
 /** Management API: Containers, Tasks and Events services over the ContainerService. */
-import type { CallContext } from "./server.ts";
+import type { CallContext } from "../grpc/server.ts";
 import { namespaceOf } from "./namespace.ts";
 import { required, toNanos } from "./convert.ts";
 import { type ContainerService, IPS_LABEL, type TaskView } from "../services/containers/service.ts";
@@ -8,8 +8,8 @@ import type { Exchange } from "../events/exchange.ts";
 import type * as cpb from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 import * as tpb from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
 import type * as epb from "../gen/k8scontainerd/services/events/v1/events.ts";
-import type { StreamingServer } from "../cri/streaming/server.ts";
-import { managementStreamId } from "./stream_backend.ts";
+import type { StreamingServer } from "../streaming/server.ts";
+import { managementStreamId } from "../services/containers/stream_sessions.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
 
 function wireContainer(c: Container): cpb.Container {

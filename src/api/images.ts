@@ -1,5 +1,5 @@
 /** Management API: Images service (k8scontainerd.services.images.v1) over the ImageService. */
-import type { CallContext } from "./server.ts";
+import type { CallContext } from "../grpc/server.ts";
 import { namespaceOf } from "./namespace.ts";
 import {
   fromWireDescriptor,

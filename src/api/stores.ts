@@ -3,7 +3,7 @@
  * as containerd exposes its stores. Removals that free space trigger garbage collection
  * through the images service, which owns it.
  */
-import type { CallContext } from "./server.ts";
+import type { CallContext } from "../grpc/server.ts";
 import { namespaceOf } from "./namespace.ts";
 import { required, toNanos } from "./convert.ts";
 import { InvalidArgumentError, NotFoundError } from "../errdefs/errors.ts";

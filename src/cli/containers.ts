@@ -7,7 +7,8 @@ import type { Args, Context } from "./commands.ts";
 import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 import { interactiveSession, parseDetachKeys } from "./interactive.ts";
-import { remoteCommand } from "../cri/streaming/client.ts";
+import { remoteCommand } from "../streaming/client.ts";
+import { type CriStream, parseCriLogLine } from "../runtime/cri_log.ts";
 import type { Mount, PortMapping } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
 /**
@@ -43,13 +44,12 @@ function parseMount(s: string): Mount {
 /** Decodes CRI log lines ("<time> <stream> <P|F> <text>") back into the program's output. */
 export function decodeCriLog(
   chunk: string,
-  out: (stream: "stdout" | "stderr", text: string) => void,
+  out: (stream: CriStream, text: string) => void,
 ): void {
   for (const line of chunk.split("\n")) {
-    if (!line) continue;
-    const m = /^\S+ (stdout|stderr) ([PF]) ?(.*)$/.exec(line);
-    if (!m) continue;
-    out(m[1] as "stdout" | "stderr", m[2] === "F" ? `${m[3]}\n` : m[3]);
+    const rec = parseCriLogLine(line);
+    if (!rec) continue;
+    out(rec.stream, rec.partial ? rec.content : `${rec.content}\n`);
   }
 }
 

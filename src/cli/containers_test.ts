@@ -1,5 +1,5 @@
 import { describe, expect, it } from "../testing/bdd.ts";
-import { containerStatus, parseVolume, startFailureExitCode } from "./containers.ts";
+import { containerStatus, decodeCriLog, parseVolume, startFailureExitCode } from "./containers.ts";
 import { UsageError } from "./usage_error.ts";
 
 describe("run's helpers", () => {
@@ -64,5 +64,22 @@ describe("run -p", () => {
         new RegExp(`invalid -p "${bad.replace(/[/.[\]]/g, "\\$&")}"`),
       );
     }
+  });
+});
+
+describe("logs", () => {
+  it("decode back into the program's output for `logs` (the runtime's CRI log parser)", () => {
+    const out: string[] = [];
+    decodeCriLog(
+      [
+        "2024-01-01T00:00:00Z stdout P hel",
+        "2024-01-01T00:00:00Z stdout F lo",
+        "2024-01-01T00:00:01Z stderr F oops",
+        "garbage",
+        "",
+      ].join("\n"),
+      (stream, text) => out.push(`${stream}:${text}`),
+    );
+    expect(out).toEqual(["stdout:hel", "stdout:lo\n", "stderr:oops\n"]);
   });
 });

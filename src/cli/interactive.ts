@@ -3,7 +3,7 @@
  * raw mode, keystrokes to the container, its output to ours, and the window size followed on
  * SIGWINCH — over the daemon's streaming server (the same SPDY protocol crictl uses).
  */
-import { remoteCommand } from "../cri/streaming/client.ts";
+import { remoteCommand } from "../streaming/client.ts";
 import { UsageError } from "./usage_error.ts";
 
 const enc = new TextEncoder();

@@ -11,7 +11,7 @@ import {
   type GetEventsRequest,
   type PodSandboxStatus,
 } from "../gen/runtime/v1/api.ts";
-import type { CallContext } from "../api/server.ts";
+import type { CallContext } from "../grpc/server.ts";
 import type { Exchange } from "../events/exchange.ts";
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import { podSandboxStatus } from "./sandbox_status.ts";

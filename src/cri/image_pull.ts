@@ -29,7 +29,7 @@
  * server.add(ImageServiceService, { pullImage: pullImageHandler(view, log) });
  * ```
  */
-import type { CallContext } from "../api/server.ts";
+import type { CallContext } from "../grpc/server.ts";
 import type { AuthConfig, PullImageRequest, PullImageResponse } from "../gen/runtime/v1/api.ts";
 import type { Logger } from "../log/logger.ts";
 import { type Credentials, credentialsFromAuthConfig } from "../remotes/auth.ts";

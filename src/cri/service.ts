@@ -11,7 +11,7 @@
  * registerCri(grpc, { ...stores, log }); // stores from openStores()
  * ```
  */
-import type { GrpcServer } from "../api/server.ts";
+import type { GrpcServer } from "../grpc/server.ts";
 import type { ContentStore } from "../content/store.ts";
 import { ImageServiceService, RuntimeServiceService } from "../gen/runtime/v1/api.ts";
 import { withCachedListEncodings } from "./list_encoding.ts";
@@ -47,9 +47,9 @@ import {
 import { containerStatus, listContainers, streamContainers } from "./container_status.ts";
 import { execSync } from "./exec_sync.ts";
 import { containerEvents } from "./container_events.ts";
-import { StreamingServer } from "./streaming/server.ts";
+import { StreamingServer } from "../streaming/server.ts";
 import { criStreamingBackend } from "./streaming_backend.ts";
-import { withManagementStreams } from "../api/stream_backend.ts";
+import type { StreamingBackend } from "../streaming/backend.ts";
 import { streamingHandlers } from "./streaming_urls.ts";
 import type { Exchange } from "../events/exchange.ts";
 import type { HandlerFeatures } from "../runtime/features.ts";
@@ -113,6 +113,11 @@ export interface CriDeps {
   streamPort?: number;
   /** Objects per message of the Stream* list RPCs (default 100). */
   streamBatchSize?: number;
+  /**
+   * Wraps the CRI's streaming backend before the streaming server gets it: the daemon routes
+   * management containers' sessions through the same server this way (default: as is).
+   */
+  streamBackend?: (cri: StreamingBackend) => StreamingBackend;
 }
 
 /**
@@ -157,7 +162,7 @@ export async function registerCri(
   const streaming = new StreamingServer({
     address: deps.streamAddress ?? "127.0.0.1",
     port: deps.streamPort ?? 0,
-    backend: withManagementStreams(criStreamingBackend(ctx), deps.containers),
+    backend: (deps.streamBackend ?? ((b) => b))(criStreamingBackend(ctx)),
     log,
   });
   await streaming.start();

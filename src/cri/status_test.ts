@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
 import * as grpc from "@grpc/grpc-js";
-import { GrpcServer } from "../api/server.ts";
+import { GrpcServer } from "../grpc/server.ts";
 import { call } from "../cli/client.ts";
 import {
   CgroupDriver,

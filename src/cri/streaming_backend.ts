@@ -8,10 +8,10 @@ import type {
   ExecOptions,
   PortForwardOptions,
   StreamingBackend,
-} from "./streaming/backend.ts";
+} from "../streaming/backend.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
 import { CRI_NAMESPACE, type CriContext } from "./context.ts";
-import { attachOverStreams, execOverStreams } from "../api/stream_backend.ts";
+import { attachOverStreams, execOverStreams } from "../services/containers/stream_sessions.ts";
 
 export function criStreamingBackend(ctx: CriContext): StreamingBackend {
   return {

@@ -11,7 +11,7 @@ import type {
   PortForwardResponse,
 } from "../gen/runtime/v1/api.ts";
 import { FailedPreconditionError } from "../errdefs/errors.ts";
-import type { StreamingServer } from "./streaming/server.ts";
+import type { StreamingServer } from "../streaming/server.ts";
 import { CRI_NAMESPACE, type CriContext } from "./context.ts";
 
 async function requireRunning(ctx: CriContext, id: string): Promise<string> {

@@ -15,12 +15,13 @@ import { parseHostPort } from "../config/config.ts";
 import type { Logger } from "../log/logger.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
-import { GrpcServer } from "../api/server.ts";
+import { GrpcServer } from "../grpc/server.ts";
 import { versionService } from "../api/version.ts";
 import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
-import type { StreamingServer } from "../cri/streaming/server.ts";
+import type { StreamingServer } from "../streaming/server.ts";
+import { withManagementStreams } from "../services/containers/stream_sessions.ts";
 import { openStores } from "./stores.ts";
 import { startMemoryTrimmer } from "./memory.ts";
 import { imagesApi } from "../api/images.ts";
@@ -108,6 +109,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       streamAddress: config.cri.stream_server_address,
       streamPort: config.cri.stream_server_port,
       streamBatchSize: config.cri.stream_batch_size,
+      // One streaming server: `ns/id` sessions are management containers', the rest the CRI's.
+      streamBackend: (criBackend) => withManagementStreams(criBackend, stores.containers),
     });
     streaming.server = cri.streaming;
     cleanup.push(() => cri.streaming.stop());

@@ -1,6 +1,6 @@
 /**
  * Typed errors shared by every layer, after containerd's errdefs: services and stores throw
- * these; only the API edge (src/api/status.ts) turns them into gRPC status codes.
+ * these; only the gRPC edge (src/grpc/status.ts) turns them into gRPC status codes.
  *
  * @example
  * ```ts

@@ -14,10 +14,13 @@
  *                  <stateDir>/attach/<cuuid> → this directory
  * ```
  *
- * The lifecycle: {@link ConmonRuntime.create} (conmon runs `runc create`, the pid comes back over
- * the sync pipe) → {@link ConmonRuntime.start} → {@link ConmonRuntime.wait} /
+ * It implements {@link ContainerRuntime} (runtime.ts, where the lifecycle is described), and
+ * this file is that lifecycle: {@link ConmonRuntime.create} (conmon runs `runc create`, the pid
+ * comes back over the sync pipe) → {@link ConmonRuntime.start} → {@link ConmonRuntime.wait} /
  * {@link ConmonRuntime.kill} → {@link ConmonRuntime.delete}. Containers survive the daemon:
- * on start-up {@link ConmonRuntime.recover} rebuilds the view from this directory.
+ * on start-up {@link ConmonRuntime.recover} rebuilds the view from this directory. Beside it:
+ * state_cache.ts and exit_cache.ts (what is remembered between calls), exec.ts (`runc exec`),
+ * attach.ts (conmon's attach socket, or the log), cri_log.ts (the log format), oom_killed.ts.
  *
  * @example
  * ```ts
@@ -39,32 +42,9 @@ import {
   InvalidArgumentError,
   isKind,
   NotFoundError,
-  RuntimeError,
 } from "../errdefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
-import {
-  AF_UNIX,
-  close as closeFd,
-  closeOnExecAll,
-  connectUnix,
-  O_CLOEXEC,
-  O_NOCTTY,
-  O_RDWR,
-  open as openFd,
-  openPty,
-  pidfdOpen,
-  pidfdSendSignal,
-  readAsync,
-  setNonblocking,
-  setWinsize,
-  SHUT_WR,
-  shutdown,
-  SOCK_CLOEXEC,
-  SOCK_NONBLOCK,
-  SOCK_SEQPACKET,
-  socket,
-  writeAsync,
-} from "../../ffi/mod.ts";
+import { close as closeFd, closeOnExecAll, pidfdOpen, pidfdSendSignal } from "../../ffi/mod.ts";
 import {
   conmonArgs,
   containerFiles,
@@ -81,9 +61,25 @@ import {
   Runc,
   type RuncStatus,
   runtimeMessage,
-  signalName,
   signalNumber,
 } from "./runc.ts";
+import type {
+  AttachStreams,
+  ContainerRuntime,
+  ContainerState,
+  CreateOptions,
+  ExecOptions,
+  ExecProcess,
+  ExecSyncOptions,
+  ExecSyncResult,
+  ExitStatus,
+  RecoveredContainer,
+} from "./runtime.ts";
+import { type ContainerMeta as Meta, StateCache } from "./state_cache.ts";
+import { ExitCache, type RecordedExit } from "./exit_cache.ts";
+import { oomKilled } from "./oom_killed.ts";
+import { collectExec, execPiped, execProcessSpec, execTty } from "./exec.ts";
+import { attachFromLog, attachSocket } from "./attach.ts";
 
 /** A named OCI runtime the daemon may use (CRI's `runtime_handler`). */
 export interface RuntimeHandler {
@@ -116,174 +112,12 @@ export interface ConmonRuntimeOptions {
   log?: Logger;
 }
 
-/** What {@link ConmonRuntime.create} needs. */
-export interface CreateOptions {
-  id: string;
-  /** Namespace ("k8s.io" for CRI objects); default "default". */
-  namespace?: string;
-  /** A directory holding config.json whose root.path points at a mounted rootfs. */
-  bundle: string;
-  /** Runtime handler name; default the runtime's default handler. */
-  handler?: string;
-  /** CRI log file conmon writes (created with its directory if missing). */
-  logPath: string;
-  tty: boolean;
-  stdin: boolean;
-  stdinOnce: boolean;
-  labels?: Record<string, string>;
-}
-
-/** Container status as the driver reports it. */
-export type ContainerStatus = "created" | "running" | "paused" | "stopped" | "unknown";
-
-/** The driver's view of one container. */
-export interface ContainerState {
-  id: string;
-  namespace: string;
-  status: ContainerStatus;
-  /** Host pid of the container's init (0 once stopped or unknown). */
-  pid: number;
-  /** Set once stopped: the exit status, 128+N when killed by signal N. */
-  exitCode?: number;
-  createdAt: Date;
-  startedAt?: Date;
-  finishedAt?: Date;
-  /** The memory cgroup ran out (conmon saw an OOM event). */
-  oomKilled: boolean;
-  /** "OOMKilled", "Completed" or "Error" once stopped, as the CRI reports reasons. */
-  reason?: string;
-  logPath: string;
-  handler: string;
-  labels: Record<string, string>;
-}
-
-/** What {@link ConmonRuntime.wait} resolves to. */
-export interface ExitStatus {
-  exitCode: number;
-  finishedAt: Date;
-  oomKilled: boolean;
-}
-
-/** A user for an exec'd process. */
-export interface ExecUser {
-  uid: number;
-  gid: number;
-  additionalGids?: number[];
-}
-
-/** What {@link ConmonRuntime.exec} runs. */
-export interface ExecOptions {
-  args: string[];
-  /** Extra environment ("K=V"), appended to the container's. */
-  env?: string[];
-  cwd?: string;
-  user?: ExecUser;
-  tty?: boolean;
-  /** Give the process a stdin pipe (else /dev/null). */
-  stdin?: boolean;
-}
-
-/** A running exec'd process: its stdio as web streams and its exit code. */
-export interface ExecProcess {
-  /** Host pid of the exec'd process (undefined if it exited before runc wrote it). */
-  pid(): Promise<number | undefined>;
-  stdin?: WritableStream<Uint8Array>;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
-  /** Resolves with the process's exit code; rejects with a typed error if runc failed. */
-  exitCode: Promise<number>;
-  /** Sends a signal to the exec'd process (inside the container). */
-  kill(signal?: string | number): Promise<void>;
-  /** TTY exec only: sets the terminal's size in character cells. */
-  resize?(width: number, height: number): Promise<void>;
-}
-
-/** What {@link ConmonRuntime.execSync} returns. */
-export interface ExecSyncResult {
-  exitCode: number;
-  stdout: Uint8Array;
-  stderr: Uint8Array;
-  /** Output beyond `maxOutput` was dropped. */
-  truncated: boolean;
-}
-
-/** One chunk read by {@link ConmonRuntime.attach}. */
-export interface AttachChunk {
-  stream: "stdout" | "stderr";
-  data: Uint8Array;
-}
-
-/** What {@link ConmonRuntime.attach} returns. */
-export interface AttachStreams {
-  /**
-   * Present when the container was created with stdin. Closing it ends the container's stdin
-   * when the container was created with stdinOnce (conmon closes it as the client leaves).
-   */
-  stdin?: WritableStream<Uint8Array>;
-  /** The container's output from now on; ends after the container exited. */
-  output: ReadableStream<AttachChunk>;
-}
-
-/** One container found by {@link ConmonRuntime.recover}. */
-export interface RecoveredContainer {
-  id: string;
-  namespace: string;
-  /** "removed": it was half-created and has been cleaned up. */
-  status: ContainerStatus | "removed";
-  exitCode?: number;
-  pid?: number;
-}
-
-/** The driver-owned record in meta.json. */
-interface Meta {
-  id: string;
-  namespace: string;
-  handler: string;
-  runtimePath: string;
-  runtimeRoot: string;
-  systemdCgroup: boolean;
-  /** Under the systemd driver, the container's transient scope (`<prefix>-<name>.scope`). */
-  systemdScope?: string;
-  bundle: string;
-  logPath: string;
-  tty: boolean;
-  stdin: boolean;
-  stdinOnce: boolean;
-  labels: Record<string, string>;
-  cuuid: string;
-  createdAt: string;
-  startedAt?: string;
-  pid?: number;
-  /** Set by pause(), cleared by resume(): lets state() answer without asking runc. */
-  paused?: boolean;
-  /**
-   * The container has a PID namespace of its own (not the host's, not a pod's): killing its
-   * init kills every process in it, so kill() needs no `runc kill --all`.
-   */
-  ownPidNamespace?: boolean;
-  /**
-   * The spec has poststart hooks: `runc start` itself then, never the in-process handshake
-   * (runc 1.1 runs them at create, later runcs may run them in start).
-   */
-  poststartHooks?: boolean;
-}
-
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** "slice:prefix:name" → "prefix-name.scope", the unit runc asks systemd for. */
 function systemdScopeOf(cgroupsPath: string | undefined): string | undefined {
   const parts = cgroupsPath?.split(":");
   return parts?.length === 3 ? `${parts[1]}-${parts[2]}.scope` : undefined;
-}
-
-/** Runs a command; its stdout, or undefined when it could not run or failed. */
-async function command(cmd: string, args: string[]): Promise<string | undefined> {
-  try {
-    const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
-    return o.success ? new TextDecoder().decode(o.stdout) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 const SIGKILL = 9;
@@ -333,13 +167,6 @@ async function ownOomScoreAdj(): Promise<number | undefined> {
   }
 }
 
-/** An error that names the deadline that passed (errdefs has the kind but no class). */
-export class DeadlineExceededError extends RuntimeError {
-  constructor(message: string) {
-    super("deadline-exceeded", message);
-  }
-}
-
 /**
  * The conmon + OCI runtime driver. All methods take the container id and its namespace
  * (default "default"); ids are unique per namespace.
@@ -353,7 +180,7 @@ export class DeadlineExceededError extends RuntimeError {
  * for (const c of await rt.recover()) console.log(c.id, c.status);
  * ```
  */
-export class ConmonRuntime {
+export class ConmonRuntime implements ContainerRuntime {
   /** The driver's state directory. */
   readonly stateDir: string;
   /** The configured handlers by name. */
@@ -394,69 +221,18 @@ export class ConmonRuntime {
   /** Exits of conmon and init processes, seen through pidfds (see wait()). */
   readonly #exits = new ProcessExits();
 
-  /** Parsed meta files and final exits, by container dir: state() is polled constantly. */
-  #metaCache = new Map<string, Meta>();
-  /**
-   * Container dirs found without a meta.json (no task: a CRI container created, never started)
-   * and not written since. The kubelet lists every container every second; each of these cost a
-   * failed file read and a thrown NotFoundError per list (49 ms p50 for ListContainers with 900
-   * created containers). Only this daemon writes meta.json, through #writeMeta, which clears it.
-   */
-  #absent = new Set<string>();
-  #exitCache = new Map<string, { code: number; at: Date }>();
-  /**
-   * Containers this daemon has seen running: their init's pid and start time. While /proc still
-   * shows that very process, the container runs and its exit file cannot exist yet (conmon
-   * writes it after reaping the process), so state() and the exit watch skip reading it. Only
-   * ever filled by a full check (exit file absent, process alive), so it starts empty after a
-   * restart and a container that exited meanwhile is found by its exit file.
-   */
-  #running = new Map<string, { pid: number; start: string }>();
+  /** Parsed meta files and what was seen running, by container dir (see state_cache.ts). */
+  readonly #cache = new StateCache();
+  /** conmon's exit files, read once each (see exit_cache.ts). */
+  readonly #recordedExits = new ExitCache();
 
   #forget(dir: string): void {
-    this.#absent.delete(dir);
-    this.#metaCache.delete(dir);
-    this.#exitCache.delete(dir);
-    this.#running.delete(dir);
+    this.#cache.forget(dir);
+    this.#recordedExits.forget(dir);
   }
 
-  /**
-   * Containers whose end a pidfd is watching right now (see wait()): until it fires they run,
-   * and state() need not even read /proc (ListContainers asks for every container at once).
-   */
-  #watched = new Set<string>();
-
-  /** True when the container was seen running and the same init process still lives. */
-  #stillRunning(dir: string, meta: Meta): boolean {
-    const seen = this.#running.get(dir);
-    if (!seen) return false;
-    if (
-      seen.pid === meta.pid && !meta.paused &&
-      (this.#watched.has(dir) || processStart(seen.pid) === seen.start)
-    ) {
-      return true;
-    }
-    this.#running.delete(dir);
-    return false;
-  }
-
-  async #meta(id: string, namespace: string): Promise<Meta> {
-    const dir = this.containerDir(id, namespace);
-    const hit = this.#metaCache.get(dir);
-    // A copy: callers change it and then write it back through #writeMeta.
-    if (hit) return structuredClone(hit);
-    try {
-      const meta = JSON.parse(await Deno.readTextFile(containerFiles(dir).meta)) as Meta;
-      this.#metaCache.set(dir, structuredClone(meta));
-      return meta;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        // Unless a write landed while this read was in flight.
-        if (!this.#metaCache.has(dir)) this.#absent.add(dir);
-        throw new NotFoundError(`container "${id}" in namespace "${namespace}"`);
-      }
-      throw e;
-    }
+  #meta(id: string, namespace: string): Promise<Meta> {
+    return this.#cache.meta(this.containerDir(id, namespace), id, namespace);
   }
 
   /**
@@ -465,17 +241,15 @@ export class ConmonRuntime {
    * for callers that ask about many containers; false means "look".
    */
   knownAbsent(id: string, namespace = "default"): boolean {
-    const dir = this.containerDir(id, namespace);
-    return this.#absent.has(dir) && !this.#metaCache.has(dir);
+    return this.#cache.knownAbsent(this.containerDir(id, namespace));
   }
 
-  async #writeMeta(dir: string, meta: Meta): Promise<void> {
-    const f = containerFiles(dir);
-    this.#absent.delete(dir);
-    await Deno.writeTextFile(`${f.meta}.tmp`, JSON.stringify(meta, null, 2));
-    await Deno.rename(`${f.meta}.tmp`, f.meta);
-    this.#metaCache.set(dir, structuredClone(meta));
-    this.#absent.delete(dir);
+  #writeMeta(dir: string, meta: Meta): Promise<void> {
+    return this.#cache.writeMeta(dir, meta);
+  }
+
+  #exit(dir: string, id: string): RecordedExit | undefined {
+    return this.#recordedExits.read(dir, id);
   }
 
   /**
@@ -685,26 +459,6 @@ export class ConmonRuntime {
     await this.#writeMeta(this.containerDir(id, namespace), meta);
   }
 
-  /** Reads conmon's exit file: the exit code and when it was written. */
-  #exit(dir: string, id: string): { code: number; at: Date } | undefined {
-    const cached = this.#exitCache.get(dir);
-    if (cached) return cached;
-    const path = `${containerFiles(dir).exitDir}/${id}`;
-    try {
-      // Synchronous on purpose: a tiny file on the state tmpfs, read on the kubelet's hot path,
-      // where scheduling async ops costs far more than the read.
-      const text = Deno.readTextFileSync(path);
-      const st = Deno.statSync(path);
-      const code = parseInt(text.trim(), 10);
-      if (!Number.isFinite(code)) return undefined; // being written
-      const exit = { code, at: st.mtime ?? new Date() };
-      this.#exitCache.set(dir, exit); // an exit never changes
-      return exit;
-    } catch {
-      return undefined;
-    }
-  }
-
   /**
    * The container's state: runc's status while it lives, conmon's exit file once it exited
    * (exit code, finish time, OOM). "unknown" when neither runc nor conmon can tell.
@@ -712,7 +466,7 @@ export class ConmonRuntime {
   async state(id: string, namespace = "default"): Promise<ContainerState> {
     const dir = this.containerDir(id, namespace);
     // Read only: the cached meta itself (no copy), as nothing here changes it.
-    const meta = this.#metaCache.get(dir) ?? await this.#meta(id, namespace);
+    const meta = this.#cache.peek(dir) ?? await this.#meta(id, namespace);
     const f = containerFiles(dir);
     const base = {
       id,
@@ -724,21 +478,21 @@ export class ConmonRuntime {
       labels: { ...meta.labels },
     };
     // Hottest path (the kubelet lists every container every second): seen running, same process.
-    if (meta.pid && this.#stillRunning(dir, meta)) {
+    if (meta.pid && this.#cache.stillRunning(dir, meta)) {
       return { ...base, status: "running", pid: meta.pid, oomKilled: false };
     }
     const stopped = async (): Promise<ContainerState | undefined> => {
       const exit = await this.#exit(dir, id);
       if (!exit) return undefined;
-      const oomKilled = await this.#oomKilled(meta, f, exit.code);
+      const oom = await oomKilled(f.oom, exit.code, meta.systemdScope);
       return {
         ...base,
         status: "stopped",
         pid: 0,
         exitCode: exit.code,
         finishedAt: exit.at,
-        oomKilled,
-        reason: oomKilled ? "OOMKilled" : exit.code === 0 ? "Completed" : "Error",
+        oomKilled: oom,
+        reason: oom ? "OOMKilled" : exit.code === 0 ? "Completed" : "Error",
       };
     };
     const done = await stopped();
@@ -749,7 +503,7 @@ export class ConmonRuntime {
     if (meta.startedAt && meta.pid && !meta.paused) {
       const start = processStart(meta.pid);
       if (start !== undefined) {
-        this.#running.set(dir, { pid: meta.pid, start });
+        this.#cache.sawRunning(dir, { pid: meta.pid, start });
         return { ...base, status: "running", pid: meta.pid, oomKilled: false };
       }
     }
@@ -784,38 +538,6 @@ export class ConmonRuntime {
   }
 
   /**
-   * Whether the container was OOM-killed: conmon's `oom` file; under the systemd driver also
-   * systemd's own record. There systemd removes the scope's cgroup as soon as its last process
-   * dies, which can beat conmon to reading `memory.events`; systemd itself has seen the kill and
-   * logged it for the scope ("A process of this unit has been killed by the OOM killer", in the
-   * journal since systemd 243). The verdict is written down once, so later reads agree.
-   */
-  async #oomKilled(meta: Meta, f: ReturnType<typeof containerFiles>, code: number) {
-    if (await exists(f.oom)) return true;
-    // A SIGKILL (128+9) is what the OOM killer sends; nothing else is worth asking about.
-    if (code !== 137 || !meta.systemdScope || await exists(`${f.oom}-checked`)) return false;
-    let oom = false;
-    // systemd handles the cgroup's memory.events notification on its own schedule: a moment.
-    for (let i = 0; i < 5 && !oom; i++) {
-      if (i) await sleep(100);
-      const log = await command("journalctl", [
-        "--quiet",
-        "--no-pager",
-        "--output=cat",
-        `--unit=${meta.systemdScope}`,
-      ]);
-      oom = !!log?.includes("killed by the OOM killer");
-    }
-    await Deno.writeTextFile(oom ? f.oom : `${f.oom}-checked`, "").catch(() => {});
-    return oom;
-  }
-
-  /**
-   * Resolves when the container has exited, with conmon's exit code (also at once for an
-   * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
-   * reports it. `signal` aborts the wait.
-   */
-  /**
    * What ends when the container does: its conmon, which writes the exit file and then leaves
    * (so the file is there once it has gone), or the init itself when conmon is gone already.
    * Undefined where the kernel has no pidfds.
@@ -831,6 +553,11 @@ export class ConmonRuntime {
   /** One poll per container however many callers wait on it (the CRI and events both do). */
   #waits = new Map<string, Promise<ExitStatus>>();
 
+  /**
+   * Resolves when the container has exited, with conmon's exit code (also at once for an
+   * already-exited container). A monitor that died without an exit file yields 255, as CRI-O
+   * reports it. `signal` aborts the wait.
+   */
   wait(id: string, namespace = "default", signal?: AbortSignal): Promise<ExitStatus> {
     if (signal) return this.#poll(id, namespace, signal);
     const dir = this.containerDir(id, namespace);
@@ -849,13 +576,11 @@ export class ConmonRuntime {
     let delay = 20;
     for (let round = 0;; round++) {
       // The same process still alive is the cheap answer (no failed read of a missing file).
-      if (meta.pid && this.#stillRunning(dir, meta)) {
+      if (meta.pid && this.#cache.stillRunning(dir, meta)) {
         signal?.throwIfAborted();
         const exited = (await this.#exitOf(meta.pid, dir))?.exited;
         if (exited) {
-          // Forgotten in the same microtask run as the exit is seen, before any later state().
-          this.#watched.add(dir);
-          exited.then(() => this.#watched.delete(dir));
+          this.#cache.watch(dir, exited);
           await settledOrAborted(exited, EXIT_SAFETY_NET_MS, signal);
           continue;
         }
@@ -868,7 +593,7 @@ export class ConmonRuntime {
         return {
           exitCode: exit.code,
           finishedAt: exit.at,
-          oomKilled: await this.#oomKilled(meta, f, exit.code),
+          oomKilled: await oomKilled(f.oom, exit.code, meta.systemdScope),
         };
       }
       if (!await exists(dir)) throw new NotFoundError(`container "${id}" (deleted while waiting)`);
@@ -920,7 +645,7 @@ export class ConmonRuntime {
    */
   #signalInit(meta: Meta, signal: number, all: boolean): boolean {
     const dir = this.containerDir(meta.id, meta.namespace);
-    const seen = this.#running.get(dir);
+    const seen = this.#cache.seenRunning(dir);
     if (!meta.pid || meta.paused || seen?.pid !== meta.pid) return false;
     if (all && !(meta.ownPidNamespace && signal === SIGKILL)) return false;
     let fd: number;
@@ -1033,41 +758,10 @@ export class ConmonRuntime {
     );
   }
 
-  /** The exec process spec: the container's process with the caller's overrides. */
-  async #execSpec(dir: string, o: ExecOptions): Promise<Record<string, unknown>> {
-    // (terminal follows o.tty: runc then makes the console and hands it over)
-    const config = JSON.parse(await Deno.readTextFile(containerFiles(dir).config)) as {
-      process?: Record<string, unknown>;
-    };
-    const base = { ...(config.process ?? {}) };
-    const env = [...((base.env as string[] | undefined) ?? []), ...(o.env ?? [])];
-    const spec: Record<string, unknown> = {
-      ...base,
-      args: o.args,
-      env,
-      terminal: o.tty === true,
-    };
-    if (o.cwd) spec.cwd = o.cwd;
-    if (o.user) {
-      spec.user = {
-        uid: o.user.uid,
-        gid: o.user.gid,
-        additionalGids: o.user.additionalGids ?? [],
-      };
-    }
-    // The exec'd process inherits the container's limits; a score below ours is refused here.
-    delete spec.oomScoreAdj;
-    return spec;
-  }
-
   /**
    * Runs a process inside a running container (`runc exec --process`, in the foreground so
-   * runc's exit status is the process's). Without a terminal stdio are pipes. With `tty`, runc
-   * 1.1 refuses `--console-socket` unless it detaches (and a detached exec's exit status would
-   * be lost), so the driver opens a pty of its own and gives its slave to runc as stdin and
-   * stdout: runc puts it in raw mode and copies between it and the container's console, and
-   * forwards our window size on SIGWINCH. stdout is the pty master, stdin writes to it, stderr
-   * is empty, and `resize` sets the master's size and signals runc.
+   * runc's exit status is the process's). Without a terminal stdio are pipes; with `tty` a pty
+   * of the driver's own stands in for the console runc 1.1 will not hand over (see exec.ts).
    */
   async exec(id: string, o: ExecOptions, namespace = "default"): Promise<ExecProcess> {
     if (!o.args.length) throw new InvalidArgumentError(`exec in "${id}": no command given`);
@@ -1080,178 +774,18 @@ export class ConmonRuntime {
     }
     const dir = this.containerDir(id, namespace);
     const tag = randomHex(6);
-    const processFile = `${dir}/exec-${tag}.json`;
-    const pidFile = `${dir}/exec-${tag}.pid`;
-    const logFile = `${dir}/exec-${tag}.log`;
-    await Deno.writeTextFile(processFile, JSON.stringify(await this.#execSpec(dir, o)));
+    const files = {
+      processFile: `${dir}/exec-${tag}.json`,
+      pidFile: `${dir}/exec-${tag}.pid`,
+      logFile: `${dir}/exec-${tag}.log`,
+    };
+    const spec = await execProcessSpec(containerFiles(dir).config, o);
+    await Deno.writeTextFile(files.processFile, JSON.stringify(spec));
     const runc = this.#runc(meta);
     closeOnExecAll();
-    if (o.tty) {
-      return this.#execTty(id, meta, runc, { processFile, pidFile, logFile, stdin: o.stdin });
-    }
-    const child = runc.execCommand(id, { processFile, pidFile, stdin: o.stdin }, logFile);
-    const readPid = () => readPidFile(pidFile);
-    let knownPid: number | undefined;
-    const pidWatch = (async () => {
-      for (let i = 0; i < 200 && knownPid === undefined; i++) {
-        knownPid = await readPid();
-        if (knownPid) break;
-        await sleep(10);
-      }
-    })();
-    const exitCode = child.status.then(async (s) => {
-      knownPid ??= await readPid();
-      const err = s.code !== 0 ? await runc.execError(id, logFile) : undefined;
-      await Promise.all(
-        [processFile, pidFile, logFile].map((p) => Deno.remove(p).catch(() => {})),
-      );
-      if (err) throw err;
-      return s.signal ? 128 + signalNumber(s.signal) : s.code;
-    });
-    exitCode.catch(() => {}); // the caller may only look at the streams
-    return {
-      pid: async () => {
-        await Promise.race([pidWatch, exitCode.catch(() => {})]);
-        return knownPid;
-      },
-      stdin: o.stdin ? child.stdin : undefined,
-      stdout: child.stdout,
-      stderr: child.stderr,
-      exitCode,
-      kill: async (sig: string | number = "SIGKILL") => {
-        await Promise.race([pidWatch, exitCode.catch(() => {})]);
-        if (knownPid) killPid(knownPid, signalNumber(sig));
-      },
-    };
-  }
-
-  /** The TTY half of {@link exec}: see there. */
-  #execTty(
-    id: string,
-    meta: Meta,
-    runc: Runc,
-    f: { processFile: string; pidFile: string; logFile: string; stdin?: boolean },
-  ): ExecProcess {
-    const pty = openPty();
-    // Our own slave descriptor keeps the master from reading EIO before runc opened the slave;
-    // it is closed once runc exits, after which the master drains and then reads end-of-file.
-    let slave = -1;
-    let child: Deno.ChildProcess;
-    try {
-      setNonblocking(pty.master);
-      setWinsize(pty.master, 24, 80);
-      slave = openFd(pty.slavePath, O_RDWR | O_NOCTTY | O_CLOEXEC);
-      const args = [
-        ...runc.globalArgs(f.logFile),
-        "exec",
-        "--process",
-        f.processFile,
-        "--pid-file",
-        f.pidFile,
-        id,
-      ];
-      child = new Deno.Command("/bin/sh", {
-        args: ["-c", 'exec "$0" "$@" <"$K8SC_PTY" >"$K8SC_PTY"', meta.runtimePath, ...args],
-        env: { K8SC_PTY: pty.slavePath },
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
-      if (slave >= 0) closeFd(slave);
-      closeFd(pty.master);
-      throw e;
-    }
-    const runcStderr = new Response(child.stderr).text().catch(() => "");
-    let refs = 2; // the output reader and the exit watcher
-    const release = () => {
-      if (--refs === 0) closeFd(pty.master);
-    };
-    let knownPid: number | undefined;
-    const readPid = () => readPidFile(f.pidFile);
-    const pidWatch = (async () => {
-      for (let i = 0; i < 200 && knownPid === undefined; i++) {
-        knownPid = await readPid();
-        if (knownPid) break;
-        await sleep(10);
-      }
-    })();
-    const exitCode = child.status.then(async (s) => {
-      closeFd(slave);
-      knownPid ??= await readPid();
-      const err = s.code !== 0 ? await runc.execError(id, f.logFile) : undefined;
-      await runcStderr;
-      await Promise.all(
-        [f.processFile, f.pidFile, f.logFile].map((p) => Deno.remove(p).catch(() => {})),
-      );
-      release();
-      if (err) throw err;
-      return s.signal ? 128 + signalNumber(s.signal) : s.code;
-    });
-    exitCode.catch(() => {});
-    const ac = new AbortController();
-    let reading: Promise<unknown> | undefined;
-    let ended = false;
-    const stdout = new ReadableStream<Uint8Array>({
-      async pull(c) {
-        const buf = new Uint8Array(32 * 1024);
-        try {
-          reading = readAsync(pty.master, buf, { signal: ac.signal });
-          const n = await reading as number;
-          if (n > 0) {
-            c.enqueue(buf.slice(0, n));
-            return;
-          }
-        } catch (e) {
-          if (!ac.signal.aborted) c.error(e);
-        }
-        if (!ended) {
-          ended = true;
-          if (!ac.signal.aborted) c.close();
-          release();
-        }
-      },
-      async cancel() {
-        ac.abort();
-        await reading?.catch(() => {});
-        if (!ended) {
-          ended = true;
-          release();
-        }
-      },
-    }, { highWaterMark: 0 });
-    const stdin = f.stdin
-      ? new WritableStream<Uint8Array>({
-        async write(chunk) {
-          if (refs > 0) await writeAsync(pty.master, chunk, { signal: ac.signal });
-        },
-      })
-      : undefined;
-    const stderr = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-    return {
-      pid: async () => {
-        await Promise.race([pidWatch, exitCode.catch(() => {})]);
-        return knownPid;
-      },
-      stdin,
-      stdout,
-      stderr,
-      exitCode,
-      kill: async (sig: string | number = "SIGKILL") => {
-        await Promise.race([pidWatch, exitCode.catch(() => {})]);
-        if (knownPid) killPid(knownPid, signalNumber(sig));
-      },
-      resize: (width: number, height: number) => {
-        if (refs > 0) {
-          setWinsize(pty.master, height, width);
-          // runc copies its console's size to the container's on SIGWINCH.
-          try {
-            child.kill("SIGWINCH");
-          } catch { /* runc already exited */ }
-        }
-        return Promise.resolve();
-      },
-    };
+    return o.tty
+      ? execTty(id, meta.runtimePath, runc, { ...files, stdin: o.stdin })
+      : execPiped(id, runc, files, o.stdin);
   }
 
   /**
@@ -1262,86 +796,20 @@ export class ConmonRuntime {
   async execSync(
     id: string,
     args: string[],
-    opts: {
-      timeoutMs?: number;
-      maxOutput?: number;
-      namespace?: string;
-      env?: string[];
-      cwd?: string;
-      user?: ExecUser;
-      /** Bytes written to the command's stdin, which is then closed. */
-      stdin?: Uint8Array;
-      /** Called once the process runs (for exec-started events). */
-      onStart?: (pid: number | undefined) => void;
-    } = {},
+    opts: ExecSyncOptions = {},
   ): Promise<ExecSyncResult> {
-    const max = opts.maxOutput ?? 16 * 1024 * 1024;
     const p = await this.exec(
       id,
       { args, env: opts.env, cwd: opts.cwd, user: opts.user, stdin: opts.stdin !== undefined },
       opts.namespace ?? "default",
     );
-    opts.onStart?.(await p.pid());
-    if (p.stdin) {
-      const w = p.stdin.getWriter();
-      if (opts.stdin?.length) await w.write(opts.stdin).catch(() => {});
-      await w.close().catch(() => {});
-    }
-    let truncated = false;
-    const collect = async (s: ReadableStream<Uint8Array>) => {
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      for await (const chunk of s) {
-        const room = max - size;
-        if (room <= 0) {
-          truncated = true;
-          continue;
-        }
-        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        if (part.length < chunk.length) truncated = true;
-        parts.push(part);
-        size += part.length;
-      }
-      const out = new Uint8Array(size);
-      let off = 0;
-      for (const part of parts) {
-        out.set(part, off);
-        off += part.length;
-      }
-      return out;
-    };
-    let timedOut = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    if (opts.timeoutMs && opts.timeoutMs > 0) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        p.kill("SIGKILL").catch(() => {});
-      }, opts.timeoutMs);
-    }
-    try {
-      const [stdout, stderr, exitCode] = await Promise.all([
-        collect(p.stdout),
-        collect(p.stderr),
-        p.exitCode,
-      ]);
-      if (timedOut) {
-        throw new DeadlineExceededError(
-          `exec ${JSON.stringify(args)} in container "${id}" timed out after ${opts.timeoutMs} ms`,
-        );
-      }
-      return { exitCode, stdout, stderr, truncated };
-    } finally {
-      clearTimeout(timer);
-    }
+    return await collectExec(p, id, args, opts);
   }
 
   /**
    * Attaches to the container's output (and stdin) through conmon's attach socket,
-   * `<stateDir>/attach/<cuuid>/attach` (`SOCK_SEQPACKET`): every packet conmon sends is one
-   * byte naming the pipe (2 stdout, 3 stderr; a terminal's output is stdout) and the data;
-   * what the client writes is the container's stdin, and shutting down the write side ends it
-   * (conmon closes the container's stdin unless it runs with --leave-stdin-open, i.e. unless
-   * stdinOnce is false).
+   * `<stateDir>/attach/<cuuid>/attach` (see attach.ts). Closing stdin ends the container's
+   * stdin unless it was created with stdinOnce false.
    *
    * Fallback when the socket cannot be reached: output is the tail of the CRI log file (lines
    * as conmon wrote them, from now on; partial lines joined), and stdin (non-TTY containers
@@ -1362,33 +830,11 @@ export class ConmonRuntime {
         this.#log?.warn("attach socket unusable, tailing the log", { id, error: String(e) });
       }
     }
-    let stdin: WritableStream<Uint8Array> | undefined;
-    if (meta.stdin && !meta.tty && st.pid > 0) {
-      const file = await Deno.open(`/proc/${st.pid}/fd/0`, { write: true });
-      // FsFile.writable was seen to hold small writes on a pipe until close: write directly.
-      stdin = new WritableStream<Uint8Array>({
-        async write(chunk) {
-          for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
-        },
-        close() {
-          file.close();
-        },
-        abort() {
-          file.close();
-        },
-      });
-    }
-    // Position at the end before returning, so nothing written after attach() is missed.
-    const log = await Deno.open(meta.logPath, { read: true });
-    const ino = (await log.stat()).ino;
-    await log.seek(0, Deno.SeekMode.End);
-    const output = tailLog(
+    return await attachFromLog(
       meta.logPath,
-      log,
-      ino,
+      meta.stdin && !meta.tty && st.pid > 0 ? st.pid : undefined,
       () => Promise.resolve(this.#exit(dir, id) !== undefined),
     );
-    return { stdin, output };
   }
 
   /**
@@ -1473,180 +919,4 @@ export class ConmonRuntime {
     }
     return out;
   }
-}
-
-/** The largest stdin packet sent to conmon (it reads at most 32 KiB - 1 per packet). */
-const ATTACH_STDIN_PACKET = 4096;
-
-/** Connects to conmon's attach socket; see {@link ConmonRuntime.attach}. */
-function attachSocket(path: string, withStdin: boolean): AttachStreams {
-  const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK);
-  try {
-    connectUnix(fd, path);
-  } catch (e) {
-    closeFd(fd);
-    throw e;
-  }
-  let refs = withStdin ? 2 : 1;
-  const release = () => {
-    if (--refs === 0) closeFd(fd);
-  };
-  const ac = new AbortController();
-  let reading: Promise<number> | undefined;
-  let outputDone = false;
-  const finishOutput = () => {
-    if (outputDone) return;
-    outputDone = true;
-    release();
-  };
-  const output = new ReadableStream<AttachChunk>({
-    async pull(c) {
-      const buf = new Uint8Array(32 * 1024);
-      for (;;) {
-        let n: number;
-        try {
-          reading = readAsync(fd, buf, { signal: ac.signal });
-          n = await reading;
-        } catch (e) {
-          if (!ac.signal.aborted) c.error(e);
-          finishOutput();
-          return;
-        }
-        if (n === 0) {
-          c.close();
-          finishOutput();
-          return;
-        }
-        if (n === 1) continue;
-        c.enqueue({ stream: buf[0] === 3 ? "stderr" : "stdout", data: buf.slice(1, n) });
-        return;
-      }
-    },
-    async cancel() {
-      ac.abort();
-      await reading?.catch(() => {});
-      finishOutput();
-    },
-  }, { highWaterMark: 0 });
-  let stdinDone = false;
-  const endStdin = () => {
-    if (stdinDone) return;
-    stdinDone = true;
-    try {
-      shutdown(fd, SHUT_WR);
-    } catch { /* conmon already gone */ }
-    release();
-  };
-  const stdin = withStdin
-    ? new WritableStream<Uint8Array>({
-      async write(chunk) {
-        for (let off = 0; off < chunk.length; off += ATTACH_STDIN_PACKET) {
-          await writeAsync(fd, chunk.subarray(off, off + ATTACH_STDIN_PACKET));
-        }
-      },
-      close: endStdin,
-      abort: endStdin,
-    })
-    : undefined;
-  return { stdin, output };
-}
-
-/** Sends a signal by number to a host pid, ignoring a process that already left. */
-function killPid(pid: number, sig: number): void {
-  try {
-    Deno.kill(pid, signalName(sig) as Deno.Signal);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-/**
- * One parsed line of a CRI log file: `<RFC3339Nano> <stream> <F|P> <content>`.
- *
- * @example
- * ```ts
- * import { parseCriLogLine } from "./driver.ts";
- * parseCriLogLine("2024-01-01T00:00:00.000000000Z stdout F hello");
- * // { time: "2024-01-01T00:00:00.000000000Z", stream: "stdout", partial: false, content: "hello" }
- * ```
- */
-export function parseCriLogLine(
-  line: string,
-): { time: string; stream: "stdout" | "stderr"; partial: boolean; content: string } | undefined {
-  const m = /^(\S+) (stdout|stderr) ([PF]) ?(.*)$/s.exec(line);
-  if (!m) return undefined;
-  return { time: m[1], stream: m[2] as "stdout" | "stderr", partial: m[3] === "P", content: m[4] };
-}
-
-/**
- * Follows a CRI log file from the position of `opened`, emitting each line's content (a newline added
- * after full lines) until `isDone` says the writer finished and the file is drained. Reopens
- * the path when it was replaced (log rotation).
- */
-function tailLog(
-  path: string,
-  opened: Deno.FsFile,
-  openedIno: number | null,
-  isDone: () => Promise<boolean>,
-): ReadableStream<AttachChunk> {
-  const enc = new TextEncoder();
-  let file: Deno.FsFile | undefined = opened;
-  let ino = openedIno;
-  let pending = "";
-  let stopped = false;
-  const buf = new Uint8Array(64 * 1024);
-  const dec = new TextDecoder();
-  return new ReadableStream<AttachChunk>({
-    async pull(controller) {
-      for (;;) {
-        if (stopped || !file) return;
-        const n = await file.read(buf);
-        if (n) {
-          pending += dec.decode(buf.subarray(0, n), { stream: true });
-          let emitted = false;
-          let nl: number;
-          while ((nl = pending.indexOf("\n")) >= 0) {
-            const line = pending.slice(0, nl);
-            pending = pending.slice(nl + 1);
-            const rec = parseCriLogLine(line);
-            if (!rec) continue;
-            controller.enqueue({
-              stream: rec.stream,
-              data: enc.encode(rec.partial ? rec.content : rec.content + "\n"),
-            });
-            emitted = true;
-          }
-          if (emitted) return;
-          continue;
-        }
-        // At the end: rotated? finished? else wait for more.
-        try {
-          const st = await Deno.stat(path);
-          if (st.ino !== ino) {
-            file.close();
-            file = await Deno.open(path, { read: true });
-            ino = (await file.stat()).ino;
-            continue;
-          }
-        } catch { /* between rename and reopen */ }
-        if (await isDone()) {
-          // conmon drains stdio before writing the exit file: one last read, then end.
-          const last = await file.read(buf);
-          if (last) {
-            pending += dec.decode(buf.subarray(0, last), { stream: true });
-            continue;
-          }
-          stopped = true;
-          file.close();
-          controller.close();
-          return;
-        }
-        await sleep(100);
-      }
-    },
-    cancel() {
-      stopped = true;
-      file?.close();
-    },
-  });
 }

@@ -4,7 +4,8 @@
  * /k8scontainerd-driver-test/<id>.
  */
 import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
-import { ConmonRuntime, parseCriLogLine } from "./driver.ts";
+import { ConmonRuntime } from "./driver.ts";
+import { parseCriLogLine } from "./cri_log.ts";
 import { Runc } from "./runc.ts";
 import { errorKind } from "../errdefs/errors.ts";
 import { cgroupMode } from "../../ffi/mod.ts";

@@ -2,8 +2,8 @@
  * Containers and tasks: the business rules between the management API (and later the CRI)
  * and the stores and drivers below. A container is a record plus a bundle: its root snapshot
  * prepared from the image and mounted at `<state>/bundles/<ns>/<id>/rootfs`, and the OCI
- * config.json built by the pure spec builder. A task is that bundle run by the runtime driver
- * (conmon + runc), which survives daemon restarts; exits are published as events. A container
+ * config.json built by the pure spec builder. A task is that bundle run by the container
+ * runtime (the ContainerRuntime interface; conmon + runc in the daemon), surviving daemon restarts; exits are published as events. A container
  * created with network "cni" gets a CNI attachment (network.ts) for as long as a task exists;
  * restart policies are applied by the restart manager (restart.ts) from the exit events.
  *
@@ -67,11 +67,11 @@ import { capabilitiesFromMask } from "../../runtime/spec/capabilities.ts";
 import type { Spec } from "../../runtime/spec/types.ts";
 import type {
   AttachStreams,
-  ConmonRuntime,
+  ContainerRuntime,
   ContainerState as TaskState,
   ExecProcess,
   RecoveredContainer,
-} from "../../runtime/driver.ts";
+} from "../../runtime/runtime.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
 import { readLog } from "./logs.ts";
 import { failpoint } from "../../failpoints/failpoints.ts";
@@ -96,7 +96,8 @@ export interface ContainerServiceDeps {
   contentIndex: ContentIndex;
   snapshotters: Map<string, Snapshotter>;
   defaultSnapshotter: string;
-  runtime: ConmonRuntime;
+  /** Runs the tasks: the conmon + runc driver in the daemon, any {@link ContainerRuntime}. */
+  runtime: ContainerRuntime;
   /** Runtime handler names the driver knows; the first is the default. */
   handlers: string[];
   stateDir: string;

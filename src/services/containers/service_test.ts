@@ -4,6 +4,9 @@
  * leaves — before the container record is written — is undone at the next start, a delete cut
  * short is finished, and nothing that belongs to a recorded container, a lease or a client's
  * own snapshot is touched.
+ *
+ * One rule needs no runc at all, and is tested against a fake {@link ContainerRuntime}: a live
+ * task is deleted only with force.
  */
 import {
   afterEach,
@@ -21,6 +24,8 @@ import { ContainerStore } from "../../metadata/containers.ts";
 import { NamespaceStore } from "../../metadata/namespaces.ts";
 import { LeaseStore } from "../../metadata/leases.ts";
 import { ConmonRuntime } from "../../runtime/driver.ts";
+import type { ContainerRuntime, ContainerState } from "../../runtime/runtime.ts";
+import { errorKind, NotFoundError } from "../../errdefs/errors.ts";
 import { Runc } from "../../runtime/runc.ts";
 import { buildSpec } from "../../runtime/spec/builder.ts";
 import { Exchange } from "../../events/exchange.ts";
@@ -333,3 +338,128 @@ describe.skipIf(!isRoot, ROOT_REASON)(
     });
   },
 );
+
+/**
+ * A runtime holding the tasks the test puts in `tasks` (by `ns/id`) and recording deletes; every
+ * other method fails, as the rule under test must not need it.
+ */
+function fakeRuntime(
+  tasks: Map<string, ContainerState>,
+  deleted: { id: string; force?: boolean }[],
+): ContainerRuntime {
+  const unused = (name: string) => () =>
+    Promise.reject(new Error(`fake runtime: ${name} is not part of this test`));
+  return {
+    create: unused("create"),
+    start: unused("start"),
+    state(id, namespace = "default") {
+      const t = tasks.get(`${namespace}/${id}`);
+      return t ? Promise.resolve(structuredClone(t)) : Promise.reject(new NotFoundError(id));
+    },
+    knownAbsent: () => false,
+    wait: unused("wait"),
+    kill: unused("kill"),
+    delete(id, opts = {}) {
+      deleted.push({ id, force: opts.force });
+      tasks.delete(`${opts.namespace ?? "default"}/${id}`);
+      return Promise.resolve();
+    },
+    pause: unused("pause"),
+    resume: unused("resume"),
+    ps: unused("ps"),
+    update: unused("update"),
+    stats: unused("stats"),
+    reopenLog: unused("reopenLog"),
+    resize: unused("resize"),
+    exec: unused("exec"),
+    execSync: unused("execSync"),
+    attach: unused("attach"),
+    recover: unused("recover"),
+  };
+}
+
+describe("ContainerService.deleteTask (fake runtime)", () => {
+  let s: Scratch;
+  let svc: ContainerService;
+  let tasks: Map<string, ContainerState>;
+  let deleted: { id: string; force?: boolean }[];
+  let topics: string[];
+
+  beforeEach(async () => {
+    s = await scratch("k8sc-svc-delete-task-");
+    tasks = new Map();
+    deleted = [];
+    topics = [];
+    const events = new Exchange();
+    const publish = events.publish.bind(events);
+    events.publish = (ns, topic, e) => {
+      topics.push(topic);
+      publish(ns, topic, e);
+    };
+    const containers = new ContainerStore(s.db);
+    containers.create(NS, { id: "web", runtime: "runc", spec: {} });
+    svc = new ContainerService({
+      containers,
+      namespaces: new NamespaceStore(s.db),
+      leases: new LeaseStore(s.db),
+      images: undefined as unknown as ImageService,
+      content: undefined as unknown as ContentStore,
+      contentIndex: undefined as unknown as ContentIndex,
+      snapshotters: new Map(),
+      defaultSnapshotter: "overlayfs",
+      runtime: fakeRuntime(tasks, deleted),
+      handlers: ["runc"],
+      stateDir: `${s.dir}/state`,
+      rootDir: `${s.dir}/root`,
+      events,
+      log: createLogger({ level: "error", sink: () => {} }),
+      daemonOomScoreAdj: 0,
+    });
+  });
+
+  afterEach(async () => {
+    await s.dispose();
+  });
+
+  function task(status: ContainerState["status"], exitCode?: number): ContainerState {
+    return {
+      id: "web",
+      namespace: NS,
+      status,
+      pid: status === "stopped" ? 0 : 4242,
+      exitCode,
+      createdAt: new Date(0),
+      finishedAt: status === "stopped" ? new Date(1000) : undefined,
+      oomKilled: false,
+      logPath: `${s.dir}/web.log`,
+      handler: "runc",
+      labels: {},
+    };
+  }
+
+  it("refuses a live task without force and names its state; force deletes it", async () => {
+    for (const status of ["running", "paused", "created"] as const) {
+      tasks.set(`${NS}/web`, task(status));
+      const err = await svc.deleteTask(NS, "web", false).catch((e) => e);
+      expect(errorKind(err)).toBe("failed-precondition");
+      expect((err as Error).message).toContain(`is ${status}`);
+    }
+    expect(deleted).toEqual([]);
+    expect(topics).toEqual([]);
+
+    expect(await svc.deleteTask(NS, "web", true)).toEqual({ exitCode: 0, finishedAt: undefined });
+    expect(deleted).toEqual([{ id: "web", force: true }]);
+    expect(topics).toEqual(["/tasks/delete"]);
+  });
+
+  it("deletes a stopped task without force and reports its exit", async () => {
+    tasks.set(`${NS}/web`, task("stopped", 3));
+    expect(await svc.deleteTask(NS, "web", false)).toEqual({
+      exitCode: 3,
+      finishedAt: new Date(1000),
+    });
+    expect(deleted).toEqual([{ id: "web", force: false }]);
+    const err = await svc.deleteTask(NS, "web", false).catch((e) => e);
+    expect(errorKind(err)).toBe("not-found");
+  });
+});

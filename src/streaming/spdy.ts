@@ -22,7 +22,7 @@
  */
 import { ByteReader, concatBytes, writeAll } from "./bytes.ts";
 import { HeaderCompressor, HeaderDecompressor } from "./spdy_zlib.ts";
-import type { Logger } from "../../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 
 /** Control frame types of SPDY/3. */
 export const FrameType = {

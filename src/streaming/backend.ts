@@ -1,6 +1,7 @@
 /**
  * The contract between the streaming server (protocol only) and whatever runs processes:
- * the CRI layer implements {@link StreamingBackend} with the runtime driver. The server calls
+ * the CRI layer implements {@link StreamingBackend} with the container service's exec and
+ * attach sessions (services/containers/stream_sessions.ts). The server calls
  * one method per upgraded connection (per forwarded connection for port-forward) and turns
  * its outcome into the protocol's status message.
  *

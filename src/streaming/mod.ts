@@ -1,6 +1,7 @@
 /**
- * The CRI streaming server (exec, attach, port-forward URLs) and the SPDY client used by
- * tests and the e2e suite.
+ * The streaming server (the exec, attach and port-forward URLs of the CRI and of management
+ * tasks) and the SPDY client the CLI, tests and the e2e suite use. It sits below both APIs and
+ * imports only the logger and the typed errors.
  *
  * @example
  * ```ts

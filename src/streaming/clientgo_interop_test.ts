@@ -4,10 +4,10 @@
  * the built helper (see that file for the two build commands); skipped otherwise because the
  * repository does not vendor client-go.
  */
-import { afterAll, beforeAll, describe, expect, it } from "../../testing/bdd.ts";
+import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
 import { StreamingServer } from "./server.ts";
 import type { StreamingBackend, TerminalSize } from "./backend.ts";
-import { createLogger } from "../../log/logger.ts";
+import { createLogger } from "../log/logger.ts";
 
 const bin = Deno.env.get("CLIENTGO_INTEROP_BIN") ?? "";
 const te = new TextEncoder();

@@ -1,6 +1,6 @@
 /**
- * The CRI streaming server: the HTTP endpoint whose URLs the Exec, Attach and PortForward
- * RPCs return. Like the kubelet's streaming server, each RPC stores its request under a
+ * The streaming server: the HTTP endpoint whose URLs the CRI's Exec, Attach and PortForward
+ * RPCs (and the management Tasks StreamUrl) return. Like the kubelet's streaming server, each RPC stores its request under a
  * single-use random token (/exec/<token>, /attach/<token>, /portforward/<token>) that expires
  * after `tokenTtlMs`; the client (kubelet, crictl) then upgrades that URL to SPDY/3.1 or a
  * WebSocket and the server runs the request against the {@link StreamingBackend}.
@@ -46,12 +46,8 @@ import {
 } from "./portforward.ts";
 import { SpdyConnection } from "./spdy.ts";
 import { acceptWebSocket, isWebSocketRequest } from "./websocket.ts";
-import { createLogger, type Logger } from "../../log/logger.ts";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  RuntimeError,
-} from "../../errdefs/errors.ts";
+import { createLogger, type Logger } from "../log/logger.ts";
+import { FailedPreconditionError, InvalidArgumentError, RuntimeError } from "../errdefs/errors.ts";
 
 /** An Exec request as the CRI ExecRequest carries it. */
 export interface ExecRequest {

@@ -15,7 +15,7 @@
  * ```
  */
 import type { StreamingBackend } from "./backend.ts";
-import type { Logger } from "../../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { firstHeader, RstStatus, type SpdyConnection, type SpdyStream } from "./spdy.ts";
 import type { WebSocketConnection } from "./websocket.ts";
 import { raceTimeout } from "./remotecommand.ts";
@@ -61,7 +61,7 @@ interface Pair {
  * ```ts
  * import { SpdyPortForward } from "./portforward.ts";
  * import { SpdyConnection } from "./spdy.ts";
- * import { createLogger } from "../../log/logger.ts";
+ * import { createLogger } from "../log/logger.ts";
  * const tcp = await Deno.connect({ hostname: "127.0.0.1", port: 10010 });
  * let pf: SpdyPortForward | undefined;
  * const conn = new SpdyConnection(tcp, { role: "server", onStream: (s) => pf!.onStream(s) });

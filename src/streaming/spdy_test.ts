@@ -1,4 +1,4 @@
-import { describe, expect, it } from "../../testing/bdd.ts";
+import { describe, expect, it } from "../testing/bdd.ts";
 import { ByteReader } from "./bytes.ts";
 import { HeaderCompressor, HeaderDecompressor, SPDY3_DICTIONARY } from "./spdy_zlib.ts";
 import {

@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "../../testing/bdd.ts";
+import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
 import { StreamingServer } from "./server.ts";
 import type { StreamingBackend, TerminalSize } from "./backend.ts";
 import { openPortForward, remoteCommand, UpgradeFailedError } from "./client.ts";
 import { ByteReader, concatBytes, writeAll } from "./bytes.ts";
 import { parseResponseHead } from "./http1.ts";
-import { createLogger } from "../../log/logger.ts";
-import { InvalidArgumentError } from "../../errdefs/errors.ts";
+import { createLogger } from "../log/logger.ts";
+import { InvalidArgumentError } from "../errdefs/errors.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();

@@ -1,17 +1,33 @@
 /**
- * Interactive exec and attach for management containers (`run -t`, `attach`, `tasks exec -t`)
- * through the same streaming server the CRI uses. Their stream ids are `<namespace>/<id>` —
- * a `/` never appears in CRI ids — so one server serves both.
+ * Exec and attach sessions over the streaming server's stdio streams: a container service
+ * process wired to one upgraded connection. The CRI runs its containers' sessions through
+ * these, and so do management containers (`run -t`, `attach`, `tasks exec -t`), whose stream
+ * ids are `<namespace>/<id>` — a `/` never appears in CRI ids — so one streaming server
+ * serves both. The daemon joins the two with {@link withManagementStreams}.
+ *
+ * @example
+ * ```ts
+ * import { withManagementStreams } from "./stream_sessions.ts";
+ * const backend = withManagementStreams(criStreamingBackend(ctx), containers);
+ * const streaming = new StreamingServer({ backend });
+ * ```
  */
 import type {
   AttachOptions,
   ExecOptions,
   PortForwardOptions,
   StreamingBackend,
-} from "../cri/streaming/backend.ts";
-import type { ContainerService } from "../services/containers/service.ts";
+} from "../../streaming/backend.ts";
+import type { ContainerService } from "./service.ts";
 
-/** The stream id for a management container. */
+/**
+ * The stream id for a management container.
+ *
+ * @example
+ * ```ts
+ * managementStreamId("default", "web"); // "default/web"
+ * ```
+ */
 export function managementStreamId(namespace: string, id: string): string {
   return `${namespace}/${id}`;
 }
@@ -29,7 +45,14 @@ async function pipeOut(
   else await from.cancel().catch(() => {});
 }
 
-/** Runs an exec in a container with its stdio wired to a streaming session; the exit code. */
+/**
+ * Runs an exec in a container with its stdio wired to a streaming session; the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await execOverStreams(containers, "k8s.io", id, { containerId: id, cmd, tty });
+ * ```
+ */
 export async function execOverStreams(
   containers: ContainerService,
   ns: string,
@@ -52,7 +75,14 @@ export async function execOverStreams(
   return code;
 }
 
-/** Attaches a streaming session to a container's own process until its output ends. */
+/**
+ * Attaches a streaming session to a container's own process until its output ends.
+ *
+ * @example
+ * ```ts
+ * await attachOverStreams(containers, "default", "web", { containerId: "default/web", tty });
+ * ```
+ */
 export async function attachOverStreams(
   containers: ContainerService,
   ns: string,
@@ -79,7 +109,14 @@ export async function attachOverStreams(
   }
 }
 
-/** Routes `ns/id` streams to the container service and everything else to `cri`. */
+/**
+ * Routes `ns/id` streams to the container service and everything else to `cri`.
+ *
+ * @example
+ * ```ts
+ * const backend = withManagementStreams(criBackend, containers);
+ * ```
+ */
 export function withManagementStreams(
   cri: StreamingBackend,
   containers: ContainerService,

@@ -5,7 +5,7 @@
 //
 //	mkdir -p $CRITOOLS/cmd/interop && cp main.go $CRITOOLS/cmd/interop/
 //	(cd $CRITOOLS && go build -mod=vendor -o /tmp/clientgo ./cmd/interop)
-//	CLIENTGO_INTEROP_BIN=/tmp/clientgo scripts/deno test -A src/cri/streaming
+//	CLIENTGO_INTEROP_BIN=/tmp/clientgo scripts/deno test -A src/streaming
 //
 // Usage: clientgo exec|tty|pf URL
 //   - exec: stdin "client-go stdin\n", stdout+stderr; prints them, the error and exit status.

@@ -1,0 +1,134 @@
+/**
+ * The kubelet's CRI container log format, which conmon writes and the kubelet, `kubectl logs`,
+ * attach's fallback and the CLI's `logs` read: one record per line,
+ * `<RFC3339Nano> <stdout|stderr> <F|P> <content>`, where P marks a partial line (the content
+ * continues in the next record) and F a full one. This module imports nothing, so the CLI can
+ * use it without pulling in the daemon.
+ *
+ * @example
+ * ```ts
+ * import { parseCriLogLine } from "./cri_log.ts";
+ * parseCriLogLine("2024-01-01T00:00:00.000000000Z stderr P half")?.partial; // true
+ * ```
+ *
+ * @module
+ */
+
+/** The stream a record came from. */
+export type CriStream = "stdout" | "stderr";
+
+/** One parsed record of a CRI log file. */
+export interface CriLogLine {
+  time: string;
+  stream: CriStream;
+  /** A P record: the line goes on in the next record. */
+  partial: boolean;
+  content: string;
+}
+
+/** Output read back from a CRI log file: a line's content and its stream. */
+export interface CriLogChunk {
+  stream: CriStream;
+  data: Uint8Array;
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * One parsed line of a CRI log file: `<RFC3339Nano> <stream> <F|P> <content>`.
+ *
+ * @example
+ * ```ts
+ * import { parseCriLogLine } from "./cri_log.ts";
+ * parseCriLogLine("2024-01-01T00:00:00.000000000Z stdout F hello");
+ * // { time: "2024-01-01T00:00:00.000000000Z", stream: "stdout", partial: false, content: "hello" }
+ * ```
+ */
+export function parseCriLogLine(line: string): CriLogLine | undefined {
+  const m = /^(\S+) (stdout|stderr) ([PF]) ?(.*)$/s.exec(line);
+  if (!m) return undefined;
+  return { time: m[1], stream: m[2] as CriStream, partial: m[3] === "P", content: m[4] };
+}
+
+/**
+ * Follows a CRI log file from the position of `opened`, emitting each line's content (a newline
+ * added after full lines) until `isDone` says the writer finished and the file is drained.
+ * Reopens the path when it was replaced (log rotation).
+ *
+ * @example
+ * ```ts
+ * import { followCriLog } from "./cri_log.ts";
+ * const f = await Deno.open(path);
+ * const out = followCriLog(path, f, (await f.stat()).ino, () => Promise.resolve(false));
+ * for await (const { stream, data } of out) console.log(stream, data.length);
+ * ```
+ */
+export function followCriLog(
+  path: string,
+  opened: Deno.FsFile,
+  openedIno: number | null,
+  isDone: () => Promise<boolean>,
+): ReadableStream<CriLogChunk> {
+  const enc = new TextEncoder();
+  let file: Deno.FsFile | undefined = opened;
+  let ino = openedIno;
+  let pending = "";
+  let stopped = false;
+  const buf = new Uint8Array(64 * 1024);
+  const dec = new TextDecoder();
+  return new ReadableStream<CriLogChunk>({
+    async pull(controller) {
+      for (;;) {
+        if (stopped || !file) return;
+        const n = await file.read(buf);
+        if (n) {
+          pending += dec.decode(buf.subarray(0, n), { stream: true });
+          let emitted = false;
+          let nl: number;
+          while ((nl = pending.indexOf("\n")) >= 0) {
+            const line = pending.slice(0, nl);
+            pending = pending.slice(nl + 1);
+            const rec = parseCriLogLine(line);
+            if (!rec) continue;
+            controller.enqueue({
+              stream: rec.stream,
+              data: enc.encode(rec.partial ? rec.content : rec.content + "\n"),
+            });
+            emitted = true;
+          }
+          if (emitted) return;
+          continue;
+        }
+        // At the end: rotated? finished? else wait for more.
+        try {
+          const st = await Deno.stat(path);
+          if (st.ino !== ino) {
+            file.close();
+            file = await Deno.open(path, { read: true });
+            ino = (await file.stat()).ino;
+            continue;
+          }
+        } catch { /* between rename and reopen */ }
+        if (await isDone()) {
+          // conmon drains stdio before writing the exit file: one last read, then end.
+          const last = await file.read(buf);
+          if (last) {
+            pending += dec.decode(buf.subarray(0, last), { stream: true });
+            continue;
+          }
+          stopped = true;
+          file.close();
+          controller.close();
+          return;
+        }
+        await sleep(100);
+      }
+    },
+    cancel() {
+      stopped = true;
+      file?.close();
+    },
+  });
+}
