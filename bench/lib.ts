@@ -28,6 +28,43 @@ export async function pss(pid: number): Promise<number> {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/**
+ * The per-container (conmon) or per-pod (containerd-shim) monitor processes of the daemon whose
+ * dir is `dir`: their command lines name it.
+ */
+export async function monitorPids(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
+      if (/(conmon|containerd-shim)/.test(cmd[0]) && cmd.some((a) => a.includes(dir))) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+/** PSS of all of a daemon's monitors (see {@link monitorPids}), in bytes. */
+export async function monitorsPss(dir: string): Promise<number> {
+  let sum = 0;
+  for (const pid of await monitorPids(dir)) sum += await pss(pid).catch(() => 0);
+  return sum;
+}
+
+/**
+ * CPU seconds a live process used (user + system), with those of its children it has reaped
+ * (the runc and CNI plugin runs a daemon or monitor waits for).
+ */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the ")" that ends the command name: utime is field 14, cstime 17 (1-based).
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = [11, 12, 13, 14].reduce((s, i) => s + Number(f[i]), 0);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
 /** Starts containerd 1.6 from Debian on a private root; its CRI plugin stays on, as on a node. */
 export async function startContainerd(
   opts: { hostsDir?: string; extra?: string[] } = {},
@@ -173,4 +210,33 @@ export async function cleanUpCriRun(
     await new Deno.Command("ip", { args: ["netns", "del", n], stderr: "null" }).output();
   }
   await Deno.remove(work, { recursive: true }).catch(() => {});
+}
+
+/**
+ * `report` with the section that starts at the line `heading…` (up to the next `## ` heading or
+ * the end) replaced by `section`, or `section` appended when there is none.
+ *
+ * @example
+ * ```ts
+ * replaceSection("# R\n\n## A\nold\n\n## B\nb\n", "## A", "## A\nnew\n");
+ * // "# R\n\n## A\nnew\n\n## B\nb\n"
+ * ```
+ */
+export function replaceSection(report: string, heading: string, section: string): string {
+  const body = section.trimEnd() + "\n";
+  const at = report.startsWith(heading) ? 0 : report.indexOf(`\n${heading}`) + 1;
+  if (at <= 0 && !report.startsWith(heading)) {
+    return report.trim() === "" ? body : `${report.trimEnd()}\n\n${body}`;
+  }
+  const next = report.indexOf("\n## ", at + heading.length);
+  if (next < 0) return report.slice(0, at) + body;
+  return report.slice(0, at) + body + "\n" + report.slice(next + 1);
+}
+
+/** The section of `report` that starts at the line `heading…` (up to the next `## `), if any. */
+export function sectionOf(report: string, heading: string): string | undefined {
+  const at = report.startsWith(heading) ? 0 : report.indexOf(`\n${heading}`) + 1;
+  if (at === 0 && !report.startsWith(heading)) return undefined;
+  const next = report.indexOf("\n## ", at + heading.length);
+  return (next < 0 ? report.slice(at) : report.slice(at, next)).trimEnd() + "\n";
 }

@@ -5,12 +5,18 @@
  *
  * Flags: --quick (fewer runs, for a smoke check); --reads-only (only the read-RPC matrix of
  * reads.ts: its section of REPORT.md is replaced, the rest kept from the last full run).
+ *
+ * The pod density benchmark under a kubelet (kube_density.ts) runs last, when `K8SC_KUBE_DIR`
+ * names the Kubernetes binaries (and as root); otherwise it is skipped, saying why, and the
+ * density section of the previous REPORT.md is kept (CI has no Kubernetes binaries).
  */
 import { benchPull, type PullResult, reportPull } from "./pull.ts";
 import { benchContainers, type ContainerBench, reportContainers } from "./containers.ts";
 import { benchPods, type PodBench, reportPods } from "./pods.ts";
 import { CONTAINERD, OURS, type Panel, renderStripChart } from "./chart.ts";
 import { benchReads, type ReadBench, reportReads } from "./reads.ts";
+import { benchDensity, DENSITY_HEADING, densitySkipReason, reportDensity } from "./kube_density.ts";
+import { replaceSection, sectionOf } from "./lib.ts";
 
 /** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
 export function latencyChart(
@@ -109,6 +115,21 @@ const RUNNING_PODS_NOTE =
 
 const READS_HEADING = "## Read RPCs through the CRI";
 
+/**
+ * The density section: this run's, or (skipped) the previous REPORT.md's, or a note saying why
+ * there is none.
+ */
+async function densitySection(
+  density: Awaited<ReturnType<typeof benchDensity>> | undefined,
+  skipped: string | undefined,
+): Promise<string> {
+  if (density) return reportDensity(density);
+  console.error(`kube_density: skipped: ${skipped}`);
+  const old = await Deno.readTextFile(new URL("./REPORT.md", import.meta.url)).catch(() => "");
+  return sectionOf(old, DENSITY_HEADING) ??
+    `${DENSITY_HEADING}\n\nNot run: ${skipped} (see bench/kube_density.ts).\n`;
+}
+
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
   const started = new Date();
@@ -117,10 +138,7 @@ if (import.meta.main) {
     const reads = await benchReads({ sizes: readSizes, samples: quick ? 50 : 200 });
     const url = new URL("./REPORT.md", import.meta.url);
     const old = await Deno.readTextFile(url);
-    const at = old.indexOf(READS_HEADING);
-    const report = (at < 0 ? old.trimEnd() + "\n\n" : old.slice(0, at)) +
-      readsSection(reads, started);
-    await Deno.writeTextFile(url, report);
+    await Deno.writeTextFile(url, replaceSection(old, READS_HEADING, readsSection(reads, started)));
     console.log(readsSection(reads, started));
     Deno.exit(0);
   }
@@ -132,6 +150,8 @@ if (import.meta.main) {
       : { pods: 30, concurrent: 10, list: 100, memory: 50 },
   );
   const reads = await benchReads({ sizes: readSizes, samples: quick ? 50 : 200 });
+  const skipDensity = densitySkipReason();
+  const density = skipDensity ? undefined : await benchDensity({ pods: quick ? 20 : 110 });
   const png = latencyChart(started, pull, containers, pods, reads);
   await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
 
@@ -155,7 +175,8 @@ ${reportContainers(containers)}
 
 ${reportPods(pods)}
 
-${readsSection(reads, started)}`;
+${readsSection(reads, started)}
+${await densitySection(density, skipDensity)}`;
   await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
   console.log(report);
 }

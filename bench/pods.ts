@@ -24,6 +24,7 @@ import {
   cleanUpCriRun,
   type Daemon,
   median,
+  monitorsPss,
   netnsNames,
   percentile,
   pss,
@@ -125,20 +126,6 @@ export async function cniConf(
     }),
   );
   return conf;
-}
-
-async function monitorsPss(dir: string): Promise<number> {
-  let sum = 0;
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
-      if (/(conmon|containerd-shim)/.test(cmd[0]) && cmd.some((a) => a.includes(dir))) {
-        sum += await pss(Number(e.name));
-      }
-    } catch { /* gone */ }
-  }
-  return sum;
 }
 
 export async function benchPods(

@@ -212,6 +212,8 @@ export interface KubeClusterOptions {
   controllerManagerExtra?: string[];
   /** The kubelet's --v (default 2). */
   kubeletVerbosity?: number;
+  /** Names the kubelet's cgroup root, `/k8sc-<name>-<time>` (default "kube-e2e"). */
+  name?: string;
 }
 
 /**
@@ -252,7 +254,10 @@ export interface KubeCluster {
   spawn(name: string, cmd: string, args: string[]): Proc;
   /** Ends every process, last started first (SIGTERM, SIGKILL after 10 s). */
   stop(): Promise<void>;
-  /** After `stop()`: unmounts everything under `dir`, removes the cgroup root (a few tries). */
+  /**
+   * After `stop()`: unmounts everything under `dir`, kills what still runs in the cgroup root
+   * and removes it (a few tries).
+   */
   cleanup(): Promise<void>;
 }
 
@@ -340,7 +345,7 @@ export async function startKubeCluster(o: KubeClusterOptions): Promise<KubeClust
     return r;
   }
 
-  const cgroupRoot = `/k8sc-kube-e2e-${Date.now().toString(36)}`;
+  const cgroupRoot = `/k8sc-${o.name ?? "kube-e2e"}-${Date.now().toString(36)}`;
   const cluster: KubeCluster = {
     dir,
     bins,
@@ -402,6 +407,11 @@ export async function startKubeCluster(o: KubeClusterOptions): Promise<KubeClust
       // cgroup can refuse rmdir for a moment: a few tries).
       await sh(`grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l; true`)
         .catch(() => {});
+      // Whatever still runs in a pod's cgroup (a runtime that died with its pods running, or a
+      // kubelet stopped before the pods were gone) would keep the cgroups busy.
+      await sh(`for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+          [ -d "$c${cgroupRoot}" ] && find "$c${cgroupRoot}" -name cgroup.procs -exec cat {} +
+        done 2>/dev/null | sort -u | xargs -r kill -9 2>/dev/null; true`).catch(() => {});
       for (let i = 0; i < 20; i++) {
         const left = await sh(`for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
             [ -d "$c${cgroupRoot}" ] || continue
