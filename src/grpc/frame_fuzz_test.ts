@@ -8,27 +8,17 @@
  * widen a local run.
  */
 import { describe, expect, it } from "../testing/bdd.ts";
+import { type SeededRandom, seededRandom } from "../testing/seeded_random.ts";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { ClientStreamRewriter, ProxyProtocolError } from "./authority_proxy.ts";
 
 const SEED = Number(Deno.env.get("K8SC_FUZZ_SEED") ?? 20261202);
 const CASES = Number(Deno.env.get("K8SC_FUZZ_CASES") ?? 2000);
 
-function prng(seed: number) {
-  let x = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-  return { int: (n: number) => next() % n, chance: (p: number) => next() / 2 ** 32 < p };
-}
-type Rng = ReturnType<typeof prng>;
+type Rng = SeededRandom;
+const prng = seededRandom;
 
-const bytes = (r: Rng, n: number) => Uint8Array.from({ length: n }, () => r.int(256));
+const bytes = (r: Rng, n: number) => r.bytes(n);
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");

@@ -9,6 +9,7 @@
  * case that reproduces it; `K8SC_FUZZ_SEED` and `K8SC_FUZZ_CASES` widen a local run.
  */
 import { describe, expect, it } from "../testing/bdd.ts";
+import { type SeededRandom, seededRandom } from "../testing/seeded_random.ts";
 import * as cri from "../gen/runtime/v1/api.ts";
 import * as containers from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 import * as content from "../gen/k8scontainerd/services/content/v1/content.ts";
@@ -45,20 +46,8 @@ const MANAGEMENT: Record<string, unknown> = {
   version,
 };
 
-/** xorshift32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number) {
-  let x = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-  return { next, int: (n: number) => next() % n, chance: (p: number) => next() / 2 ** 32 < p };
-}
-type Rng = ReturnType<typeof prng>;
+type Rng = SeededRandom;
+const prng = seededRandom;
 
 function varint(n: number): number[] {
   const out: number[] = [];
