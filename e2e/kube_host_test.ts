@@ -167,21 +167,7 @@ exit 0
   });
 
   it("the node registers and becomes Ready", async () => {
-    await waitFor(
-      "node Ready",
-      async () => {
-        const r = await kubectl([
-          "get",
-          "node",
-          NODE,
-          "-o",
-          `jsonpath={.status.conditions[?(@.type=="Ready")].status}`,
-        ], { allowFail: true });
-        return r.stdout.trim() === "True" ? true : undefined;
-      },
-      180_000,
-      1000,
-    );
+    await cluster.waitNodeReady();
     const node = await getJson(["node", NODE]);
     expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^k8scontainerd:\/\//);
     expect(node.status.addresses).toContainEqual({ type: "Hostname", address: NODE });
