@@ -147,16 +147,22 @@ function fuzzCodec(name: string, codec: Codec, corpus: Uint8Array[]) {
   for (const [i, input] of corpus.entries()) {
     const where = `${name} case ${i} (seed ${SEED}) input ${hex(input)}`;
     let msg: unknown;
+    let threw = false, failure: unknown;
     const t0 = performance.now();
     try {
       msg = codec.decode(input);
     } catch (e) {
-      if (!(e instanceof Error)) throw new Error(`${where}: threw a non-Error ${String(e)}`);
+      threw = true;
+      failure = e;
+    }
+    const ms = performance.now() - t0;
+    if (ms > SLOW_MS) throw new Error(`${where}: decoding took ${ms.toFixed(0)} ms`);
+    if (threw) {
+      if (!(failure instanceof Error)) {
+        throw new Error(`${where}: threw a non-Error ${String(failure)}`);
+      }
       refused++;
       continue;
-    } finally {
-      const ms = performance.now() - t0;
-      if (ms > SLOW_MS) throw new Error(`${where}: decoding took ${ms.toFixed(0)} ms`);
     }
     decoded++;
     let again: unknown;
