@@ -78,6 +78,7 @@ import type {
 import { type ContainerMeta as Meta, StateCache } from "./state_cache.ts";
 import { ExitCache, type RecordedExit } from "./exit_cache.ts";
 import { oomKilled } from "./oom_killed.ts";
+import { cgroupStatsOfPid } from "./cgroup_stats.ts";
 import { collectExec, execPiped, execProcessSpec, execTty } from "./exec.ts";
 import { attachFromLog, attachSocket } from "./attach.ts";
 
@@ -716,9 +717,17 @@ export class ConmonRuntime implements ContainerRuntime {
     await this.#runc(await this.#meta(id, namespace)).update(id, resources);
   }
 
-  /** One cgroup statistics sample (`runc events --stats`). */
+  /**
+   * One cgroup statistics sample in runc's `events --stats` shape, read from the cgroup files
+   * of the container's init (no runtime process per sample; crun has no `events --stats`).
+   * FailedPrecondition when the container is not running.
+   */
   async stats(id: string, namespace = "default"): Promise<Record<string, unknown>> {
-    return await this.#runc(await this.#meta(id, namespace)).stats(id);
+    const st = await this.state(id, namespace);
+    if (!st.pid || (st.status !== "running" && st.status !== "paused" && st.status !== "created")) {
+      throw new FailedPreconditionError(`container "${id}" is not running (${st.status})`);
+    }
+    return { ...await cgroupStatsOfPid(st.pid) };
   }
 
   /** Sends one line to conmon's control FIFO; FailedPrecondition when conmon is gone. */

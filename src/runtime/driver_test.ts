@@ -467,6 +467,42 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect(await conmonPidsFor(rt.containerDir(id, NS))).toEqual([]);
   });
 
+  it("stats read from the cgroup files agree with runc's own events --stats", async () => {
+    const id = "stats";
+    await createStarted(id, {
+      args: ["sh", "-c", "x=a; for i in $(seq 18); do x=$x$x; done; sleep 1000 & wait"],
+      memoryLimit: 64 * 1024 * 1024,
+    });
+    // the shell has built its 256 KiB string and sleeps: the figures hold still
+    await eventually(async () => (await rt.ps(id, NS)).length === 2 || undefined);
+    const ours = await rt.stats(id, NS) as {
+      memory: { usage: { usage: number; limit: number }; raw: Record<string, number> };
+      cpu: { usage: { total: number } };
+      pids: { current: number; limit: number };
+    };
+    const out = await new Deno.Command("runc", {
+      args: ["--root", `${tmp}/state/runc/${NS}`, "events", "--stats", id],
+    }).output();
+    const theirs = JSON.parse(decoder.decode(out.stdout)).data;
+    expect(ours.memory.usage.limit).toBe(64 * 1024 * 1024);
+    expect(ours.memory.usage.limit).toBe(theirs.memory.usage.limit);
+    expect(ours.pids.current).toBe(2);
+    expect(ours.pids.current).toBe(theirs.pids.current);
+    expect(ours.memory.usage.usage).toBeGreaterThan(256 * 1024);
+    // two samples a moment apart: within 10% of each other
+    expect(Math.abs(ours.memory.usage.usage - theirs.memory.usage.usage)).toBeLessThan(
+      theirs.memory.usage.usage / 10,
+    );
+    expect(ours.cpu.usage.total).toBeGreaterThan(0);
+    expect(ours.cpu.usage.total).toBeLessThanOrEqual(theirs.cpu.usage.total);
+    expect(Object.keys(ours.memory.raw).sort()).toEqual(Object.keys(theirs.memory.raw).sort());
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    await rt.wait(id, NS);
+    const gone = await rt.stats(id, NS).catch((e) => e);
+    expect(errorKind(gone)).toBe("failed-precondition");
+    await rt.delete(id, { namespace: NS });
+  });
+
   it("exec returns the exit code and sees the given env; execSync times out", async () => {
     const id = "execs";
     await createStarted(id, { args: ["sleep", "1000"] });

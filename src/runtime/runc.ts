@@ -55,9 +55,6 @@ export interface RuncState {
 /** The `linux.resources` object of the OCI runtime spec, as accepted by `runc update`. */
 export type LinuxResources = Record<string, unknown>;
 
-/** One `runc events --stats` sample (the `data` of a "stats" event). */
-export type RuncStats = Record<string, unknown>;
-
 /** Options of {@link Runc.exec}: the process spec is a JSON file the caller wrote. */
 export interface RuncExecOptions {
   /** Path of the process.json (`--process`). */
@@ -366,13 +363,6 @@ export class Runc {
   async update(id: string, resources: LinuxResources): Promise<void> {
     const body = new TextEncoder().encode(JSON.stringify(resources));
     await this.#run("update", id, ["--resources", "-", id], { stdin: body });
-  }
-
-  /** `events --stats <id>`: one statistics sample (cgroup counters). */
-  async stats(id: string): Promise<RuncStats> {
-    const out = await this.#run("events", id, ["--stats", id]);
-    const ev = JSON.parse(decoder.decode(out.stdout)) as { data?: RuncStats };
-    return ev.data ?? {};
   }
 
   /**

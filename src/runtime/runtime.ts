@@ -208,7 +208,7 @@ export interface ContainerRuntime {
   ps(id: string, namespace?: string): Promise<number[]>;
   /** Applies new `linux.resources` to a live container. */
   update(id: string, resources: LinuxResources, namespace?: string): Promise<void>;
-  /** One cgroup statistics sample, in runc's `events --stats` shape. */
+  /** One cgroup statistics sample, in runc's `events --stats` shape (read from the cgroup files). */
   stats(id: string, namespace?: string): Promise<Record<string, unknown>>;
   /** Closes and reopens the container's log file (after the kubelet rotated it). */
   reopenLog(id: string, namespace?: string): Promise<void>;
