@@ -173,7 +173,9 @@ export async function runVmSuite(o: VmSuiteOptions = {}): Promise<VmReport> {
         `#!/bin/sh\nexec sh /opt/k8scontainerd/vm/guest/job.sh ${phase}\n`,
       );
       log(`vm ${image.arch}: boot for phase ${phase}`);
-      const res = await machine.boot({ timeoutMs: o.bootTimeoutMs ?? 30 * 60_000 });
+      // kubeadm init under TCG waits minutes for each Go component to start.
+      const defaultMin = phase === "kubeadm" ? 60 : 30;
+      const res = await machine.boot({ timeoutMs: o.bootTimeoutMs ?? defaultMin * 60_000 });
       const consoleText = await Deno.readTextFile(res.consoleLog).catch(() => "");
       await Deno.writeTextFile(`${jobDir}/${phase}.console`, consoleText);
       const steps = await readSteps(`${jobDir}/${phase}.results`);

@@ -76,6 +76,35 @@ NET
 # Under TCG the control plane takes minutes to come up: kubeadm's timeouts raised (v1beta4).
 # No coredns image (scripts/kube_images.ts skips it without a coredns binary): its addon
 # phase is skipped, and said so.
+# Snapshots every 60 s into the 9p job dir while kubeadm waits, so that a boot the host has to
+# kill on its timeout still says what the control plane was doing (static pods, their logs, the
+# kubelet's last words, load).
+kube_diag() {
+  while :; do
+    {
+      echo "=== $(date -u +%T) up $(cut -d' ' -f1 /proc/uptime)s load $(cut -d' ' -f1-3 /proc/loadavg)"
+      free -m | sed -n 2p
+      k8scontainerd -n k8s.io tasks ls 2>&1 | head -20
+      for f in /var/log/pods/*/*/*.log; do
+        [ -f "$f" ] && { echo "--- $f"; tail -n 3 "$f" | cut -c1-300; }
+      done
+      journalctl -u kubelet -n 8 --no-pager -o cat 2>&1 | cut -c1-300
+    } >> "$J/kubeadm.diag" 2>&1
+    sleep 60
+  done
+}
+kube_diag &
+diag=$!
+
+# Under TCG a Go control plane starts in minutes, not seconds: kubeadm's static pods' startup
+# and liveness probes (about 4 min) would restart the apiserver and etcd before they are up,
+# over and over. Patches (kubeadm's --patches, strategic merge) give them 30 min.
+mkdir -p /etc/kubernetes/vm-patches
+for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+  printf 'spec:\n  containers:\n  - name: %s\n    startupProbe:\n      failureThreshold: 180\n      timeoutSeconds: 60\n    livenessProbe:\n      failureThreshold: 60\n      timeoutSeconds: 60\n' "$c" \
+    > "/etc/kubernetes/vm-patches/$c+strategic.yaml"
+done
+
 check kubeadm-init sh -ec "
   v=\$(kubeadm version -o short)
   skip=
@@ -83,6 +112,8 @@ check kubeadm-init sh -ec "
   cat > /etc/kubernetes-kubeadm.yaml <<YAML
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
+patches:
+  directory: /etc/kubernetes/vm-patches
 nodeRegistration:
   criSocket: $SOCK
   ignorePreflightErrors: [NumCPU, Mem, Swap, ImagePull, FileExisting-crictl, FileExisting-conntrack, FileExisting-socat, FileExisting-ebtables, FileExisting-ethtool, SystemVerification]
@@ -103,7 +134,9 @@ kind: KubeletConfiguration
 cgroupDriver: systemd
 failSwapOn: false
 YAML
-  kubeadm init --config /etc/kubernetes-kubeadm.yaml \$skip 2>&1 | tail -20
+  kubeadm init --config /etc/kubernetes-kubeadm.yaml \$skip > $J/kubeadm-init.log 2>&1 || { tail -30 $J/kubeadm-init.log; exit 1; }
+  tail -20 $J/kubeadm-init.log
+  grep -q 'failureThreshold: 180' /etc/kubernetes/manifests/kube-apiserver.yaml && echo 'probe patches applied'
   test -f /etc/kubernetes/admin.conf
 "
 
@@ -115,6 +148,8 @@ check node-ready sh -ec "
 
 # The workload: the project's busybox fixture from the guest's registry (pods.ts pushed it).
 IMG=$(sed -n 's/.*"busybox":"\([^"]*\)".*/\1/p' /mnt/job/pods.json)
+kill $diag 2>/dev/null
+
 check kube-pod sh -ec "
   kubectl run web --image=$IMG --image-pull-policy=IfNotPresent --restart=Never --command -- sh -c \
     'mkdir -p /www && echo served-by-pod > /www/index.html && echo hello from the pod && exec httpd -f -p 8080 -h /www'
