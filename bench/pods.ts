@@ -13,12 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import {
-  type ContainerConfig,
-  ImageServiceClient,
-  type PodSandboxConfig,
-  RuntimeServiceClient,
-} from "../src/gen/runtime/v1/api.ts";
+import { type ContainerConfig, type PodSandboxConfig } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import {
   cleanUpCriRun,
@@ -31,6 +26,7 @@ import {
   startContainerd,
   startOurs,
 } from "./lib.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 export interface PodBench {
   start: { ours: number[]; containerd: number[] };

@@ -19,7 +19,6 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import {
   cleanUpCriRun,
@@ -32,6 +31,7 @@ import {
 } from "./lib.ts";
 import { cniConf, containerConfig, podConfig } from "./pods.ts";
 import { cpuProfile } from "./cpu_profile.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 /** The read RPCs timed at every size. */
 export const READ_RPCS = [

@@ -32,7 +32,6 @@ import {
   type DeepPartial,
   type LinuxContainerSecurityContext,
   type LinuxSandboxSecurityContext,
-  RuntimeServiceClient,
   SecurityProfile_ProfileType as T,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
@@ -40,6 +39,7 @@ import { DEFAULT_PROFILE, SystemAppArmor } from "../src/runtime/apparmor.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const bridge = "k8sapp1";
 /** The Localhost profile the enabled-host checks load (and unload afterwards). */

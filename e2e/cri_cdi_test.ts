@@ -14,10 +14,11 @@ import {
   it,
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
-import { ContainerState, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
+import { ContainerState } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
+import { RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const bridge = "k8scdi1";
 

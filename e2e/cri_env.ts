@@ -12,11 +12,11 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js";
-import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { type FixtureName, pushFixtures } from "../scripts/fixtures/images.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 /** One CNI network for a suite. */
 export interface CniNetwork {

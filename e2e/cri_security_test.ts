@@ -21,7 +21,6 @@ import {
   ContainerState,
   NamespaceMode,
   type PodSandboxConfig,
-  RuntimeServiceClient,
   Signal,
   SupplementalGroupsPolicy,
 } from "../src/gen/runtime/v1/api.ts";
@@ -31,6 +30,7 @@ import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { mount, MS_PRIVATE, umount2 } from "../ffi/mount.ts";
 import { probeHostIdmap } from "../src/runtime/features.ts";
+import { RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const bridge = "k8ssec1";
 const subnet = "10.223.81.0/24";

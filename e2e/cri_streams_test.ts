@@ -17,17 +17,16 @@ import {
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
 import {
-  ImageServiceClient,
   LinuxContainerResources,
   type Metric,
   type PodSandboxConfig,
-  RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { cgroupMode } from "../ffi/fs.ts";
 import { unifiedRoot } from "../src/cri/cgroup_files.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const bridge = "k8sstr1";
 const subnet = "10.223.78.0/24";

@@ -19,16 +19,15 @@ import { pushFixtures } from "../scripts/fixtures/images.ts";
 import {
   type ContainerConfig,
   ContainerState,
-  ImageServiceClient,
   type PodSandboxConfig,
   PodSandboxState,
-  RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/streaming/client.ts";
 import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";
 import { cleanUpAfterDaemon, pullCriImage, writeCniConf, writeCriConfig } from "./cri_env.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const subnetByte = 100 + Math.floor(Math.random() * 100);
 const bridge = `k8sce2e${subnetByte}`;

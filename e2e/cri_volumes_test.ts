@@ -22,14 +22,13 @@ import {
   type ContainerConfig,
   ContainerState,
   type DeepPartial,
-  ImageServiceClient,
   PodSandboxConfig,
-  RuntimeServiceClient,
 } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { runCli, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const bridge = "k8sivol1";
 

@@ -5,11 +5,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "../src/testing/bdd.ts";
-import { RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { AF_UNIX, bindUnix, readAsync, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../ffi/socket.ts";
 import { close } from "../ffi/fs.ts";
+import { RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 function criClient(socket: string) {
   return new RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());

@@ -9,9 +9,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "../src/testing/bdd.ts";
-import { ImageServiceClient, RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 /** A gRPC message frame: 1 byte flags, 4 bytes length, the protobuf bytes. */
 function grpcFrame(msg: Uint8Array): Uint8Array {

@@ -22,7 +22,6 @@ import {
 } from "../src/testing/bdd.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { RuntimeServiceClient } from "../src/gen/runtime/v1/api.ts";
 import { call } from "../src/cli/client.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
@@ -36,6 +35,7 @@ import {
   startKubeCluster,
   waitFor,
 } from "./kube_cluster.ts";
+import { RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 const BRIDGE = "k8skube1";
 const SUBNET_PREFIX = "10.223.90.";

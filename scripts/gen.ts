@@ -17,7 +17,9 @@ const protoDir = join(root, "proto");
 const outDir = join(root, "src", "gen");
 const plugin = join(root, "node_modules", "ts-proto", "protoc-gen-ts_proto");
 const options = [
-  "outputServices=grpc-js",
+  // Plain service descriptions (no @grpc/grpc-js import): the native edge and client need none;
+  // src/grpc/grpc_js.ts adapts them where grpc-js is still used.
+  "outputServices=generic-definitions",
   "env=node",
   "forceLong=bigint",
   "esModuleInterop=true",

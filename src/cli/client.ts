@@ -12,16 +12,18 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js";
-import { VersionClient } from "../gen/k8scontainerd/services/version/v1/version.ts";
-import { NamespacesClient } from "../gen/k8scontainerd/services/namespaces/v1/namespace.ts";
-import { ImagesClient } from "../gen/k8scontainerd/services/images/v1/images.ts";
-import { ContentClient } from "../gen/k8scontainerd/services/content/v1/content.ts";
-import { SnapshotsClient } from "../gen/k8scontainerd/services/snapshots/v1/snapshots.ts";
-import { LeasesClient } from "../gen/k8scontainerd/services/leases/v1/leases.ts";
-import { ContainersClient } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
-import { TasksClient } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
-import { EventsClient } from "../gen/k8scontainerd/services/events/v1/events.ts";
 import { NAMESPACE_HEADER } from "../api/namespace.ts";
+import {
+  ContainersClient,
+  ContentClient,
+  EventsClient,
+  ImagesClient,
+  LeasesClient,
+  NamespacesClient,
+  SnapshotsClient,
+  TasksClient,
+  VersionClient,
+} from "../grpc/clients.ts";
 
 export { NAMESPACE_HEADER };
 

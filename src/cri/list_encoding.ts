@@ -20,8 +20,8 @@ import {
   type ListContainersResponse,
   type ListPodSandboxResponse,
   PodSandbox,
-  RuntimeServiceService,
 } from "../gen/runtime/v1/api.ts";
+import { RuntimeServiceService } from "../grpc/services.ts";
 
 /** A message's encoding, kept for as long as the message itself is. */
 const encodings = new WeakMap<object, Uint8Array>();

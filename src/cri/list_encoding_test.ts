@@ -6,9 +6,9 @@ import {
   ListPodSandboxResponse,
   type PodSandbox,
   PodSandboxState,
-  RuntimeServiceService,
 } from "../gen/runtime/v1/api.ts";
 import { withCachedListEncodings } from "./list_encoding.ts";
+import { RuntimeServiceService } from "../grpc/services.ts";
 
 function container(i: number, state = ContainerState.CONTAINER_RUNNING): Container {
   return {

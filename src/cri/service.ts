@@ -13,7 +13,6 @@
  */
 import type { GrpcServer } from "../grpc/server.ts";
 import type { ContentStore } from "../content/store.ts";
-import { ImageServiceService, RuntimeServiceService } from "../gen/runtime/v1/api.ts";
 import { withCachedListEncodings } from "./list_encoding.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ImageStore } from "../metadata/images.ts";
@@ -70,6 +69,7 @@ import {
   streamPodSandboxMetrics,
 } from "./pod_metrics.ts";
 import { DEFAULT_STREAM_BATCH_SIZE } from "./chunked.ts";
+import { ImageServiceService, RuntimeServiceService } from "../grpc/services.ts";
 
 /**
  * What the CRI server needs from the daemon. The first group is what openStores() returns

@@ -11,8 +11,6 @@ import { call } from "../cli/client.ts";
 import {
   CgroupDriver,
   RuntimeConfigRequest,
-  RuntimeServiceClient,
-  RuntimeServiceService,
   StatusRequest,
   UpdateRuntimeConfigRequest,
   VersionRequest,
@@ -27,6 +25,8 @@ import {
   runtimeStatusHandlers,
 } from "./status.ts";
 import { type CriEnv, startCriEnv } from "./test_helpers.ts";
+import { RuntimeServiceService } from "../grpc/services.ts";
+import { RuntimeServiceClient } from "../grpc/clients.ts";
 
 /** A gRPC server on a temp socket serving only the status RPCs. */
 async function serve(deps: RuntimeStatusDeps) {

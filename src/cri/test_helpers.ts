@@ -19,8 +19,9 @@ import {
 import { pushOciLayout } from "../../scripts/fixtures/oci.ts";
 import { startTestDaemon, type TestDaemon } from "../../e2e/harness.ts";
 import { call, CallError } from "../cli/client.ts";
-import { ImageServiceClient, ImageSpec, RuntimeServiceClient } from "../gen/runtime/v1/api.ts";
+import { ImageSpec } from "../gen/runtime/v1/api.ts";
 import { emulator } from "../testing/bdd.ts";
+import { ImageServiceClient, RuntimeServiceClient } from "../grpc/clients.ts";
 
 type Unary<Req, Res> = (
   req: Req,

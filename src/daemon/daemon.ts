@@ -17,7 +17,6 @@ import { MetricsRegistry } from "../metrics/registry.ts";
 import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 import { GrpcServer } from "../grpc/server.ts";
 import { versionService } from "../api/version.ts";
-import { VersionService } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { registerCri } from "../cri/service.ts";
 import { acquireRootLock } from "./root_lock.ts";
 import type { StreamingServer } from "../streaming/server.ts";
@@ -26,19 +25,22 @@ import { openStores } from "./stores.ts";
 import { startMemoryTrimmer } from "./memory.ts";
 import { imagesApi } from "../api/images.ts";
 import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
-import { ImagesService } from "../gen/k8scontainerd/services/images/v1/images.ts";
-import { NamespacesService } from "../gen/k8scontainerd/services/namespaces/v1/namespace.ts";
-import { ContentService } from "../gen/k8scontainerd/services/content/v1/content.ts";
-import { SnapshotsService } from "../gen/k8scontainerd/services/snapshots/v1/snapshots.ts";
-import { LeasesService } from "../gen/k8scontainerd/services/leases/v1/leases.ts";
-import { ContainersService } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
-import { TasksService } from "../gen/k8scontainerd/services/tasks/v1/tasks.ts";
-import { EventsService } from "../gen/k8scontainerd/services/events/v1/events.ts";
 import { containersApi, eventsApi, tasksApi } from "../api/containers.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import { closeOnExecAll } from "../../ffi/fs.ts";
 import { REVISION, VERSION } from "../version.ts";
 import { systemdNotifier } from "./sd_notify.ts";
+import {
+  ContainersService,
+  ContentService,
+  EventsService,
+  ImagesService,
+  LeasesService,
+  NamespacesService,
+  SnapshotsService,
+  TasksService,
+  VersionService,
+} from "../grpc/services.ts";
 
 export interface Daemon {
   config: Config;

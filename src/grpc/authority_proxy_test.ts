@@ -9,12 +9,9 @@ import {
 } from "./authority_proxy.ts";
 import { type Edge, serveUnixSocket } from "./edge.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, type HpackEncoderOptions } from "./hpack.ts";
-import {
-  VersionClient,
-  VersionResponse,
-  VersionService,
-} from "../gen/k8scontainerd/services/version/v1/version.ts";
-import { RuntimeServiceService } from "../gen/runtime/v1/api.ts";
+import { VersionResponse } from "../gen/k8scontainerd/services/version/v1/version.ts";
+import { RuntimeServiceService, VersionService } from "./services.ts";
+import { VersionClient } from "./clients.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const DATA = 0, HEADERS = 1, PRIORITY_FRAME = 2, SETTINGS = 4, PING = 6, GOAWAY = 7;

@@ -4,11 +4,9 @@ import { Buffer } from "node:buffer";
 import { type CallContext, GrpcServer } from "./server.ts";
 import { createLogger } from "../log/logger.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
-import {
-  VersionClient,
-  type VersionResponse,
-  VersionService,
-} from "../gen/k8scontainerd/services/version/v1/version.ts";
+import { type VersionResponse } from "../gen/k8scontainerd/services/version/v1/version.ts";
+import { VersionService } from "./services.ts";
+import { VersionClient } from "./clients.ts";
 
 /** A server-streaming method with JSON messages, enough to hold a stream open. */
 const TICKS: grpc.ServiceDefinition = {

@@ -15,13 +15,13 @@ import {
   ContainerState,
   type PodSandboxConfig,
   PodSandboxState,
-  RuntimeServiceClient,
 } from "../../src/gen/runtime/v1/api.ts";
 import { call } from "../../src/cli/client.ts";
 import { containerConfig, podConfig } from "../../e2e/cri_requests.ts";
 import { pullCriImage } from "../../e2e/cri_env.ts";
 import { startRegistry } from "../../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../../scripts/fixtures/images.ts";
+import { RuntimeServiceClient } from "../../src/grpc/clients.ts";
 
 const SOCKET = "/run/k8scontainerd/k8scontainerd.sock";
 const CONFIG = "/etc/k8scontainerd/config.toml";

@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.containers.v1";
 
@@ -1337,137 +1325,47 @@ export const DeleteContainerResponse: MessageFns<DeleteContainerResponse> = {
   },
 };
 
-export type ContainersService = typeof ContainersService;
-export const ContainersService = {
-  get: {
-    path: "/k8scontainerd.services.containers.v1.Containers/Get" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetContainerRequest): Buffer => Buffer.from(GetContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetContainerRequest => GetContainerRequest.decode(value),
-    responseSerialize: (value: GetContainerResponse): Buffer =>
-      Buffer.from(GetContainerResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetContainerResponse => GetContainerResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.containers.v1.Containers/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListContainersRequest): Buffer =>
-      Buffer.from(ListContainersRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListContainersRequest => ListContainersRequest.decode(value),
-    responseSerialize: (value: ListContainersResponse): Buffer =>
-      Buffer.from(ListContainersResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListContainersResponse => ListContainersResponse.decode(value),
-  },
-  /** Create makes the record and its writable root snapshot from the image. */
-  create: {
-    path: "/k8scontainerd.services.containers.v1.Containers/Create" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateContainerRequest): Buffer =>
-      Buffer.from(CreateContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateContainerRequest => CreateContainerRequest.decode(value),
-    responseSerialize: (value: CreateContainerResponse): Buffer =>
-      Buffer.from(CreateContainerResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateContainerResponse => CreateContainerResponse.decode(value),
-  },
-  /** Delete removes the record and its root snapshot; its task must be gone. */
-  delete: {
-    path: "/k8scontainerd.services.containers.v1.Containers/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteContainerRequest): Buffer =>
-      Buffer.from(DeleteContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteContainerRequest => DeleteContainerRequest.decode(value),
-    responseSerialize: (value: DeleteContainerResponse): Buffer =>
-      Buffer.from(DeleteContainerResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteContainerResponse => DeleteContainerResponse.decode(value),
+export type ContainersDefinition = typeof ContainersDefinition;
+export const ContainersDefinition = {
+  name: "Containers",
+  fullName: "k8scontainerd.services.containers.v1.Containers",
+  methods: {
+    get: {
+      name: "Get",
+      requestType: GetContainerRequest as typeof GetContainerRequest,
+      requestStream: false,
+      responseType: GetContainerResponse as typeof GetContainerResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListContainersRequest as typeof ListContainersRequest,
+      requestStream: false,
+      responseType: ListContainersResponse as typeof ListContainersResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Create makes the record and its writable root snapshot from the image. */
+    create: {
+      name: "Create",
+      requestType: CreateContainerRequest as typeof CreateContainerRequest,
+      requestStream: false,
+      responseType: CreateContainerResponse as typeof CreateContainerResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Delete removes the record and its root snapshot; its task must be gone. */
+    delete: {
+      name: "Delete",
+      requestType: DeleteContainerRequest as typeof DeleteContainerRequest,
+      requestStream: false,
+      responseType: DeleteContainerResponse as typeof DeleteContainerResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface ContainersServer extends UntypedServiceImplementation {
-  get: handleUnaryCall<GetContainerRequest, GetContainerResponse>;
-  list: handleUnaryCall<ListContainersRequest, ListContainersResponse>;
-  /** Create makes the record and its writable root snapshot from the image. */
-  create: handleUnaryCall<CreateContainerRequest, CreateContainerResponse>;
-  /** Delete removes the record and its root snapshot; its task must be gone. */
-  delete: handleUnaryCall<DeleteContainerRequest, DeleteContainerResponse>;
-}
-
-export interface ContainersClient extends Client {
-  get(
-    request: GetContainerRequest,
-    callback: (error: ServiceError | null, response: GetContainerResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetContainerRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetContainerResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetContainerRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetContainerResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContainersRequest,
-    callback: (error: ServiceError | null, response: ListContainersResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContainersRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListContainersResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContainersRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListContainersResponse) => void,
-  ): ClientUnaryCall;
-  /** Create makes the record and its writable root snapshot from the image. */
-  create(
-    request: CreateContainerRequest,
-    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateContainerRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateContainerRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
-  ): ClientUnaryCall;
-  /** Delete removes the record and its root snapshot; its task must be gone. */
-  delete(
-    request: DeleteContainerRequest,
-    callback: (error: ServiceError | null, response: DeleteContainerResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteContainerRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteContainerResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteContainerRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteContainerResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const ContainersClient = makeGenericClientConstructor(
-  ContainersService,
-  "k8scontainerd.services.containers.v1.Containers",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ContainersClient;
-  service: typeof ContainersService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -6,20 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type ClientUnaryCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.content.v1";
 
@@ -1215,195 +1201,71 @@ export const AbortResponse: MessageFns<AbortResponse> = {
   },
 };
 
-export type ContentService = typeof ContentService;
-export const ContentService = {
-  info: {
-    path: "/k8scontainerd.services.content.v1.Content/Info" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: InfoRequest): Buffer => Buffer.from(InfoRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): InfoRequest => InfoRequest.decode(value),
-    responseSerialize: (value: InfoResponse): Buffer => Buffer.from(InfoResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InfoResponse => InfoResponse.decode(value),
-  },
-  /** Update replaces the labels (an empty value removes a label). */
-  update: {
-    path: "/k8scontainerd.services.content.v1.Content/Update" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: UpdateRequest): Buffer => Buffer.from(UpdateRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): UpdateRequest => UpdateRequest.decode(value),
-    responseSerialize: (value: UpdateResponse): Buffer => Buffer.from(UpdateResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): UpdateResponse => UpdateResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.content.v1.Content/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListContentRequest): Buffer => Buffer.from(ListContentRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListContentRequest => ListContentRequest.decode(value),
-    responseSerialize: (value: ListContentResponse): Buffer => Buffer.from(ListContentResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListContentResponse => ListContentResponse.decode(value),
-  },
-  delete: {
-    path: "/k8scontainerd.services.content.v1.Content/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteContentRequest): Buffer => Buffer.from(DeleteContentRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteContentRequest => DeleteContentRequest.decode(value),
-    responseSerialize: (value: DeleteContentResponse): Buffer =>
-      Buffer.from(DeleteContentResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteContentResponse => DeleteContentResponse.decode(value),
-  },
-  read: {
-    path: "/k8scontainerd.services.content.v1.Content/Read" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: ReadContentRequest): Buffer => Buffer.from(ReadContentRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReadContentRequest => ReadContentRequest.decode(value),
-    responseSerialize: (value: ReadContentResponse): Buffer => Buffer.from(ReadContentResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReadContentResponse => ReadContentResponse.decode(value),
-  },
-  /** Ingests under way (resumable writes). */
-  listStatuses: {
-    path: "/k8scontainerd.services.content.v1.Content/ListStatuses" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListStatusesRequest): Buffer => Buffer.from(ListStatusesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListStatusesRequest => ListStatusesRequest.decode(value),
-    responseSerialize: (value: ListStatusesResponse): Buffer =>
-      Buffer.from(ListStatusesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListStatusesResponse => ListStatusesResponse.decode(value),
-  },
-  abort: {
-    path: "/k8scontainerd.services.content.v1.Content/Abort" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: AbortRequest): Buffer => Buffer.from(AbortRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): AbortRequest => AbortRequest.decode(value),
-    responseSerialize: (value: AbortResponse): Buffer => Buffer.from(AbortResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): AbortResponse => AbortResponse.decode(value),
+export type ContentDefinition = typeof ContentDefinition;
+export const ContentDefinition = {
+  name: "Content",
+  fullName: "k8scontainerd.services.content.v1.Content",
+  methods: {
+    info: {
+      name: "Info",
+      requestType: InfoRequest as typeof InfoRequest,
+      requestStream: false,
+      responseType: InfoResponse as typeof InfoResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Update replaces the labels (an empty value removes a label). */
+    update: {
+      name: "Update",
+      requestType: UpdateRequest as typeof UpdateRequest,
+      requestStream: false,
+      responseType: UpdateResponse as typeof UpdateResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListContentRequest as typeof ListContentRequest,
+      requestStream: false,
+      responseType: ListContentResponse as typeof ListContentResponse,
+      responseStream: false,
+      options: {},
+    },
+    delete: {
+      name: "Delete",
+      requestType: DeleteContentRequest as typeof DeleteContentRequest,
+      requestStream: false,
+      responseType: DeleteContentResponse as typeof DeleteContentResponse,
+      responseStream: false,
+      options: {},
+    },
+    read: {
+      name: "Read",
+      requestType: ReadContentRequest as typeof ReadContentRequest,
+      requestStream: false,
+      responseType: ReadContentResponse as typeof ReadContentResponse,
+      responseStream: true,
+      options: {},
+    },
+    /** Ingests under way (resumable writes). */
+    listStatuses: {
+      name: "ListStatuses",
+      requestType: ListStatusesRequest as typeof ListStatusesRequest,
+      requestStream: false,
+      responseType: ListStatusesResponse as typeof ListStatusesResponse,
+      responseStream: false,
+      options: {},
+    },
+    abort: {
+      name: "Abort",
+      requestType: AbortRequest as typeof AbortRequest,
+      requestStream: false,
+      responseType: AbortResponse as typeof AbortResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface ContentServer extends UntypedServiceImplementation {
-  info: handleUnaryCall<InfoRequest, InfoResponse>;
-  /** Update replaces the labels (an empty value removes a label). */
-  update: handleUnaryCall<UpdateRequest, UpdateResponse>;
-  list: handleUnaryCall<ListContentRequest, ListContentResponse>;
-  delete: handleUnaryCall<DeleteContentRequest, DeleteContentResponse>;
-  read: handleServerStreamingCall<ReadContentRequest, ReadContentResponse>;
-  /** Ingests under way (resumable writes). */
-  listStatuses: handleUnaryCall<ListStatusesRequest, ListStatusesResponse>;
-  abort: handleUnaryCall<AbortRequest, AbortResponse>;
-}
-
-export interface ContentClient extends Client {
-  info(request: InfoRequest, callback: (error: ServiceError | null, response: InfoResponse) => void): ClientUnaryCall;
-  info(
-    request: InfoRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: InfoResponse) => void,
-  ): ClientUnaryCall;
-  info(
-    request: InfoRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InfoResponse) => void,
-  ): ClientUnaryCall;
-  /** Update replaces the labels (an empty value removes a label). */
-  update(
-    request: UpdateRequest,
-    callback: (error: ServiceError | null, response: UpdateResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: UpdateResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: UpdateResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContentRequest,
-    callback: (error: ServiceError | null, response: ListContentResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContentRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListContentResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListContentRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListContentResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteContentRequest,
-    callback: (error: ServiceError | null, response: DeleteContentResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteContentRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteContentResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteContentRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteContentResponse) => void,
-  ): ClientUnaryCall;
-  read(request: ReadContentRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadContentResponse>;
-  read(
-    request: ReadContentRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<ReadContentResponse>;
-  /** Ingests under way (resumable writes). */
-  listStatuses(
-    request: ListStatusesRequest,
-    callback: (error: ServiceError | null, response: ListStatusesResponse) => void,
-  ): ClientUnaryCall;
-  listStatuses(
-    request: ListStatusesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListStatusesResponse) => void,
-  ): ClientUnaryCall;
-  listStatuses(
-    request: ListStatusesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListStatusesResponse) => void,
-  ): ClientUnaryCall;
-  abort(
-    request: AbortRequest,
-    callback: (error: ServiceError | null, response: AbortResponse) => void,
-  ): ClientUnaryCall;
-  abort(
-    request: AbortRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: AbortResponse) => void,
-  ): ClientUnaryCall;
-  abort(
-    request: AbortRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: AbortResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const ContentClient = makeGenericClientConstructor(
-  ContentService,
-  "k8scontainerd.services.content.v1.Content",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ContentClient;
-  service: typeof ContentService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

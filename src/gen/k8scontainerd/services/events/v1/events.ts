@@ -6,17 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type handleServerStreamingCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.events.v1";
 
@@ -200,40 +189,21 @@ export const Envelope: MessageFns<Envelope> = {
   },
 };
 
-export type EventsService = typeof EventsService;
-export const EventsService = {
-  subscribe: {
-    path: "/k8scontainerd.services.events.v1.Events/Subscribe" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: SubscribeRequest): Buffer => Buffer.from(SubscribeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): SubscribeRequest => SubscribeRequest.decode(value),
-    responseSerialize: (value: Envelope): Buffer => Buffer.from(Envelope.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Envelope => Envelope.decode(value),
+export type EventsDefinition = typeof EventsDefinition;
+export const EventsDefinition = {
+  name: "Events",
+  fullName: "k8scontainerd.services.events.v1.Events",
+  methods: {
+    subscribe: {
+      name: "Subscribe",
+      requestType: SubscribeRequest as typeof SubscribeRequest,
+      requestStream: false,
+      responseType: Envelope as typeof Envelope,
+      responseStream: true,
+      options: {},
+    },
   },
 } as const;
-
-export interface EventsServer extends UntypedServiceImplementation {
-  subscribe: handleServerStreamingCall<SubscribeRequest, Envelope>;
-}
-
-export interface EventsClient extends Client {
-  subscribe(request: SubscribeRequest, options?: Partial<CallOptions>): ClientReadableStream<Envelope>;
-  subscribe(
-    request: SubscribeRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<Envelope>;
-}
-
-export const EventsClient = makeGenericClientConstructor(
-  EventsService,
-  "k8scontainerd.services.events.v1.Events",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): EventsClient;
-  service: typeof EventsService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

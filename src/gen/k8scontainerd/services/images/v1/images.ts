@@ -6,22 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type ClientUnaryCall,
-  type ClientWritableStream,
-  type handleClientStreamingCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 import { Descriptor } from "../../../types/descriptor.ts";
 
 export const protobufPackage = "k8scontainerd.services.images.v1";
@@ -1739,250 +1723,93 @@ export const CheckImageResponse: MessageFns<CheckImageResponse> = {
   },
 };
 
-export type ImagesService = typeof ImagesService;
-export const ImagesService = {
-  get: {
-    path: "/k8scontainerd.services.images.v1.Images/Get" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetImageRequest): Buffer => Buffer.from(GetImageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetImageRequest => GetImageRequest.decode(value),
-    responseSerialize: (value: GetImageResponse): Buffer => Buffer.from(GetImageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetImageResponse => GetImageResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.images.v1.Images/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListImagesRequest): Buffer => Buffer.from(ListImagesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListImagesRequest => ListImagesRequest.decode(value),
-    responseSerialize: (value: ListImagesResponse): Buffer => Buffer.from(ListImagesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListImagesResponse => ListImagesResponse.decode(value),
-  },
-  create: {
-    path: "/k8scontainerd.services.images.v1.Images/Create" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateImageRequest): Buffer => Buffer.from(CreateImageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateImageRequest => CreateImageRequest.decode(value),
-    responseSerialize: (value: CreateImageResponse): Buffer => Buffer.from(CreateImageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateImageResponse => CreateImageResponse.decode(value),
-  },
-  update: {
-    path: "/k8scontainerd.services.images.v1.Images/Update" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: UpdateImageRequest): Buffer => Buffer.from(UpdateImageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): UpdateImageRequest => UpdateImageRequest.decode(value),
-    responseSerialize: (value: UpdateImageResponse): Buffer => Buffer.from(UpdateImageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): UpdateImageResponse => UpdateImageResponse.decode(value),
-  },
-  /**
-   * Delete removes the name; content and snapshots go at the next garbage collection
-   * (at once when sync is set).
-   */
-  delete: {
-    path: "/k8scontainerd.services.images.v1.Images/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteImageRequest): Buffer => Buffer.from(DeleteImageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteImageRequest => DeleteImageRequest.decode(value),
-    responseSerialize: (value: DeleteImageResponse): Buffer => Buffer.from(DeleteImageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteImageResponse => DeleteImageResponse.decode(value),
-  },
-  /** Pull resolves, downloads and unpacks an image, streaming progress until done. */
-  pull: {
-    path: "/k8scontainerd.services.images.v1.Images/Pull" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: PullRequest): Buffer => Buffer.from(PullRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PullRequest => PullRequest.decode(value),
-    responseSerialize: (value: PullProgress): Buffer => Buffer.from(PullProgress.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PullProgress => PullProgress.decode(value),
-  },
-  /** Import reads an OCI layout or `docker save` tarball sent in chunks. */
-  import: {
-    path: "/k8scontainerd.services.images.v1.Images/Import" as const,
-    requestStream: true as const,
-    responseStream: false as const,
-    requestSerialize: (value: ImportChunk): Buffer => Buffer.from(ImportChunk.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ImportChunk => ImportChunk.decode(value),
-    responseSerialize: (value: ImportResponse): Buffer => Buffer.from(ImportResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ImportResponse => ImportResponse.decode(value),
-  },
-  /** Export writes the named images as an OCI layout tarball, streamed in chunks. */
-  export: {
-    path: "/k8scontainerd.services.images.v1.Images/Export" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: ExportRequest): Buffer => Buffer.from(ExportRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ExportRequest => ExportRequest.decode(value),
-    responseSerialize: (value: ExportChunk): Buffer => Buffer.from(ExportChunk.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ExportChunk => ExportChunk.decode(value),
-  },
-  /** Check reports whether all content of an image is present. */
-  check: {
-    path: "/k8scontainerd.services.images.v1.Images/Check" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CheckImageRequest): Buffer => Buffer.from(CheckImageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CheckImageRequest => CheckImageRequest.decode(value),
-    responseSerialize: (value: CheckImageResponse): Buffer => Buffer.from(CheckImageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CheckImageResponse => CheckImageResponse.decode(value),
+export type ImagesDefinition = typeof ImagesDefinition;
+export const ImagesDefinition = {
+  name: "Images",
+  fullName: "k8scontainerd.services.images.v1.Images",
+  methods: {
+    get: {
+      name: "Get",
+      requestType: GetImageRequest as typeof GetImageRequest,
+      requestStream: false,
+      responseType: GetImageResponse as typeof GetImageResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListImagesRequest as typeof ListImagesRequest,
+      requestStream: false,
+      responseType: ListImagesResponse as typeof ListImagesResponse,
+      responseStream: false,
+      options: {},
+    },
+    create: {
+      name: "Create",
+      requestType: CreateImageRequest as typeof CreateImageRequest,
+      requestStream: false,
+      responseType: CreateImageResponse as typeof CreateImageResponse,
+      responseStream: false,
+      options: {},
+    },
+    update: {
+      name: "Update",
+      requestType: UpdateImageRequest as typeof UpdateImageRequest,
+      requestStream: false,
+      responseType: UpdateImageResponse as typeof UpdateImageResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Delete removes the name; content and snapshots go at the next garbage collection
+     * (at once when sync is set).
+     */
+    delete: {
+      name: "Delete",
+      requestType: DeleteImageRequest as typeof DeleteImageRequest,
+      requestStream: false,
+      responseType: DeleteImageResponse as typeof DeleteImageResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Pull resolves, downloads and unpacks an image, streaming progress until done. */
+    pull: {
+      name: "Pull",
+      requestType: PullRequest as typeof PullRequest,
+      requestStream: false,
+      responseType: PullProgress as typeof PullProgress,
+      responseStream: true,
+      options: {},
+    },
+    /** Import reads an OCI layout or `docker save` tarball sent in chunks. */
+    import: {
+      name: "Import",
+      requestType: ImportChunk as typeof ImportChunk,
+      requestStream: true,
+      responseType: ImportResponse as typeof ImportResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Export writes the named images as an OCI layout tarball, streamed in chunks. */
+    export: {
+      name: "Export",
+      requestType: ExportRequest as typeof ExportRequest,
+      requestStream: false,
+      responseType: ExportChunk as typeof ExportChunk,
+      responseStream: true,
+      options: {},
+    },
+    /** Check reports whether all content of an image is present. */
+    check: {
+      name: "Check",
+      requestType: CheckImageRequest as typeof CheckImageRequest,
+      requestStream: false,
+      responseType: CheckImageResponse as typeof CheckImageResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface ImagesServer extends UntypedServiceImplementation {
-  get: handleUnaryCall<GetImageRequest, GetImageResponse>;
-  list: handleUnaryCall<ListImagesRequest, ListImagesResponse>;
-  create: handleUnaryCall<CreateImageRequest, CreateImageResponse>;
-  update: handleUnaryCall<UpdateImageRequest, UpdateImageResponse>;
-  /**
-   * Delete removes the name; content and snapshots go at the next garbage collection
-   * (at once when sync is set).
-   */
-  delete: handleUnaryCall<DeleteImageRequest, DeleteImageResponse>;
-  /** Pull resolves, downloads and unpacks an image, streaming progress until done. */
-  pull: handleServerStreamingCall<PullRequest, PullProgress>;
-  /** Import reads an OCI layout or `docker save` tarball sent in chunks. */
-  import: handleClientStreamingCall<ImportChunk, ImportResponse>;
-  /** Export writes the named images as an OCI layout tarball, streamed in chunks. */
-  export: handleServerStreamingCall<ExportRequest, ExportChunk>;
-  /** Check reports whether all content of an image is present. */
-  check: handleUnaryCall<CheckImageRequest, CheckImageResponse>;
-}
-
-export interface ImagesClient extends Client {
-  get(
-    request: GetImageRequest,
-    callback: (error: ServiceError | null, response: GetImageResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetImageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetImageResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetImageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetImageResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListImagesRequest,
-    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListImagesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListImagesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateImageRequest,
-    callback: (error: ServiceError | null, response: CreateImageResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateImageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateImageResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateImageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateImageResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateImageRequest,
-    callback: (error: ServiceError | null, response: UpdateImageResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateImageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: UpdateImageResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateImageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: UpdateImageResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * Delete removes the name; content and snapshots go at the next garbage collection
-   * (at once when sync is set).
-   */
-  delete(
-    request: DeleteImageRequest,
-    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteImageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteImageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteImageResponse) => void,
-  ): ClientUnaryCall;
-  /** Pull resolves, downloads and unpacks an image, streaming progress until done. */
-  pull(request: PullRequest, options?: Partial<CallOptions>): ClientReadableStream<PullProgress>;
-  pull(request: PullRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<PullProgress>;
-  /** Import reads an OCI layout or `docker save` tarball sent in chunks. */
-  import(callback: (error: ServiceError | null, response: ImportResponse) => void): ClientWritableStream<ImportChunk>;
-  import(
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ImportResponse) => void,
-  ): ClientWritableStream<ImportChunk>;
-  import(
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ImportResponse) => void,
-  ): ClientWritableStream<ImportChunk>;
-  import(
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ImportResponse) => void,
-  ): ClientWritableStream<ImportChunk>;
-  /** Export writes the named images as an OCI layout tarball, streamed in chunks. */
-  export(request: ExportRequest, options?: Partial<CallOptions>): ClientReadableStream<ExportChunk>;
-  export(
-    request: ExportRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<ExportChunk>;
-  /** Check reports whether all content of an image is present. */
-  check(
-    request: CheckImageRequest,
-    callback: (error: ServiceError | null, response: CheckImageResponse) => void,
-  ): ClientUnaryCall;
-  check(
-    request: CheckImageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CheckImageResponse) => void,
-  ): ClientUnaryCall;
-  check(
-    request: CheckImageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CheckImageResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const ImagesClient = makeGenericClientConstructor(
-  ImagesService,
-  "k8scontainerd.services.images.v1.Images",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ImagesClient;
-  service: typeof ImagesService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.leases.v1";
 
@@ -1117,174 +1105,61 @@ export const ListResourcesResponse: MessageFns<ListResourcesResponse> = {
   },
 };
 
-export type LeasesService = typeof LeasesService;
-export const LeasesService = {
-  create: {
-    path: "/k8scontainerd.services.leases.v1.Leases/Create" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateRequest): Buffer => Buffer.from(CreateRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateRequest => CreateRequest.decode(value),
-    responseSerialize: (value: CreateResponse): Buffer => Buffer.from(CreateResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateResponse => CreateResponse.decode(value),
-  },
-  delete: {
-    path: "/k8scontainerd.services.leases.v1.Leases/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteRequest): Buffer => Buffer.from(DeleteRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteRequest => DeleteRequest.decode(value),
-    responseSerialize: (value: DeleteResponse): Buffer => Buffer.from(DeleteResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteResponse => DeleteResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.leases.v1.Leases/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListRequest): Buffer => Buffer.from(ListRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListRequest => ListRequest.decode(value),
-    responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
-  },
-  addResource: {
-    path: "/k8scontainerd.services.leases.v1.Leases/AddResource" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: AddResourceRequest): Buffer => Buffer.from(AddResourceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): AddResourceRequest => AddResourceRequest.decode(value),
-    responseSerialize: (value: AddResourceResponse): Buffer => Buffer.from(AddResourceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): AddResourceResponse => AddResourceResponse.decode(value),
-  },
-  deleteResource: {
-    path: "/k8scontainerd.services.leases.v1.Leases/DeleteResource" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteResourceRequest): Buffer =>
-      Buffer.from(DeleteResourceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteResourceRequest => DeleteResourceRequest.decode(value),
-    responseSerialize: (value: DeleteResourceResponse): Buffer =>
-      Buffer.from(DeleteResourceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteResourceResponse => DeleteResourceResponse.decode(value),
-  },
-  listResources: {
-    path: "/k8scontainerd.services.leases.v1.Leases/ListResources" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListResourcesRequest): Buffer => Buffer.from(ListResourcesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListResourcesRequest => ListResourcesRequest.decode(value),
-    responseSerialize: (value: ListResourcesResponse): Buffer =>
-      Buffer.from(ListResourcesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListResourcesResponse => ListResourcesResponse.decode(value),
+export type LeasesDefinition = typeof LeasesDefinition;
+export const LeasesDefinition = {
+  name: "Leases",
+  fullName: "k8scontainerd.services.leases.v1.Leases",
+  methods: {
+    create: {
+      name: "Create",
+      requestType: CreateRequest as typeof CreateRequest,
+      requestStream: false,
+      responseType: CreateResponse as typeof CreateResponse,
+      responseStream: false,
+      options: {},
+    },
+    delete: {
+      name: "Delete",
+      requestType: DeleteRequest as typeof DeleteRequest,
+      requestStream: false,
+      responseType: DeleteResponse as typeof DeleteResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListRequest as typeof ListRequest,
+      requestStream: false,
+      responseType: ListResponse as typeof ListResponse,
+      responseStream: false,
+      options: {},
+    },
+    addResource: {
+      name: "AddResource",
+      requestType: AddResourceRequest as typeof AddResourceRequest,
+      requestStream: false,
+      responseType: AddResourceResponse as typeof AddResourceResponse,
+      responseStream: false,
+      options: {},
+    },
+    deleteResource: {
+      name: "DeleteResource",
+      requestType: DeleteResourceRequest as typeof DeleteResourceRequest,
+      requestStream: false,
+      responseType: DeleteResourceResponse as typeof DeleteResourceResponse,
+      responseStream: false,
+      options: {},
+    },
+    listResources: {
+      name: "ListResources",
+      requestType: ListResourcesRequest as typeof ListResourcesRequest,
+      requestStream: false,
+      responseType: ListResourcesResponse as typeof ListResourcesResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface LeasesServer extends UntypedServiceImplementation {
-  create: handleUnaryCall<CreateRequest, CreateResponse>;
-  delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
-  list: handleUnaryCall<ListRequest, ListResponse>;
-  addResource: handleUnaryCall<AddResourceRequest, AddResourceResponse>;
-  deleteResource: handleUnaryCall<DeleteResourceRequest, DeleteResourceResponse>;
-  listResources: handleUnaryCall<ListResourcesRequest, ListResourcesResponse>;
-}
-
-export interface LeasesClient extends Client {
-  create(
-    request: CreateRequest,
-    callback: (error: ServiceError | null, response: CreateResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteRequest,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  list(request: ListRequest, callback: (error: ServiceError | null, response: ListResponse) => void): ClientUnaryCall;
-  list(
-    request: ListRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListResponse) => void,
-  ): ClientUnaryCall;
-  addResource(
-    request: AddResourceRequest,
-    callback: (error: ServiceError | null, response: AddResourceResponse) => void,
-  ): ClientUnaryCall;
-  addResource(
-    request: AddResourceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: AddResourceResponse) => void,
-  ): ClientUnaryCall;
-  addResource(
-    request: AddResourceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: AddResourceResponse) => void,
-  ): ClientUnaryCall;
-  deleteResource(
-    request: DeleteResourceRequest,
-    callback: (error: ServiceError | null, response: DeleteResourceResponse) => void,
-  ): ClientUnaryCall;
-  deleteResource(
-    request: DeleteResourceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteResourceResponse) => void,
-  ): ClientUnaryCall;
-  deleteResource(
-    request: DeleteResourceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteResourceResponse) => void,
-  ): ClientUnaryCall;
-  listResources(
-    request: ListResourcesRequest,
-    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
-  ): ClientUnaryCall;
-  listResources(
-    request: ListResourcesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
-  ): ClientUnaryCall;
-  listResources(
-    request: ListResourcesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListResourcesResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const LeasesClient = makeGenericClientConstructor(
-  LeasesService,
-  "k8scontainerd.services.leases.v1.Leases",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): LeasesClient;
-  service: typeof LeasesService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.namespaces.v1";
 
@@ -771,161 +759,54 @@ export const DeleteNamespaceResponse: MessageFns<DeleteNamespaceResponse> = {
   },
 };
 
-export type NamespacesService = typeof NamespacesService;
-export const NamespacesService = {
-  get: {
-    path: "/k8scontainerd.services.namespaces.v1.Namespaces/Get" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetNamespaceRequest): Buffer => Buffer.from(GetNamespaceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetNamespaceRequest => GetNamespaceRequest.decode(value),
-    responseSerialize: (value: GetNamespaceResponse): Buffer =>
-      Buffer.from(GetNamespaceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetNamespaceResponse => GetNamespaceResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.namespaces.v1.Namespaces/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListNamespacesRequest): Buffer =>
-      Buffer.from(ListNamespacesRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListNamespacesRequest => ListNamespacesRequest.decode(value),
-    responseSerialize: (value: ListNamespacesResponse): Buffer =>
-      Buffer.from(ListNamespacesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListNamespacesResponse => ListNamespacesResponse.decode(value),
-  },
-  create: {
-    path: "/k8scontainerd.services.namespaces.v1.Namespaces/Create" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateNamespaceRequest): Buffer =>
-      Buffer.from(CreateNamespaceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateNamespaceRequest => CreateNamespaceRequest.decode(value),
-    responseSerialize: (value: CreateNamespaceResponse): Buffer =>
-      Buffer.from(CreateNamespaceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateNamespaceResponse => CreateNamespaceResponse.decode(value),
-  },
-  update: {
-    path: "/k8scontainerd.services.namespaces.v1.Namespaces/Update" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: UpdateNamespaceRequest): Buffer =>
-      Buffer.from(UpdateNamespaceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): UpdateNamespaceRequest => UpdateNamespaceRequest.decode(value),
-    responseSerialize: (value: UpdateNamespaceResponse): Buffer =>
-      Buffer.from(UpdateNamespaceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): UpdateNamespaceResponse => UpdateNamespaceResponse.decode(value),
-  },
-  /** Delete refuses a namespace that still holds images, content, snapshots or leases. */
-  delete: {
-    path: "/k8scontainerd.services.namespaces.v1.Namespaces/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteNamespaceRequest): Buffer =>
-      Buffer.from(DeleteNamespaceRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteNamespaceRequest => DeleteNamespaceRequest.decode(value),
-    responseSerialize: (value: DeleteNamespaceResponse): Buffer =>
-      Buffer.from(DeleteNamespaceResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteNamespaceResponse => DeleteNamespaceResponse.decode(value),
+export type NamespacesDefinition = typeof NamespacesDefinition;
+export const NamespacesDefinition = {
+  name: "Namespaces",
+  fullName: "k8scontainerd.services.namespaces.v1.Namespaces",
+  methods: {
+    get: {
+      name: "Get",
+      requestType: GetNamespaceRequest as typeof GetNamespaceRequest,
+      requestStream: false,
+      responseType: GetNamespaceResponse as typeof GetNamespaceResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListNamespacesRequest as typeof ListNamespacesRequest,
+      requestStream: false,
+      responseType: ListNamespacesResponse as typeof ListNamespacesResponse,
+      responseStream: false,
+      options: {},
+    },
+    create: {
+      name: "Create",
+      requestType: CreateNamespaceRequest as typeof CreateNamespaceRequest,
+      requestStream: false,
+      responseType: CreateNamespaceResponse as typeof CreateNamespaceResponse,
+      responseStream: false,
+      options: {},
+    },
+    update: {
+      name: "Update",
+      requestType: UpdateNamespaceRequest as typeof UpdateNamespaceRequest,
+      requestStream: false,
+      responseType: UpdateNamespaceResponse as typeof UpdateNamespaceResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Delete refuses a namespace that still holds images, content, snapshots or leases. */
+    delete: {
+      name: "Delete",
+      requestType: DeleteNamespaceRequest as typeof DeleteNamespaceRequest,
+      requestStream: false,
+      responseType: DeleteNamespaceResponse as typeof DeleteNamespaceResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface NamespacesServer extends UntypedServiceImplementation {
-  get: handleUnaryCall<GetNamespaceRequest, GetNamespaceResponse>;
-  list: handleUnaryCall<ListNamespacesRequest, ListNamespacesResponse>;
-  create: handleUnaryCall<CreateNamespaceRequest, CreateNamespaceResponse>;
-  update: handleUnaryCall<UpdateNamespaceRequest, UpdateNamespaceResponse>;
-  /** Delete refuses a namespace that still holds images, content, snapshots or leases. */
-  delete: handleUnaryCall<DeleteNamespaceRequest, DeleteNamespaceResponse>;
-}
-
-export interface NamespacesClient extends Client {
-  get(
-    request: GetNamespaceRequest,
-    callback: (error: ServiceError | null, response: GetNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetNamespaceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetNamespaceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListNamespacesRequest,
-    callback: (error: ServiceError | null, response: ListNamespacesResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListNamespacesRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListNamespacesResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListNamespacesRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListNamespacesResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateNamespaceRequest,
-    callback: (error: ServiceError | null, response: CreateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateNamespaceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateNamespaceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateNamespaceRequest,
-    callback: (error: ServiceError | null, response: UpdateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateNamespaceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: UpdateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateNamespaceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: UpdateNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  /** Delete refuses a namespace that still holds images, content, snapshots or leases. */
-  delete(
-    request: DeleteNamespaceRequest,
-    callback: (error: ServiceError | null, response: DeleteNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteNamespaceRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteNamespaceResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteNamespaceRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteNamespaceResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const NamespacesClient = makeGenericClientConstructor(
-  NamespacesService,
-  "k8scontainerd.services.namespaces.v1.Namespaces",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): NamespacesClient;
-  service: typeof NamespacesService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 import { Mount } from "../../../types/descriptor.ts";
 
 export const protobufPackage = "k8scontainerd.services.snapshots.v1";
@@ -1756,260 +1744,85 @@ export const UsageResponse: MessageFns<UsageResponse> = {
   },
 };
 
-export type SnapshotsService = typeof SnapshotsService;
-export const SnapshotsService = {
-  prepare: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Prepare" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PrepareSnapshotRequest): Buffer =>
-      Buffer.from(PrepareSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PrepareSnapshotRequest => PrepareSnapshotRequest.decode(value),
-    responseSerialize: (value: PrepareSnapshotResponse): Buffer =>
-      Buffer.from(PrepareSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PrepareSnapshotResponse => PrepareSnapshotResponse.decode(value),
-  },
-  view: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/View" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ViewSnapshotRequest): Buffer => Buffer.from(ViewSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ViewSnapshotRequest => ViewSnapshotRequest.decode(value),
-    responseSerialize: (value: ViewSnapshotResponse): Buffer =>
-      Buffer.from(ViewSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ViewSnapshotResponse => ViewSnapshotResponse.decode(value),
-  },
-  mounts: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Mounts" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: MountsRequest): Buffer => Buffer.from(MountsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): MountsRequest => MountsRequest.decode(value),
-    responseSerialize: (value: MountsResponse): Buffer => Buffer.from(MountsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): MountsResponse => MountsResponse.decode(value),
-  },
-  commit: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Commit" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CommitSnapshotRequest): Buffer =>
-      Buffer.from(CommitSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CommitSnapshotRequest => CommitSnapshotRequest.decode(value),
-    responseSerialize: (value: CommitSnapshotResponse): Buffer =>
-      Buffer.from(CommitSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CommitSnapshotResponse => CommitSnapshotResponse.decode(value),
-  },
-  remove: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Remove" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: RemoveSnapshotRequest): Buffer =>
-      Buffer.from(RemoveSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): RemoveSnapshotRequest => RemoveSnapshotRequest.decode(value),
-    responseSerialize: (value: RemoveSnapshotResponse): Buffer =>
-      Buffer.from(RemoveSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): RemoveSnapshotResponse => RemoveSnapshotResponse.decode(value),
-  },
-  stat: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Stat" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: StatSnapshotRequest): Buffer => Buffer.from(StatSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): StatSnapshotRequest => StatSnapshotRequest.decode(value),
-    responseSerialize: (value: StatSnapshotResponse): Buffer =>
-      Buffer.from(StatSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): StatSnapshotResponse => StatSnapshotResponse.decode(value),
-  },
-  update: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Update" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: UpdateSnapshotRequest): Buffer =>
-      Buffer.from(UpdateSnapshotRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): UpdateSnapshotRequest => UpdateSnapshotRequest.decode(value),
-    responseSerialize: (value: UpdateSnapshotResponse): Buffer =>
-      Buffer.from(UpdateSnapshotResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): UpdateSnapshotResponse => UpdateSnapshotResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListSnapshotsRequest): Buffer => Buffer.from(ListSnapshotsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListSnapshotsRequest => ListSnapshotsRequest.decode(value),
-    responseSerialize: (value: ListSnapshotsResponse): Buffer =>
-      Buffer.from(ListSnapshotsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListSnapshotsResponse => ListSnapshotsResponse.decode(value),
-  },
-  usage: {
-    path: "/k8scontainerd.services.snapshots.v1.Snapshots/Usage" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: UsageRequest): Buffer => Buffer.from(UsageRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): UsageRequest => UsageRequest.decode(value),
-    responseSerialize: (value: UsageResponse): Buffer => Buffer.from(UsageResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): UsageResponse => UsageResponse.decode(value),
+export type SnapshotsDefinition = typeof SnapshotsDefinition;
+export const SnapshotsDefinition = {
+  name: "Snapshots",
+  fullName: "k8scontainerd.services.snapshots.v1.Snapshots",
+  methods: {
+    prepare: {
+      name: "Prepare",
+      requestType: PrepareSnapshotRequest as typeof PrepareSnapshotRequest,
+      requestStream: false,
+      responseType: PrepareSnapshotResponse as typeof PrepareSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    view: {
+      name: "View",
+      requestType: ViewSnapshotRequest as typeof ViewSnapshotRequest,
+      requestStream: false,
+      responseType: ViewSnapshotResponse as typeof ViewSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    mounts: {
+      name: "Mounts",
+      requestType: MountsRequest as typeof MountsRequest,
+      requestStream: false,
+      responseType: MountsResponse as typeof MountsResponse,
+      responseStream: false,
+      options: {},
+    },
+    commit: {
+      name: "Commit",
+      requestType: CommitSnapshotRequest as typeof CommitSnapshotRequest,
+      requestStream: false,
+      responseType: CommitSnapshotResponse as typeof CommitSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    remove: {
+      name: "Remove",
+      requestType: RemoveSnapshotRequest as typeof RemoveSnapshotRequest,
+      requestStream: false,
+      responseType: RemoveSnapshotResponse as typeof RemoveSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    stat: {
+      name: "Stat",
+      requestType: StatSnapshotRequest as typeof StatSnapshotRequest,
+      requestStream: false,
+      responseType: StatSnapshotResponse as typeof StatSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    update: {
+      name: "Update",
+      requestType: UpdateSnapshotRequest as typeof UpdateSnapshotRequest,
+      requestStream: false,
+      responseType: UpdateSnapshotResponse as typeof UpdateSnapshotResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListSnapshotsRequest as typeof ListSnapshotsRequest,
+      requestStream: false,
+      responseType: ListSnapshotsResponse as typeof ListSnapshotsResponse,
+      responseStream: false,
+      options: {},
+    },
+    usage: {
+      name: "Usage",
+      requestType: UsageRequest as typeof UsageRequest,
+      requestStream: false,
+      responseType: UsageResponse as typeof UsageResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface SnapshotsServer extends UntypedServiceImplementation {
-  prepare: handleUnaryCall<PrepareSnapshotRequest, PrepareSnapshotResponse>;
-  view: handleUnaryCall<ViewSnapshotRequest, ViewSnapshotResponse>;
-  mounts: handleUnaryCall<MountsRequest, MountsResponse>;
-  commit: handleUnaryCall<CommitSnapshotRequest, CommitSnapshotResponse>;
-  remove: handleUnaryCall<RemoveSnapshotRequest, RemoveSnapshotResponse>;
-  stat: handleUnaryCall<StatSnapshotRequest, StatSnapshotResponse>;
-  update: handleUnaryCall<UpdateSnapshotRequest, UpdateSnapshotResponse>;
-  list: handleUnaryCall<ListSnapshotsRequest, ListSnapshotsResponse>;
-  usage: handleUnaryCall<UsageRequest, UsageResponse>;
-}
-
-export interface SnapshotsClient extends Client {
-  prepare(
-    request: PrepareSnapshotRequest,
-    callback: (error: ServiceError | null, response: PrepareSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  prepare(
-    request: PrepareSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PrepareSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  prepare(
-    request: PrepareSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PrepareSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  view(
-    request: ViewSnapshotRequest,
-    callback: (error: ServiceError | null, response: ViewSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  view(
-    request: ViewSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ViewSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  view(
-    request: ViewSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ViewSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  mounts(
-    request: MountsRequest,
-    callback: (error: ServiceError | null, response: MountsResponse) => void,
-  ): ClientUnaryCall;
-  mounts(
-    request: MountsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: MountsResponse) => void,
-  ): ClientUnaryCall;
-  mounts(
-    request: MountsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: MountsResponse) => void,
-  ): ClientUnaryCall;
-  commit(
-    request: CommitSnapshotRequest,
-    callback: (error: ServiceError | null, response: CommitSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  commit(
-    request: CommitSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CommitSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  commit(
-    request: CommitSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CommitSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  remove(
-    request: RemoveSnapshotRequest,
-    callback: (error: ServiceError | null, response: RemoveSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  remove(
-    request: RemoveSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: RemoveSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  remove(
-    request: RemoveSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: RemoveSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  stat(
-    request: StatSnapshotRequest,
-    callback: (error: ServiceError | null, response: StatSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  stat(
-    request: StatSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: StatSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  stat(
-    request: StatSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: StatSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateSnapshotRequest,
-    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateSnapshotRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  update(
-    request: UpdateSnapshotRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: UpdateSnapshotResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListSnapshotsRequest,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListSnapshotsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListSnapshotsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
-  ): ClientUnaryCall;
-  usage(
-    request: UsageRequest,
-    callback: (error: ServiceError | null, response: UsageResponse) => void,
-  ): ClientUnaryCall;
-  usage(
-    request: UsageRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: UsageResponse) => void,
-  ): ClientUnaryCall;
-  usage(
-    request: UsageRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: UsageResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const SnapshotsClient = makeGenericClientConstructor(
-  SnapshotsService,
-  "k8scontainerd.services.snapshots.v1.Snapshots",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SnapshotsClient;
-  service: typeof SnapshotsService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -6,20 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type ClientUnaryCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.tasks.v1";
 
@@ -2180,373 +2166,133 @@ export const LogsResponse: MessageFns<LogsResponse> = {
   },
 };
 
-export type TasksService = typeof TasksService;
-export const TasksService = {
-  /** Create prepares the bundle and starts conmon; the process is created but not started. */
-  create: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Create" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateTaskRequest): Buffer => Buffer.from(CreateTaskRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateTaskRequest => CreateTaskRequest.decode(value),
-    responseSerialize: (value: CreateTaskResponse): Buffer => Buffer.from(CreateTaskResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CreateTaskResponse => CreateTaskResponse.decode(value),
-  },
-  start: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Start" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: StartRequest): Buffer => Buffer.from(StartRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): StartRequest => StartRequest.decode(value),
-    responseSerialize: (value: StartResponse): Buffer => Buffer.from(StartResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): StartResponse => StartResponse.decode(value),
-  },
-  delete: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Delete" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DeleteTaskRequest): Buffer => Buffer.from(DeleteTaskRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DeleteTaskRequest => DeleteTaskRequest.decode(value),
-    responseSerialize: (value: DeleteResponse): Buffer => Buffer.from(DeleteResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DeleteResponse => DeleteResponse.decode(value),
-  },
-  get: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Get" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetRequest): Buffer => Buffer.from(GetRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetRequest => GetRequest.decode(value),
-    responseSerialize: (value: GetResponse): Buffer => Buffer.from(GetResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetResponse => GetResponse.decode(value),
-  },
-  list: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/List" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListTasksRequest): Buffer => Buffer.from(ListTasksRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListTasksRequest => ListTasksRequest.decode(value),
-    responseSerialize: (value: ListTasksResponse): Buffer => Buffer.from(ListTasksResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
-  },
-  kill: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Kill" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: KillRequest): Buffer => Buffer.from(KillRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): KillRequest => KillRequest.decode(value),
-    responseSerialize: (value: KillResponse): Buffer => Buffer.from(KillResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): KillResponse => KillResponse.decode(value),
-  },
-  /** Exec runs a command in the container and returns its output (non-interactive). */
-  exec: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Exec" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ExecRequest): Buffer => Buffer.from(ExecRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ExecRequest => ExecRequest.decode(value),
-    responseSerialize: (value: ExecResponse): Buffer => Buffer.from(ExecResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ExecResponse => ExecResponse.decode(value),
-  },
-  pause: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Pause" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PauseTaskRequest): Buffer => Buffer.from(PauseTaskRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PauseTaskRequest => PauseTaskRequest.decode(value),
-    responseSerialize: (value: PauseTaskResponse): Buffer => Buffer.from(PauseTaskResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PauseTaskResponse => PauseTaskResponse.decode(value),
-  },
-  resume: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Resume" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ResumeTaskRequest): Buffer => Buffer.from(ResumeTaskRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ResumeTaskRequest => ResumeTaskRequest.decode(value),
-    responseSerialize: (value: ResumeTaskResponse): Buffer => Buffer.from(ResumeTaskResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ResumeTaskResponse => ResumeTaskResponse.decode(value),
-  },
-  listPids: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/ListPids" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ListPidsRequest): Buffer => Buffer.from(ListPidsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ListPidsRequest => ListPidsRequest.decode(value),
-    responseSerialize: (value: ListPidsResponse): Buffer => Buffer.from(ListPidsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ListPidsResponse => ListPidsResponse.decode(value),
-  },
-  metrics: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Metrics" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: MetricsRequest): Buffer => Buffer.from(MetricsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): MetricsRequest => MetricsRequest.decode(value),
-    responseSerialize: (value: MetricsResponse): Buffer => Buffer.from(MetricsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): MetricsResponse => MetricsResponse.decode(value),
-  },
-  /** Wait returns when the task has exited. */
-  wait: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Wait" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: WaitRequest): Buffer => Buffer.from(WaitRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): WaitRequest => WaitRequest.decode(value),
-    responseSerialize: (value: WaitResponse): Buffer => Buffer.from(WaitResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): WaitResponse => WaitResponse.decode(value),
-  },
-  /** Logs streams the container's log (CRI format lines); follow keeps it open. */
-  logs: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/Logs" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: LogsRequest): Buffer => Buffer.from(LogsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): LogsRequest => LogsRequest.decode(value),
-    responseSerialize: (value: LogsResponse): Buffer => Buffer.from(LogsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): LogsResponse => LogsResponse.decode(value),
-  },
-  /**
-   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
-   * uses) for an interactive exec or attach with a terminal and stdin.
-   */
-  streamUrl: {
-    path: "/k8scontainerd.services.tasks.v1.Tasks/StreamUrl" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: StreamUrlRequest): Buffer => Buffer.from(StreamUrlRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): StreamUrlRequest => StreamUrlRequest.decode(value),
-    responseSerialize: (value: StreamUrlResponse): Buffer => Buffer.from(StreamUrlResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): StreamUrlResponse => StreamUrlResponse.decode(value),
+export type TasksDefinition = typeof TasksDefinition;
+export const TasksDefinition = {
+  name: "Tasks",
+  fullName: "k8scontainerd.services.tasks.v1.Tasks",
+  methods: {
+    /** Create prepares the bundle and starts conmon; the process is created but not started. */
+    create: {
+      name: "Create",
+      requestType: CreateTaskRequest as typeof CreateTaskRequest,
+      requestStream: false,
+      responseType: CreateTaskResponse as typeof CreateTaskResponse,
+      responseStream: false,
+      options: {},
+    },
+    start: {
+      name: "Start",
+      requestType: StartRequest as typeof StartRequest,
+      requestStream: false,
+      responseType: StartResponse as typeof StartResponse,
+      responseStream: false,
+      options: {},
+    },
+    delete: {
+      name: "Delete",
+      requestType: DeleteTaskRequest as typeof DeleteTaskRequest,
+      requestStream: false,
+      responseType: DeleteResponse as typeof DeleteResponse,
+      responseStream: false,
+      options: {},
+    },
+    get: {
+      name: "Get",
+      requestType: GetRequest as typeof GetRequest,
+      requestStream: false,
+      responseType: GetResponse as typeof GetResponse,
+      responseStream: false,
+      options: {},
+    },
+    list: {
+      name: "List",
+      requestType: ListTasksRequest as typeof ListTasksRequest,
+      requestStream: false,
+      responseType: ListTasksResponse as typeof ListTasksResponse,
+      responseStream: false,
+      options: {},
+    },
+    kill: {
+      name: "Kill",
+      requestType: KillRequest as typeof KillRequest,
+      requestStream: false,
+      responseType: KillResponse as typeof KillResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Exec runs a command in the container and returns its output (non-interactive). */
+    exec: {
+      name: "Exec",
+      requestType: ExecRequest as typeof ExecRequest,
+      requestStream: false,
+      responseType: ExecResponse as typeof ExecResponse,
+      responseStream: false,
+      options: {},
+    },
+    pause: {
+      name: "Pause",
+      requestType: PauseTaskRequest as typeof PauseTaskRequest,
+      requestStream: false,
+      responseType: PauseTaskResponse as typeof PauseTaskResponse,
+      responseStream: false,
+      options: {},
+    },
+    resume: {
+      name: "Resume",
+      requestType: ResumeTaskRequest as typeof ResumeTaskRequest,
+      requestStream: false,
+      responseType: ResumeTaskResponse as typeof ResumeTaskResponse,
+      responseStream: false,
+      options: {},
+    },
+    listPids: {
+      name: "ListPids",
+      requestType: ListPidsRequest as typeof ListPidsRequest,
+      requestStream: false,
+      responseType: ListPidsResponse as typeof ListPidsResponse,
+      responseStream: false,
+      options: {},
+    },
+    metrics: {
+      name: "Metrics",
+      requestType: MetricsRequest as typeof MetricsRequest,
+      requestStream: false,
+      responseType: MetricsResponse as typeof MetricsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Wait returns when the task has exited. */
+    wait: {
+      name: "Wait",
+      requestType: WaitRequest as typeof WaitRequest,
+      requestStream: false,
+      responseType: WaitResponse as typeof WaitResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Logs streams the container's log (CRI format lines); follow keeps it open. */
+    logs: {
+      name: "Logs",
+      requestType: LogsRequest as typeof LogsRequest,
+      requestStream: false,
+      responseType: LogsResponse as typeof LogsResponse,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
+     * uses) for an interactive exec or attach with a terminal and stdin.
+     */
+    streamUrl: {
+      name: "StreamUrl",
+      requestType: StreamUrlRequest as typeof StreamUrlRequest,
+      requestStream: false,
+      responseType: StreamUrlResponse as typeof StreamUrlResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface TasksServer extends UntypedServiceImplementation {
-  /** Create prepares the bundle and starts conmon; the process is created but not started. */
-  create: handleUnaryCall<CreateTaskRequest, CreateTaskResponse>;
-  start: handleUnaryCall<StartRequest, StartResponse>;
-  delete: handleUnaryCall<DeleteTaskRequest, DeleteResponse>;
-  get: handleUnaryCall<GetRequest, GetResponse>;
-  list: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
-  kill: handleUnaryCall<KillRequest, KillResponse>;
-  /** Exec runs a command in the container and returns its output (non-interactive). */
-  exec: handleUnaryCall<ExecRequest, ExecResponse>;
-  pause: handleUnaryCall<PauseTaskRequest, PauseTaskResponse>;
-  resume: handleUnaryCall<ResumeTaskRequest, ResumeTaskResponse>;
-  listPids: handleUnaryCall<ListPidsRequest, ListPidsResponse>;
-  metrics: handleUnaryCall<MetricsRequest, MetricsResponse>;
-  /** Wait returns when the task has exited. */
-  wait: handleUnaryCall<WaitRequest, WaitResponse>;
-  /** Logs streams the container's log (CRI format lines); follow keeps it open. */
-  logs: handleServerStreamingCall<LogsRequest, LogsResponse>;
-  /**
-   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
-   * uses) for an interactive exec or attach with a terminal and stdin.
-   */
-  streamUrl: handleUnaryCall<StreamUrlRequest, StreamUrlResponse>;
-}
-
-export interface TasksClient extends Client {
-  /** Create prepares the bundle and starts conmon; the process is created but not started. */
-  create(
-    request: CreateTaskRequest,
-    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateTaskRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
-  ): ClientUnaryCall;
-  create(
-    request: CreateTaskRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
-  ): ClientUnaryCall;
-  start(
-    request: StartRequest,
-    callback: (error: ServiceError | null, response: StartResponse) => void,
-  ): ClientUnaryCall;
-  start(
-    request: StartRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: StartResponse) => void,
-  ): ClientUnaryCall;
-  start(
-    request: StartRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: StartResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteTaskRequest,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteTaskRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  delete(
-    request: DeleteTaskRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DeleteResponse) => void,
-  ): ClientUnaryCall;
-  get(request: GetRequest, callback: (error: ServiceError | null, response: GetResponse) => void): ClientUnaryCall;
-  get(
-    request: GetRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetResponse) => void,
-  ): ClientUnaryCall;
-  get(
-    request: GetRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListTasksRequest,
-    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListTasksRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
-  ): ClientUnaryCall;
-  list(
-    request: ListTasksRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
-  ): ClientUnaryCall;
-  kill(request: KillRequest, callback: (error: ServiceError | null, response: KillResponse) => void): ClientUnaryCall;
-  kill(
-    request: KillRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: KillResponse) => void,
-  ): ClientUnaryCall;
-  kill(
-    request: KillRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: KillResponse) => void,
-  ): ClientUnaryCall;
-  /** Exec runs a command in the container and returns its output (non-interactive). */
-  exec(request: ExecRequest, callback: (error: ServiceError | null, response: ExecResponse) => void): ClientUnaryCall;
-  exec(
-    request: ExecRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ExecResponse) => void,
-  ): ClientUnaryCall;
-  exec(
-    request: ExecRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ExecResponse) => void,
-  ): ClientUnaryCall;
-  pause(
-    request: PauseTaskRequest,
-    callback: (error: ServiceError | null, response: PauseTaskResponse) => void,
-  ): ClientUnaryCall;
-  pause(
-    request: PauseTaskRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PauseTaskResponse) => void,
-  ): ClientUnaryCall;
-  pause(
-    request: PauseTaskRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PauseTaskResponse) => void,
-  ): ClientUnaryCall;
-  resume(
-    request: ResumeTaskRequest,
-    callback: (error: ServiceError | null, response: ResumeTaskResponse) => void,
-  ): ClientUnaryCall;
-  resume(
-    request: ResumeTaskRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ResumeTaskResponse) => void,
-  ): ClientUnaryCall;
-  resume(
-    request: ResumeTaskRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ResumeTaskResponse) => void,
-  ): ClientUnaryCall;
-  listPids(
-    request: ListPidsRequest,
-    callback: (error: ServiceError | null, response: ListPidsResponse) => void,
-  ): ClientUnaryCall;
-  listPids(
-    request: ListPidsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ListPidsResponse) => void,
-  ): ClientUnaryCall;
-  listPids(
-    request: ListPidsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ListPidsResponse) => void,
-  ): ClientUnaryCall;
-  metrics(
-    request: MetricsRequest,
-    callback: (error: ServiceError | null, response: MetricsResponse) => void,
-  ): ClientUnaryCall;
-  metrics(
-    request: MetricsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: MetricsResponse) => void,
-  ): ClientUnaryCall;
-  metrics(
-    request: MetricsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: MetricsResponse) => void,
-  ): ClientUnaryCall;
-  /** Wait returns when the task has exited. */
-  wait(request: WaitRequest, callback: (error: ServiceError | null, response: WaitResponse) => void): ClientUnaryCall;
-  wait(
-    request: WaitRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: WaitResponse) => void,
-  ): ClientUnaryCall;
-  wait(
-    request: WaitRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: WaitResponse) => void,
-  ): ClientUnaryCall;
-  /** Logs streams the container's log (CRI format lines); follow keeps it open. */
-  logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
-  logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
-  /**
-   * StreamUrl answers a one-time URL of the streaming server (SPDY or WebSocket, as the CRI
-   * uses) for an interactive exec or attach with a terminal and stdin.
-   */
-  streamUrl(
-    request: StreamUrlRequest,
-    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
-  ): ClientUnaryCall;
-  streamUrl(
-    request: StreamUrlRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
-  ): ClientUnaryCall;
-  streamUrl(
-    request: StreamUrlRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: StreamUrlResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const TasksClient = makeGenericClientConstructor(
-  TasksService,
-  "k8scontainerd.services.tasks.v1.Tasks",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): TasksClient;
-  service: typeof TasksService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

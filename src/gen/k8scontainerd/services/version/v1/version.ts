@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 export const protobufPackage = "k8scontainerd.services.version.v1";
 
@@ -162,52 +150,22 @@ export const VersionResponse: MessageFns<VersionResponse> = {
   },
 };
 
-export type VersionService = typeof VersionService;
-export const VersionService = {
-  /** Version reports the daemon build that answers on this socket. */
-  version: {
-    path: "/k8scontainerd.services.version.v1.Version/Version" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: VersionRequest): Buffer => Buffer.from(VersionRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): VersionRequest => VersionRequest.decode(value),
-    responseSerialize: (value: VersionResponse): Buffer => Buffer.from(VersionResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): VersionResponse => VersionResponse.decode(value),
+export type VersionDefinition = typeof VersionDefinition;
+export const VersionDefinition = {
+  name: "Version",
+  fullName: "k8scontainerd.services.version.v1.Version",
+  methods: {
+    /** Version reports the daemon build that answers on this socket. */
+    version: {
+      name: "Version",
+      requestType: VersionRequest as typeof VersionRequest,
+      requestStream: false,
+      responseType: VersionResponse as typeof VersionResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface VersionServer extends UntypedServiceImplementation {
-  /** Version reports the daemon build that answers on this socket. */
-  version: handleUnaryCall<VersionRequest, VersionResponse>;
-}
-
-export interface VersionClient extends Client {
-  /** Version reports the daemon build that answers on this socket. */
-  version(
-    request: VersionRequest,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
-  version(
-    request: VersionRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
-  version(
-    request: VersionRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const VersionClient = makeGenericClientConstructor(
-  VersionService,
-  "k8scontainerd.services.version.v1.Version",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): VersionClient;
-  service: typeof VersionService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
