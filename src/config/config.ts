@@ -34,6 +34,8 @@ export interface Config {
     max_send_message_size: number;
     /** Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
     max_concurrent_streams: number;
+    /** The server implementation: "native" (HTTP/2 written here) or "grpc-js". */
+    server: "native" | "grpc-js";
   };
   log: { level: Level };
   images: {
@@ -99,6 +101,7 @@ export function defaultConfig(): Config {
       // A client that opens streams and never finishes them holds memory per stream; the
       // kubelet keeps a handful open on its one connection.
       max_concurrent_streams: 1000,
+      server: "grpc-js",
     },
     log: { level: "info" },
     images: { snapshotter: "overlayfs", max_concurrent_downloads: 3 },
@@ -194,6 +197,9 @@ const CHECKS: Record<string, Check> = {
   "grpc.max_recv_message_size": positiveInt,
   "grpc.max_send_message_size": positiveInt,
   "grpc.max_concurrent_streams": positiveInt,
+  "grpc.server": (key, v) => {
+    if (v !== "native" && v !== "grpc-js") throw bad(key, v, '"native" or "grpc-js"');
+  },
   "log.level": logLevel,
   "images.snapshotter": snapshotterName,
   "images.max_concurrent_downloads": positiveInt,

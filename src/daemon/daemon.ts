@@ -74,6 +74,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       maxRecvMessageSize: config.grpc.max_recv_message_size,
       maxSendMessageSize: config.grpc.max_send_message_size,
       maxConcurrentStreams: config.grpc.max_concurrent_streams,
+      implementation: config.grpc.server,
     });
     const stores = await openStores(config, log, metrics);
     cleanup.push(() => stores.close());

@@ -1,22 +1,25 @@
 /**
- * The gRPC server both APIs share, and the glue that turns plain async functions into
- * grpc-js handlers: every call is logged at debug, counted and timed for /v1/metrics, and its
- * errors mapped to status codes by status.ts.
+ * The gRPC server both APIs share: plain async functions registered per service, served on
+ * the daemon's unix socket by one of two implementations, chosen by `[grpc] server`:
+ * "native" (grpc_native_server.ts: HTTP/2 written here, on `Deno.listen`) or "grpc-js"
+ * (grpcjs_server.ts: @grpc/grpc-js on node:http2). Either way every call is logged at debug,
+ * counted and timed for /v1/metrics (call_recorder.ts), and its errors mapped to status codes
+ * by status.ts. The implementation's module is loaded at `listen`, so the one not chosen is
+ * never loaded.
  *
  * @example
  * ```ts
  * import { GrpcServer } from "./server.ts";
- * const srv = new GrpcServer({ log, metrics });
+ * const srv = new GrpcServer({ log, metrics, implementation: "native" });
  * srv.add(VersionService, { version: async () => ({ version: "0.1.0" }) });
  * await srv.listen("/run/k8scontainerd/k8scontainerd.sock");
  * ```
  */
-import * as grpc from "@grpc/grpc-js";
+import type { ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
-import { statusName, toServiceError } from "./status.ts";
 import { UnavailableError } from "../errdefs/errors.ts";
-import { type Edge, serveUnixSocket } from "./edge.ts";
+import type { CallMetadata } from "./call_metadata.ts";
 
 /** A unary method: request in, one response out. */
 export type UnaryFn = (req: never, call: CallContext) => Promise<unknown>;
@@ -34,13 +37,17 @@ export class ShuttingDown extends UnavailableError {
 
 /** What a handler knows about its call. */
 export interface CallContext {
-  metadata: grpc.Metadata;
-  /** Aborted when the client cancels or disconnects. */
+  /** The request metadata (grpc-js `Metadata`, or the native server's HeaderMetadata). */
+  metadata: CallMetadata;
+  /** Aborted when the client cancels or disconnects, or the deadline passes. */
   signal: AbortSignal;
 }
 
 /** An implementation: one function per method, by its camelCase name. */
 export type UnaryImpl = Record<string, UnaryFn | ServerStreamFn | ClientStreamFn>;
+
+/** Which implementation serves the socket (`[grpc] server` in the config). */
+export type GrpcImplementation = "native" | "grpc-js";
 
 export interface GrpcServerOptions {
   log: Logger;
@@ -49,174 +56,70 @@ export interface GrpcServerOptions {
   maxSendMessageSize?: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1000). */
   maxConcurrentStreams?: number;
-  /** What an invalid `:authority` becomes at the edge. Default "localhost". */
+  /** grpc-js only: what an invalid `:authority` becomes at the edge. Default "localhost". */
   authority?: string;
+  /** Default "native". */
+  implementation?: GrpcImplementation;
 }
 
-export class GrpcServer {
-  readonly #server: grpc.Server;
-  readonly #log: Logger;
-  readonly #requests;
-  readonly #latency;
-  readonly #authority: string;
-  #edges: Edge[] = [];
-  /** Server-streaming calls in flight: ended at shutdown (a subscription never ends itself). */
-  readonly #streams = new Set<AbortController>();
+/** What each implementation provides (GrpcServer's own API). */
+export interface GrpcServerBackend {
+  add(definition: ServiceDefinition, impl: Partial<UnaryImpl>): void;
+  listen(socketPath: string): Promise<void>;
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The daemon's gRPC server.
+ *
+ * @example
+ * ```ts
+ * const srv = new GrpcServer({ log, metrics });
+ * srv.add(RuntimeServiceService, runtimeImpl);
+ * await srv.listen(socket);
+ * await srv.shutdown(5000);
+ * ```
+ */
+export class GrpcServer implements GrpcServerBackend {
+  readonly #opts: GrpcServerOptions;
+  readonly #services: [ServiceDefinition, Partial<UnaryImpl>][] = [];
+  #backend: GrpcServerBackend | undefined;
 
   constructor(opts: GrpcServerOptions) {
-    this.#authority = opts.authority ?? "localhost";
-    this.#server = new grpc.Server({
-      "grpc.max_receive_message_length": opts.maxRecvMessageSize ?? 16 << 20,
-      "grpc.max_send_message_length": opts.maxSendMessageSize ?? 16 << 20,
-      "grpc.max_concurrent_streams": opts.maxConcurrentStreams ?? 1000,
-    });
-    this.#log = opts.log.child({ component: "grpc" });
-    this.#requests = opts.metrics.counter(
-      "k8scontainerd_grpc_requests_total",
-      "gRPC requests handled, by full method name and status code.",
-      ["method", "code"],
-    );
-    this.#latency = opts.metrics.histogram(
-      "k8scontainerd_grpc_request_duration_seconds",
-      "gRPC request handling time, by full method name.",
-      ["method"],
-    );
+    this.#opts = opts;
+  }
+
+  /** The implementation in use. */
+  get implementation(): GrpcImplementation {
+    return this.#opts.implementation ?? "native";
   }
 
   /**
-   * Registers a service. Methods missing from `impl` answer UNIMPLEMENTED (grpc-js's default),
-   * which is what the CRI expects for RPCs a runtime does not offer.
+   * Registers a service. Methods missing from `impl` answer UNIMPLEMENTED, which is what the
+   * CRI expects for RPCs a runtime does not offer.
    */
-  add(definition: grpc.ServiceDefinition, impl: Partial<UnaryImpl>): void {
-    const handlers: grpc.UntypedServiceImplementation = {};
+  add(definition: ServiceDefinition, impl: Partial<UnaryImpl>): void {
     for (const [name, method] of Object.entries(definition)) {
-      const fn = impl[name];
-      if (!fn) continue;
-      if (method.requestStream && method.responseStream) {
+      if (impl[name] && method.requestStream && method.responseStream) {
         throw new Error(`${method.path}: bidirectional streaming is not supported by this glue`);
       }
-      handlers[name] = method.responseStream
-        ? this.#serverStream(method.path, fn as ServerStreamFn)
-        : method.requestStream
-        ? this.#clientStream(method.path, fn as ClientStreamFn)
-        : this.#unary(method.path, fn as UnaryFn);
     }
-    this.#server.addService(definition, handlers);
-  }
-
-  /** Starts the clock for one call; the returned function records its outcome. */
-  #begin(path: string): (e: unknown) => grpc.ServiceError | null {
-    const start = performance.now();
-    return (e) => {
-      const err = e === null ? null : toServiceError(e);
-      const code = err ? err.code : grpc.status.OK;
-      const seconds = (performance.now() - start) / 1000;
-      this.#requests.inc({ method: path, code: statusName(code) });
-      this.#latency.observe({ method: path }, seconds);
-      if (err && (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN)) {
-        this.#log.error("request failed", { method: path, err: e });
-      } else if (this.#log.enabled("debug")) {
-        this.#log.debug("request", {
-          method: path,
-          code: statusName(code),
-          ms: seconds * 1000,
-          ...(err ? { error: err.details } : {}),
-        });
-      }
-      return err;
-    };
-  }
-
-  #context(
-    call: { metadata: grpc.Metadata; on(event: "cancelled", fn: () => void): unknown },
-    ac = new AbortController(),
-  ): CallContext {
-    call.on("cancelled", () => ac.abort(new Error("client cancelled the call")));
-    return { metadata: call.metadata, signal: ac.signal };
-  }
-
-  #unary(path: string, fn: UnaryFn): grpc.handleUnaryCall<unknown, unknown> {
-    return (call, callback) => {
-      const end = this.#begin(path);
-      // A handler that throws before its first await still answers with a status.
-      Promise.resolve().then(() => fn(call.request as never, this.#context(call))).then(
-        (res) => {
-          end(null);
-          callback(null, res);
-        },
-        (e) => callback(end(e)),
-      );
-    };
-  }
-
-  #serverStream(
-    path: string,
-    fn: ServerStreamFn,
-  ): grpc.handleServerStreamingCall<unknown, unknown> {
-    return async (call) => {
-      const end = this.#begin(path);
-      const ac = new AbortController();
-      this.#streams.add(ac);
-      const ctx = this.#context(call, ac);
-      try {
-        for await (const msg of fn(call.request as never, ctx)) {
-          if (ctx.signal.aborted) break;
-          // Respect back-pressure: a slow client must not make the daemon buffer a whole blob.
-          if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
-        }
-        if (ctx.signal.reason instanceof ShuttingDown) throw ctx.signal.reason;
-        end(null);
-        call.end();
-      } catch (e) {
-        const err = end(
-          e instanceof ShuttingDown || ctx.signal.reason instanceof ShuttingDown
-            ? ctx.signal.reason
-            : e,
-        );
-        call.emit("error", err);
-      } finally {
-        this.#streams.delete(ac);
-      }
-    };
-  }
-
-  #clientStream(
-    path: string,
-    fn: ClientStreamFn,
-  ): grpc.handleClientStreamingCall<unknown, unknown> {
-    return (call, callback) => {
-      const end = this.#begin(path);
-      Promise.resolve().then(() => fn(call as unknown as AsyncIterable<never>, this.#context(call)))
-        .then(
-          (res) => {
-            end(null);
-            callback(null, res);
-          },
-          (e) => callback(end(e)),
-        );
-    };
+    if (this.#backend) this.#backend.add(definition, impl);
+    else this.#services.push([definition, impl]);
   }
 
   /**
    * Serves on the unix socket at `socketPath` (the caller has prepared the path and sets its
-   * mode and owner): connections are accepted here, their client→server bytes passed through
-   * the authority rewriter (see edge.ts), and injected into grpc-js's HTTP/2 server in-process.
+   * mode and owner). May be called more than once, for more sockets.
    */
   async listen(socketPath: string): Promise<void> {
-    const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    try {
-      this.#edges.push(
-        await serveUnixSocket({
-          path: socketPath,
-          inject: (conn) => injector.injectConnection(conn),
-          authority: this.#authority,
-          log: this.#log,
-        }),
-      );
-    } catch (e) {
-      injector.destroy();
-      throw new Error(`cannot listen on ${socketPath}: ${e instanceof Error ? e.message : e}`);
+    if (!this.#backend) {
+      this.#backend = this.implementation === "native"
+        ? new (await import("./grpc_native_server.ts")).NativeGrpcServer(this.#opts)
+        : new (await import("./grpcjs_server.ts")).GrpcJsServer(this.#opts);
+      for (const [d, i] of this.#services.splice(0)) this.#backend.add(d, i);
     }
+    await this.#backend.listen(socketPath);
   }
 
   /**
@@ -226,27 +129,6 @@ export class GrpcServer {
    * rest.
    */
   async shutdown(graceMs = 5000): Promise<void> {
-    await Promise.all(this.#edges.map((e) => e.stopAccepting()));
-    for (const ac of this.#streams) ac.abort(new ShuttingDown());
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const graceOver = new Promise<"timeout">((
-      r,
-    ) => (timer = setTimeout(() => r("timeout"), graceMs)));
-    // GOAWAY on every session; under Deno its callback does not wait for open streams, so the
-    // connections closing (node:http2 closes each once its last stream is done) is the signal.
-    const graceful = (async () => {
-      await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
-      await Promise.all(this.#edges.map((e) => e.drained()));
-    })();
-    const how = await Promise.race([graceful, graceOver]);
-    clearTimeout(timer);
-    if (how === "timeout") {
-      this.#log.warn("calls still in flight after the grace period: cutting them", {
-        graceMs,
-        connections: this.#edges.reduce((n, e) => n + e.connections, 0),
-      });
-      this.#server.forceShutdown();
-    }
-    for (const e of this.#edges) e.closeAll();
+    await this.#backend?.shutdown(graceMs);
   }
 }
