@@ -819,6 +819,7 @@ export class H2Connection {
       this.#outBytes = 0;
       this.#writing = false;
       this.#shut();
+      this.#closeTransport();
       return;
     }
     this.#writing = false;
