@@ -11,7 +11,7 @@
  * containerd shims would take ~13 GB here).
  *
  * Run: scripts/deno run -A bench/reads.ts [--sizes 10,100,1000] [--samples 200]
- *      [--only ours|containerd] [--direct SOCKET-NAME] (ours also through a second socket in
+ *      [--only ours|containerd] [--grpc-server native|grpc-js] [--direct SOCKET-NAME] (ours also through a second socket in
  *      its state dir, for profiling) [--profile HOST:PORT] (ours runs under that V8 inspector:
  *      K8SC_DENO=a wrapper adding --inspect=HOST:PORT after `run`; CPU profiles printed)
  */
@@ -76,6 +76,8 @@ export async function benchReads(
     direct?: string;
     /** Profiling: ours runs under this V8 inspector (see cpu_profile.ts); profile the calls. */
     profile?: string;
+    /** Ours: `[grpc] server` ("native" or "grpc-js"); the config default when unset. */
+    grpcServer?: string;
   },
 ): Promise<ReadBench> {
   const registry = await startRegistry();
@@ -102,7 +104,8 @@ export async function benchReads(
         await Deno.writeTextFile(
           `${work}/config.toml`,
           `[cri]\nsandbox_image = "${pause}"\ncni_conf_dir = "${confDir}"\n` +
-            (o.direct ? `[metrics]\naddress = "127.0.0.1:19464"\n` : ""),
+            (o.direct ? `[metrics]\naddress = "127.0.0.1:19464"\n` : "") +
+            (o.grpcServer ? `[grpc]\nserver = "${o.grpcServer}"\n` : ""),
         );
         d = await startOurs(["--config", `${work}/config.toml`]);
       } else {
@@ -353,6 +356,7 @@ if (import.meta.main) {
       only: { type: "string" },
       direct: { type: "string" },
       profile: { type: "string" },
+      "grpc-server": { type: "string" },
     },
   });
   const b = await benchReads({
@@ -361,6 +365,7 @@ if (import.meta.main) {
     only: values.only as "ours" | "containerd" | undefined,
     direct: values.direct,
     profile: values.profile,
+    grpcServer: values["grpc-server"],
   });
   console.log(reportReads(b));
 }

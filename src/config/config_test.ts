@@ -1,3 +1,4 @@
+import { parse } from "smol-toml";
 import { describe, expect, it } from "../testing/bdd.ts";
 import {
   defaultConfig,
@@ -97,5 +98,24 @@ describe("config", () => {
     expect(parseHostPort("127.0.0.1:9100")).toEqual({ hostname: "127.0.0.1", port: 9100 });
     expect(parseHostPort("[::1]:80")).toEqual({ hostname: "::1", port: 80 });
     expect(parseHostPort("host:99999")).toBeNull();
+  });
+
+  it("is what README's config reference shows (every key, every default)", async () => {
+    const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+    const block = readme.split("## Config reference\n")[1]?.split("```toml\n")[1]?.split(
+      "```\n",
+    )[0];
+    const shown = parseConfig(block ?? "", "README.md");
+    // The README shows an example credentials table; the default has none.
+    shown.registry.auths = {};
+    expect(shown).toEqual(defaultConfig());
+    // And no key is left out (a missing one would parse to its default).
+    const keys = (o: object, at = ""): string[] =>
+      Object.entries(o).flatMap(([k, v]) =>
+        v && typeof v === "object" && !Array.isArray(v) && k !== "auths"
+          ? keys(v, `${at}${k}.`)
+          : [`${at}${k}`]
+      );
+    expect(keys(parse(block ?? "")).sort()).toEqual(keys(defaultConfig()).sort());
   });
 });

@@ -395,7 +395,8 @@ export class H2Connection {
     if (len > body.length) this.consume(s, len - body.length);
     const end = (f.flags & FLAG.END_STREAM) !== 0;
     if (end) s.remoteClosed = true;
-    s.ondata?.(body, end);
+    if (s.localClosed) this.consume(s, body.length); // answered already: drained and dropped
+    else s.ondata?.(body, end);
     if (end) this.#maybeClose(s);
   }
 
@@ -724,13 +725,13 @@ export class H2Connection {
     w?.();
   }
 
-  /** Our side is done: if the client is still sending, tell it to stop (§8.1). */
+  /**
+   * Our side is done. A client still sending is let finish, its DATA consumed and dropped,
+   * rather than sent RST_STREAM NO_ERROR (§8.1 allows either): Deno's node:http2 client never
+   * closes a stream reset while its body is blocked on flow control.
+   */
   #finishLocal(s: H2Stream): void {
     s.localClosed = true;
-    if (!s.remoteClosed) {
-      this.#sendRst(s.id, H2_ERROR.NO_ERROR);
-      s.remoteClosed = true;
-    }
     this.#maybeClose(s);
   }
 
@@ -819,6 +820,7 @@ export class H2Connection {
       this.#outBytes = 0;
       this.#writing = false;
       this.#shut();
+      this.#closeTransport();
       return;
     }
     this.#writing = false;
