@@ -109,13 +109,29 @@ check kubeadm-init sh -ec "
   v=\$(kubeadm version -o short)
   skip=
   k8scontainerd -n k8s.io images ls -q | grep -q /coredns: || { skip=--skip-phases=addon/coredns; echo 'no coredns image: addon/coredns skipped'; }
+  # The NIC's IPv4 address, named: left to itself kubeadm took the NIC's SLAAC IPv6 address
+  # (no IPv4 default route yet under TCG), and the apiserver refused it against the IPv4
+  # service range (\"service IP family must match public address family\"), restarting forever.
+  ip4=
+  for i in \$(seq 1 120); do
+    ip4=\$(ip -4 -o addr show scope global | awk '{print \$4}' | cut -d/ -f1 | head -1)
+    [ -n \"\$ip4\" ] && break
+    sleep 1
+  done
+  [ -n \"\$ip4\" ] || { echo 'no IPv4 address on the guest NIC after 120 s'; ip addr; exit 1; }
+  echo \"advertising \$ip4\"
   cat > /etc/kubernetes-kubeadm.yaml <<YAML
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 patches:
   directory: /etc/kubernetes/vm-patches
+localAPIEndpoint:
+  advertiseAddress: \$ip4
 nodeRegistration:
   criSocket: $SOCK
+  kubeletExtraArgs:
+  - name: node-ip
+    value: \$ip4
   ignorePreflightErrors: [NumCPU, Mem, Swap, ImagePull, FileExisting-crictl, FileExisting-conntrack, FileExisting-socat, FileExisting-ebtables, FileExisting-ethtool, SystemVerification]
 timeouts:
   controlPlaneComponentHealthCheck: 30m
