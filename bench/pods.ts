@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
 import { type ContainerConfig, type PodSandboxConfig } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import {
   cleanUpCriRun,
   type Daemon,

@@ -19,7 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import {
   cleanUpCriRun,
   type Daemon,

@@ -34,7 +34,7 @@ import {
   type LinuxSandboxSecurityContext,
   SecurityProfile_ProfileType as T,
 } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { DEFAULT_PROFILE, SystemAppArmor } from "../src/runtime/apparmor.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";

@@ -15,7 +15,7 @@ import {
   ROOT_REASON,
 } from "../src/testing/bdd.ts";
 import { ContainerState } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { RuntimeServiceClient } from "../src/grpc/clients.ts";

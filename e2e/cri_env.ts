@@ -12,7 +12,7 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { type FixtureName, pushFixtures } from "../scripts/fixtures/images.ts";

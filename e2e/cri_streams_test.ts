@@ -21,7 +21,7 @@ import {
   type Metric,
   type PodSandboxConfig,
 } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";
 import { cgroupMode } from "../ffi/fs.ts";

@@ -22,7 +22,7 @@ import {
   type PodSandboxConfig,
   PodSandboxState,
 } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { frozenAtFailpoint, runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { openPortForward, remoteCommand } from "../src/streaming/client.ts";
 import { containerConfig as container, podConfig as pod } from "./cri_requests.ts";

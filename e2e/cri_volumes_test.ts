@@ -24,7 +24,7 @@ import {
   type DeepPartial,
   PodSandboxConfig,
 } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { runCli, type TestDaemon } from "./harness.ts";
 import { containerConfig, podConfig } from "./cri_requests.ts";
 import { type CriSuite, startCriSuite } from "./cri_env.ts";

@@ -5,7 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "../src/testing/bdd.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { AF_UNIX, bindUnix, readAsync, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../ffi/socket.ts";
 import { close } from "../ffi/fs.ts";

@@ -10,7 +10,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "../src/testing/bdd.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { startTestDaemon, type TestDaemon } from "./harness.ts";
 import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 

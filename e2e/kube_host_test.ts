@@ -22,7 +22,7 @@ import {
 } from "../src/testing/bdd.ts";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { call } from "../src/cli/client.ts";
+import { call } from "../src/grpc/clients.ts";
 import { runCli, startTestDaemon, type TestDaemon } from "./harness.ts";
 import { cleanUpAfterDaemon, writeCniConf, writeCriConfig } from "./cri_env.ts";
 import {

@@ -2,10 +2,10 @@
  * The namespace a management call acts in: the "k8scontainerd-namespace" request header
  * (containerd's "containerd-namespace" works too), "default" when absent.
  */
-import type { CallMetadata } from "../grpc/call_metadata.ts";
+import { type CallMetadata, NAMESPACE_HEADER } from "../grpc/call_metadata.ts";
 import { InvalidArgumentError } from "../errdefs/errors.ts";
 
-export const NAMESPACE_HEADER = "k8scontainerd-namespace";
+export { NAMESPACE_HEADER };
 const CONTAINERD_HEADER = "containerd-namespace";
 export const DEFAULT_NAMESPACE = "default";
 const VALID = /^[a-zA-Z0-9]([a-zA-Z0-9._-]*[a-zA-Z0-9])?$/;

@@ -62,7 +62,7 @@ async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0
   let rest = "";
   const dec = new TextDecoder();
   for await (
-    const chunk of c.stream(c.tasks.logs.bind(c.tasks), { containerId: id, follow, tail })
+    const chunk of c.stream(c.tasks.logs, { containerId: id, follow, tail })
   ) {
     const text = rest + dec.decode(chunk.data, { stream: true });
     const cut = text.lastIndexOf("\n");
@@ -152,7 +152,7 @@ export function startFailureExitCode(message: string): number | undefined {
 /** The image as the daemon has it, pulled first (progress on stderr) when it is missing. */
 async function ensureImage(c: DaemonClient, ref: string): Promise<string> {
   try {
-    const { image } = await c.unary(c.images.get.bind(c.images), { name: ref });
+    const { image } = await c.unary(c.images.get, { name: ref });
     return image!.name;
   } catch (e) {
     if (!/not found/.test((e as Error).message)) throw e;
@@ -209,7 +209,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
   const image = await ensureImage(c, image0);
-  await c.unary(c.containers.create.bind(c.containers), {
+  await c.unary(c.containers.create, {
     id,
     image,
     runtime: a.str("runtime") ?? "",
@@ -234,15 +234,15 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   });
   const cleanup = async () => {
     if (!values.rm) return;
-    await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
-    await c.unary(c.containers.delete.bind(c.containers), { id });
+    await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(() => {});
+    await c.unary(c.containers.delete, { id });
   };
   try {
-    await c.unary(c.tasks.create.bind(c.tasks), { containerId: id, logPath: "" });
-    await c.unary(c.tasks.start.bind(c.tasks), { containerId: id });
+    await c.unary(c.tasks.create, { containerId: id, logPath: "" });
+    await c.unary(c.tasks.start, { containerId: id });
   } catch (e) {
-    await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(() => {});
-    await c.unary(c.containers.delete.bind(c.containers), { id }).catch(() => {});
+    await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(() => {});
+    await c.unary(c.containers.delete, { id }).catch(() => {});
     const code = startFailureExitCode((e as Error).message);
     if (code === undefined) throw e;
     console.error(`k8scontainerd: ${(e as Error).message}`);
@@ -256,7 +256,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     // An interactive terminal: attach, then the container's exit code is ours.
     const proxy = sigProxy(values, c, id);
     try {
-      const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+      const { url } = await c.unary(c.tasks.streamUrl, {
         containerId: id,
         execArgs: [],
         tty: true,
@@ -269,7 +269,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
         return 0;
       }
       const res = await c.unary(
-        c.tasks.wait.bind(c.tasks),
+        c.tasks.wait,
         { containerId: id },
         365 * 24 * 3600_000,
       );
@@ -284,7 +284,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     forwardStdin(c, id);
     const [, res] = await Promise.all([
       followLogs(c, id, true),
-      c.unary(c.tasks.wait.bind(c.tasks), { containerId: id }, 365 * 24 * 3600_000),
+      c.unary(c.tasks.wait, { containerId: id }, 365 * 24 * 3600_000),
     ]);
     return res.exitStatus;
   } finally {
@@ -318,7 +318,7 @@ function sigProxy(
   if (!on) return { stop() {} };
   const listeners = PROXIED_SIGNALS.map((signal) => {
     const fn = () =>
-      void c.unary(c.tasks.kill.bind(c.tasks), { containerId: id, signal, all: false })
+      void c.unary(c.tasks.kill, { containerId: id, signal, all: false })
         .catch((e) => {
           // A signal that crossed the task's exit needs no word.
           if (!/not running/.test(e.message)) {
@@ -338,7 +338,7 @@ function sigProxy(
  */
 function forwardStdin(c: DaemonClient, id: string): void {
   (async () => {
-    const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+    const { url } = await c.unary(c.tasks.streamUrl, {
       containerId: id,
       execArgs: [],
       tty: false,
@@ -377,8 +377,8 @@ export async function containersList(
 ): Promise<number> {
   const c = await ctx.client();
   const [{ containers }, { tasks }] = await Promise.all([
-    c.unary(c.containers.list.bind(c.containers), { filters: [] }),
-    c.unary(c.tasks.list.bind(c.tasks), {}),
+    c.unary(c.containers.list, { filters: [] }),
+    c.unary(c.tasks.list, {}),
   ]);
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const allLabels = !!a.bool("all-labels");
@@ -415,7 +415,7 @@ export async function containersList(
 
 export async function containersInfo(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { container } = await c.unary(c.containers.get.bind(c.containers), {
+  const { container } = await c.unary(c.containers.get, {
     id: a.positionals[0],
   });
   console.log(
@@ -435,13 +435,13 @@ export async function containersRemove(a: Args, ctx: Context): Promise<number> {
     try {
       if (a.bool("force")) {
         // Kill and delete the task first (none there is fine), as nerdctl rm -f does.
-        await c.unary(c.tasks.delete.bind(c.tasks), { containerId: id, force: true }).catch(
+        await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(
           (e) => {
             if (!/^task of container .*: not found/.test(e.message)) throw e;
           },
         );
       }
-      await c.unary(c.containers.delete.bind(c.containers), { id });
+      await c.unary(c.containers.delete, { id });
       console.log(id);
     } catch (e) {
       if (a.positionals.length === 1) throw e;
@@ -454,7 +454,7 @@ export async function containersRemove(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { tasks } = await c.unary(c.tasks.list.bind(c.tasks), {});
+  const { tasks } = await c.unary(c.tasks.list, {});
   printList(tasks, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -476,13 +476,13 @@ export async function tasksList(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksStart(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.start.bind(c.tasks), { containerId: a.positionals[0] });
+  await c.unary(c.tasks.start, { containerId: a.positionals[0] });
   return 0;
 }
 
 export async function tasksKill(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.kill.bind(c.tasks), {
+  await c.unary(c.tasks.kill, {
     containerId: a.positionals[0],
     signal: a.str("signal") ?? "SIGTERM",
     all: !!a.bool("all"),
@@ -511,7 +511,7 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
     }
     // A live session: stdin streamed as it comes, output as it is written.
     const c = await ctx.client();
-    const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+    const { url } = await c.unary(c.tasks.streamUrl, {
       containerId: id,
       execArgs: cmd,
       tty,
@@ -531,7 +531,7 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
     : await new Response(Deno.stdin.readable).bytes();
   const c = await ctx.client();
   const r = await c.unary(
-    c.tasks.exec.bind(c.tasks),
+    c.tasks.exec,
     {
       containerId: id,
       args: cmd,
@@ -564,7 +564,7 @@ export async function processCommandLine(pid: number): Promise<string> {
 
 export async function tasksPs(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { pids } = await c.unary(c.tasks.listPids.bind(c.tasks), {
+  const { pids } = await c.unary(c.tasks.listPids, {
     containerId: a.positionals[0],
   });
   const rows = await Promise.all(
@@ -581,13 +581,13 @@ export async function tasksPs(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksPause(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.pause.bind(c.tasks), { containerId: a.positionals[0] });
+  await c.unary(c.tasks.pause, { containerId: a.positionals[0] });
   return 0;
 }
 
 export async function tasksResume(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.resume.bind(c.tasks), { containerId: a.positionals[0] });
+  await c.unary(c.tasks.resume, { containerId: a.positionals[0] });
   return 0;
 }
 
@@ -607,7 +607,7 @@ export async function tasksMetrics(
   const rows = await Promise.all(
     ids.map(async (id) => ({
       id,
-      ...(await c.unary(c.tasks.metrics.bind(c.tasks), { containerId: id })),
+      ...(await c.unary(c.tasks.metrics, { containerId: id })),
     })),
   );
   if (format === "json" && ids.length === 1 && !o.array) {
@@ -636,7 +636,7 @@ export async function tasksMetrics(
 export async function tasksRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const [id] = a.positionals;
-  const r = await c.unary(c.tasks.delete.bind(c.tasks), {
+  const r = await c.unary(c.tasks.delete, {
     containerId: id,
     force: !!a.bool("force"),
   });
@@ -650,9 +650,9 @@ export async function attachCommand(a: Args, ctx: Context): Promise<number> {
   const detachKeys = a.str("detach-keys");
   if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   const c = await ctx.client();
-  const { container } = await c.unary(c.containers.get.bind(c.containers), { id });
+  const { container } = await c.unary(c.containers.get, { id });
   const tty = container?.labels["io.k8scontainerd.tty"] === "true";
-  const { url } = await c.unary(c.tasks.streamUrl.bind(c.tasks), {
+  const { url } = await c.unary(c.tasks.streamUrl, {
     containerId: id,
     execArgs: [],
     tty,
@@ -676,7 +676,7 @@ export async function logsCommand(a: Args, ctx: Context): Promise<number> {
 export async function eventsCommand(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for await (
-    const e of c.stream(c.events.subscribe.bind(c.events), {
+    const e of c.stream(c.events.subscribe, {
       topics: a.positionals,
       allNamespaces: !!a.bool("all-namespaces"),
     })
@@ -693,14 +693,14 @@ export async function inspectCommand(a: Args, ctx: Context): Promise<number> {
   const out: unknown[] = [];
   for (const name of a.positionals) {
     try {
-      const { container } = await c.unary(c.containers.get.bind(c.containers), { id: name });
+      const { container } = await c.unary(c.containers.get, { id: name });
       out.push({ ...container, spec: JSON.parse(container!.spec) });
       continue;
     } catch (e) {
       if (!/not found/.test((e as Error).message)) throw e;
     }
     try {
-      const { image } = await c.unary(c.images.get.bind(c.images), { name });
+      const { image } = await c.unary(c.images.get, { name });
       out.push(image);
     } catch (e) {
       if (!/not found/.test((e as Error).message)) throw e;
@@ -716,7 +716,7 @@ export async function statsCommand(a: Args, ctx: Context): Promise<number> {
   let ids = a.positionals;
   if (!ids.length) {
     const c = await ctx.client();
-    const { tasks } = await c.unary(c.tasks.list.bind(c.tasks), {});
+    const { tasks } = await c.unary(c.tasks.list, {});
     ids = tasks.filter((t) => t.status === 2).map((t) => t.id);
     if (!ids.length) {
       if (a.str("format") === "json") console.log("[]");

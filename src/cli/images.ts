@@ -22,7 +22,7 @@ function imageJson(i: Image) {
 
 export async function imagesList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { images } = await c.unary(c.images.list.bind(c.images), { filters: a.positionals });
+  const { images } = await c.unary(c.images.list, { filters: a.positionals });
   printList(images, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -46,7 +46,7 @@ export async function imagesRemove(a: Args, ctx: Context): Promise<number> {
   let failed = 0;
   for (const name of a.positionals) {
     try {
-      await c.unary(c.images.delete.bind(c.images), { name, sync: !!a.bool("sync") });
+      await c.unary(c.images.delete, { name, sync: !!a.bool("sync") });
       console.log(name);
     } catch (e) {
       console.error(`k8scontainerd: ${(e as Error).message}`);
@@ -59,14 +59,14 @@ export async function imagesRemove(a: Args, ctx: Context): Promise<number> {
 export async function imagesTag(a: Args, ctx: Context): Promise<number> {
   const [source, ...targets] = a.positionals;
   const c = await ctx.client();
-  const { image } = await c.unary(c.images.get.bind(c.images), { name: source });
+  const { image } = await c.unary(c.images.get, { name: source });
   for (const name of targets) {
     const img = { ...image!, name, labels: image!.labels };
     try {
-      await c.unary(c.images.create.bind(c.images), { image: img });
+      await c.unary(c.images.create, { image: img });
     } catch (e) {
       if (!a.bool("force") || !/already exists/.test((e as Error).message)) throw e;
-      await c.unary(c.images.update.bind(c.images), { image: img, updateMask: ["target"] });
+      await c.unary(c.images.update, { image: img, updateMask: ["target"] });
     }
     console.log(name);
   }
@@ -77,10 +77,10 @@ export async function imagesCheck(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const names = a.positionals.length
     ? a.positionals
-    : (await c.unary(c.images.list.bind(c.images), { filters: [] })).images.map((i) => i.name);
+    : (await c.unary(c.images.list, { filters: [] })).images.map((i) => i.name);
   const rows = [];
   for (const name of names) {
-    rows.push({ name, ...(await c.unary(c.images.check.bind(c.images), { name })) });
+    rows.push({ name, ...(await c.unary(c.images.check, { name })) });
   }
   printList(rows, {
     quiet: a.bool("quiet"),
@@ -121,7 +121,7 @@ export async function pullImage(c: DaemonClient, ref: string, o: PullOptions): P
   const started = performance.now();
   let image: Image | undefined;
   for await (
-    const p of c.stream(c.images.pull.bind(c.images), {
+    const p of c.stream(c.images.pull, {
       reference: ref,
       platform: o.platform ?? "",
       allPlatforms: !!o.allPlatforms,
@@ -170,29 +170,19 @@ export async function imagesImport(a: Args, ctx: Context): Promise<number> {
   };
   const c = await ctx.client();
   const file = positionals[0] === "-" ? Deno.stdin : await Deno.open(positionals[0]);
-  const images = await new Promise<Image[]>((resolve, reject) => {
-    const stream = c.images.import(
-      c.metadata(),
-      (e, r) => (e ? reject(c.explain(e)) : resolve(r.images)),
-    );
-    (async () => {
-      let first = true;
-      for await (const data of file.readable) {
-        const chunk: ImportChunk = {
-          data: Buffer.from(data),
-          baseName: first ? values["base-name"] ?? "" : "",
-          noUnpack: !!values["no-unpack"],
-          platform: values.platform ?? "",
-        };
-        first = false;
-        if (!stream.write(chunk)) await new Promise((r) => stream.once("drain", r));
-      }
-      stream.end();
-    })().catch((e) => {
-      stream.cancel();
-      reject(e);
-    });
-  });
+  async function* chunks(): AsyncGenerator<ImportChunk> {
+    let first = true;
+    for await (const data of file.readable) {
+      yield {
+        data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+        baseName: first ? values["base-name"] ?? "" : "",
+        noUnpack: !!values["no-unpack"],
+        platform: values.platform ?? "",
+      };
+      first = false;
+    }
+  }
+  const { images } = await c.clientStream(c.images.import, chunks());
   for (const i of images) console.log(`${i.name}\t${i.target?.digest}`);
   return 0;
 }
@@ -205,7 +195,7 @@ export async function imagesExport(a: Args, ctx: Context): Promise<number> {
     : await Deno.open(out, { write: true, create: true, truncate: true });
   try {
     for await (
-      const chunk of c.stream(c.images.export.bind(c.images), {
+      const chunk of c.stream(c.images.export, {
         names,
         platform: a.str("platform") ?? "",
         allPlatforms: !!a.bool("all-platforms"),

@@ -42,7 +42,7 @@ export async function versionCommand(_a: Args, ctx: Context): Promise<number> {
     `Client:\n  Version:  ${VERSION}\n  Revision: ${REVISION}\n  Deno:     ${Deno.version.deno}\n\n`,
   );
   const c = await ctx.client();
-  const v = await c.unary(c.version.version.bind(c.version), {});
+  const v = await c.unary(c.version.version, {});
   return print(
     `Server:\n  Version:  ${v.version}\n  Revision: ${v.revision}\n  Runtime:  ${v.runtime}\n`,
   );

@@ -40,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       address,
       addressGiven: p.global.address !== undefined,
       namespace,
-      client: async () => client ??= (await import("./client.ts")).connect(address, namespace),
+      client: async () =>
+        client ??= await (await import("./client.ts")).connect(address, namespace),
     });
   } finally {
     client?.close();

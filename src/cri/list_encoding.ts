@@ -21,7 +21,7 @@ import {
   type ListPodSandboxResponse,
   PodSandbox,
 } from "../gen/runtime/v1/api.ts";
-import { RuntimeServiceService } from "../grpc/services.ts";
+import { RuntimeServiceService } from "../grpc/cri_services.ts";
 
 /** A message's encoding, kept for as long as the message itself is. */
 const encodings = new WeakMap<object, Uint8Array>();

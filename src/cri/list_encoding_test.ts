@@ -8,7 +8,7 @@ import {
   PodSandboxState,
 } from "../gen/runtime/v1/api.ts";
 import { withCachedListEncodings } from "./list_encoding.ts";
-import { RuntimeServiceService } from "../grpc/services.ts";
+import { RuntimeServiceService } from "../grpc/cri_services.ts";
 
 function container(i: number, state = ContainerState.CONTAINER_RUNNING): Container {
   return {

@@ -69,7 +69,7 @@ import {
   streamPodSandboxMetrics,
 } from "./pod_metrics.ts";
 import { DEFAULT_STREAM_BATCH_SIZE } from "./chunked.ts";
-import { ImageServiceService, RuntimeServiceService } from "../grpc/services.ts";
+import { ImageServiceService, RuntimeServiceService } from "../grpc/cri_services.ts";
 
 /**
  * What the CRI server needs from the daemon. The first group is what openStores() returns

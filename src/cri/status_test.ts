@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcServer } from "../grpc/server.ts";
-import { call } from "../cli/client.ts";
+import { call } from "../grpc/clients.ts";
 import {
   CgroupDriver,
   RuntimeConfigRequest,
@@ -25,7 +25,7 @@ import {
   runtimeStatusHandlers,
 } from "./status.ts";
 import { type CriEnv, startCriEnv } from "./test_helpers.ts";
-import { RuntimeServiceService } from "../grpc/services.ts";
+import { RuntimeServiceService } from "../grpc/cri_services.ts";
 import { RuntimeServiceClient } from "../grpc/clients.ts";
 
 /** A gRPC server on a temp socket serving only the status RPCs. */

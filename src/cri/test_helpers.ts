@@ -18,7 +18,7 @@ import {
 } from "../../scripts/fixtures/images.ts";
 import { pushOciLayout } from "../../scripts/fixtures/oci.ts";
 import { startTestDaemon, type TestDaemon } from "../../e2e/harness.ts";
-import { call, CallError } from "../cli/client.ts";
+import { call, CallError } from "../grpc/clients.ts";
 import { ImageSpec } from "../gen/runtime/v1/api.ts";
 import { emulator } from "../testing/bdd.ts";
 import { ImageServiceClient, RuntimeServiceClient } from "../grpc/clients.ts";

@@ -10,7 +10,8 @@ import {
 import { type Edge, serveUnixSocket } from "./edge.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, type HpackEncoderOptions } from "./hpack.ts";
 import { VersionResponse } from "../gen/k8scontainerd/services/version/v1/version.ts";
-import { RuntimeServiceService, VersionService } from "./services.ts";
+import { VersionService } from "./services.ts";
+import { RuntimeServiceService } from "./cri_services.ts";
 import { VersionClient } from "./clients.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");

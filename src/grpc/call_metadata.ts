@@ -11,6 +11,9 @@
  */
 import type { HeaderField } from "./hpack.ts";
 
+/** The header naming the containerd namespace of a management call (containerd's is also read). */
+export const NAMESPACE_HEADER = "k8scontainerd-namespace";
+
 /** What a handler may ask of a call's metadata (grpc-js `Metadata` satisfies it). */
 export interface CallMetadata {
   /** Every value of `key` (lower case), in order; empty when absent. */

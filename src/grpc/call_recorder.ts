@@ -11,10 +11,9 @@
  * const err = end(null); // null: OK was recorded
  * ```
  */
-import type { ServiceError } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
-import { statusName, toServiceError } from "./status.ts";
+import { type StatusError, statusName, toServiceError } from "./status.ts";
 
 /** gRPC status codes the servers use by number (the wire values). */
 export const CODE = {
@@ -53,7 +52,7 @@ export class CallRecorder {
    * Starts the clock for one call; the returned function records its outcome (null for OK)
    * and gives back the status error to send.
    */
-  begin(path: string): (e: unknown) => ServiceError | null {
+  begin(path: string): (e: unknown) => StatusError | null {
     const start = performance.now();
     return (e) => {
       const err = e === null ? null : toServiceError(e);

@@ -14,7 +14,8 @@
  * await srv.shutdown(5000);
  * ```
  */
-import type { ServiceDefinition, ServiceError } from "@grpc/grpc-js";
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import type { StatusError } from "./status.ts";
 import type { Logger } from "../log/logger.ts";
 import { RuntimeError } from "../errdefs/errors.ts";
 import { CallRecorder, CODE } from "./call_recorder.ts";
@@ -234,7 +235,7 @@ class Call {
   readonly #s: H2Stream;
   readonly #m: Method;
   readonly #ac = new AbortController();
-  readonly #end: (e: unknown) => ServiceError | null;
+  readonly #end: (e: unknown) => StatusError | null;
   readonly #reader: MessageReader;
   #requests: Uint8Array[] = [];
   /** Client streaming: messages not yet pulled, and who waits for the next. */
@@ -373,7 +374,7 @@ class Call {
     clearTimeout(this.#timer);
     if (e !== null && !this.#ac.signal.aborted) this.#ac.abort(e);
     this.#wake?.();
-    let err: ServiceError | null;
+    let err: StatusError | null;
     try {
       err = this.#end(e);
     } catch (x) {

@@ -66,7 +66,11 @@ export class GrpcJsServer implements GrpcServerBackend {
   }
 
   #begin(path: string): (e: unknown) => grpc.ServiceError | null {
-    return this.#recorder.begin(path);
+    const end = this.#recorder.begin(path);
+    return (e) => {
+      const err = end(e);
+      return err && Object.assign(err, { metadata: new grpc.Metadata() });
+    };
   }
 
   #context(

@@ -88,7 +88,8 @@ class ClientStream {
   readonly reader = new MessageReader(MAX_RECV_MESSAGE);
   done = false;
   error: CallStatusError | undefined;
-  #wake: (() => void) | undefined;
+  // The reader and, for client streams, the sender may both be waiting.
+  #waiters: (() => void)[] = [];
 
   constructor(readonly id: number, sendWindow: number) {
     this.sendWindow = sendWindow;
@@ -96,13 +97,11 @@ class ClientStream {
 
   /** Resolves at the next event (a message, the end, an error, more send window). */
   next(): Promise<void> {
-    return new Promise((r) => (this.#wake = r));
+    return new Promise((r) => this.#waiters.push(r));
   }
 
   wake(): void {
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
+    for (const w of this.#waiters.splice(0)) w();
   }
 
   fail(e: CallStatusError): void {
@@ -485,7 +484,6 @@ export class NativeChannel {
       this.#connUnacked = 0;
     }
   }
-
 
   #onHeaderBlock(id: number, end: boolean, block: Uint8Array): void {
     // Decoded even for a stream we dropped: the HPACK table must stay in step.

@@ -83,7 +83,9 @@ for (const implementation of ["native", "grpc-js"] as GrpcImplementation[]) {
     });
 
     it("unary calls carry metadata and many run at once on one connection", async () => {
-      const r = await ch.unary(T.echo, { s: "hi" }, { metadata: { "containerd-namespace": "ns1" } });
+      const r = await ch.unary(T.echo, { s: "hi" }, {
+        metadata: { "containerd-namespace": "ns1" },
+      });
       expect(r).toEqual({ s: "hi", ns: "ns1" });
       const many = await Promise.all(
         Array.from({ length: 50 }, (_, i) => ch.unary(T.echo, { s: `m${i}` })),
@@ -108,7 +110,9 @@ for (const implementation of ["native", "grpc-js"] as GrpcImplementation[]) {
       const e = await ch.unary(T.slow, { ms: 5000 }, { timeoutMs: 200 }).catch((e) => e);
       expect(e.code).toBe(4);
       expect(Date.now() - t0).toBeLessThan(2000);
-      for (let i = 0; i < 100 && slowAborted === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && slowAborted === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       expect(slowAborted).toBeGreaterThan(0);
     });
 

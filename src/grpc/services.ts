@@ -1,5 +1,5 @@
 /**
- * Every gRPC service the daemon serves, as method tables: path, streaming shape and the
+ * The management gRPC services (the CLI's; the CRI's are in cri_services.ts), as method tables: path, streaming shape and the
  * protobuf (de)serializers of each method, keyed by the camelCase method name — the shape
  * grpc-js calls a `ServiceDefinition`, built here from the plain descriptions ts-proto generates
  * (`outputServices=generic-definitions`), so that nothing that only needs the tables (the
@@ -13,7 +13,6 @@
  * ```
  */
 import { Buffer } from "node:buffer";
-import { ImageServiceDefinition, RuntimeServiceDefinition } from "../gen/runtime/v1/api.ts";
 import { VersionDefinition } from "../gen/k8scontainerd/services/version/v1/version.ts";
 import { NamespacesDefinition } from "../gen/k8scontainerd/services/namespaces/v1/namespace.ts";
 import { ImagesDefinition } from "../gen/k8scontainerd/services/images/v1/images.ts";
@@ -97,8 +96,6 @@ export function rpcService<D extends GenericService>(def: D): RpcService<D> {
   return out as RpcService<D>;
 }
 
-export const RuntimeServiceService = rpcService(RuntimeServiceDefinition);
-export const ImageServiceService = rpcService(ImageServiceDefinition);
 export const VersionService = rpcService(VersionDefinition);
 export const NamespacesService = rpcService(NamespacesDefinition);
 export const ImagesService = rpcService(ImagesDefinition);

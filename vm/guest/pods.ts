@@ -16,7 +16,7 @@ import {
   type PodSandboxConfig,
   PodSandboxState,
 } from "../../src/gen/runtime/v1/api.ts";
-import { call } from "../../src/cli/client.ts";
+import { call } from "../../src/grpc/clients.ts";
 import { containerConfig, podConfig } from "../../e2e/cri_requests.ts";
 import { pullCriImage } from "../../e2e/cri_env.ts";
 import { startRegistry } from "../../scripts/fixtures/registry.ts";
