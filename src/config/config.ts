@@ -101,7 +101,7 @@ export function defaultConfig(): Config {
       // A client that opens streams and never finishes them holds memory per stream; the
       // kubelet keeps a handful open on its one connection.
       max_concurrent_streams: 1000,
-      server: "grpc-js",
+      server: "native",
     },
     log: { level: "info" },
     images: { snapshotter: "overlayfs", max_concurrent_downloads: 3 },

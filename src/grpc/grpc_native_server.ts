@@ -262,7 +262,9 @@ class Call {
       this.#finish(new ClientCancelled());
     };
     const timeout = parseTimeout(s.header("grpc-timeout"));
-    if (timeout !== undefined) {
+    // A timer holds at most 2^31-1 ms (~24 days; a longer one fires at once): past that the
+    // deadline is as good as none (the CLI's `run` waits a year for its task).
+    if (timeout !== undefined && timeout <= 0x7fffffff) {
       this.#timer = setTimeout(() => this.#finish(new DeadlineExceeded()), Math.max(0, timeout));
     }
     if (this.#m.kind === "client") {

@@ -75,6 +75,17 @@ function percentDecode(s: string): string {
   }
 }
 
+/**
+ * `grpc-timeout` for a deadline `ms` from now: at most 8 digits, so long deadlines go in
+ * seconds or hours (the year-long wait of the CLI's `run` is "31536000S").
+ */
+export function grpcTimeout(ms: number): string {
+  const n = Math.max(1, Math.ceil(ms));
+  if (n < 1e8) return `${n}m`;
+  if (n / 1000 < 1e8) return `${Math.ceil(n / 1000)}S`;
+  return `${Math.min(99_999_999, Math.ceil(n / 3_600_000))}H`;
+}
+
 /** One call's stream, as the connection sees it. */
 class ClientStream {
   readonly headers: HeaderField[] = [];
@@ -202,7 +213,7 @@ export class NativeChannel {
       { name: "te", value: "trailers" },
     ];
     if (o.timeoutMs !== undefined) {
-      fields.push({ name: "grpc-timeout", value: `${Math.max(1, Math.ceil(o.timeoutMs))}m` });
+      fields.push({ name: "grpc-timeout", value: grpcTimeout(o.timeoutMs) });
     }
     for (const [k, v] of Object.entries(o.metadata ?? {})) fields.push({ name: k, value: v });
     this.#queue(encodeFrame(FRAME.HEADERS, FLAG.END_HEADERS, s.id, this.#hpackOut.encode(fields)));
@@ -212,7 +223,8 @@ export class NativeChannel {
       this.#queue(encodeFrame(FRAME.RST_STREAM, 0, s.id, u32(H2_ERROR.CANCEL)));
       s.fail(new CallStatusError(code, why));
     };
-    const timer = o.timeoutMs === undefined ? undefined : setTimeout(
+    // A timer holds at most 2^31-1 ms (~24 days): a longer deadline is the server's alone.
+    const timer = o.timeoutMs === undefined || o.timeoutMs > 0x7fffffff ? undefined : setTimeout(
       () => cancel(STATUS.DEADLINE_EXCEEDED, "Deadline exceeded"),
       o.timeoutMs,
     );

@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { type CallContext, type GrpcImplementation, GrpcServer } from "./server.ts";
 import { createLogger } from "../log/logger.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
-import { CallStatusError, NativeChannel } from "./native_client.ts";
+import { CallStatusError, grpcTimeout, NativeChannel } from "./native_client.ts";
 import type { RpcMethod } from "./services.ts";
 import { NotFoundError } from "../errdefs/errors.ts";
 
@@ -116,6 +116,11 @@ for (const implementation of ["native", "grpc-js"] as GrpcImplementation[]) {
       expect(slowAborted).toBeGreaterThan(0);
     });
 
+    it("a year-long deadline (the CLI's run waits so) does not end the call early", async () => {
+      const r = await ch.unary(T.slow, { ms: 100 }, { timeoutMs: 365 * 24 * 3600_000 });
+      expect(r.s).toBe("late");
+    });
+
     it("an AbortSignal cancels a call (CANCELLED), the connection still serves", async () => {
       const ac = new AbortController();
       const p = ch.unary(T.slow, { ms: 5000 }, { signal: ac.signal }).catch((e) => e);
@@ -153,6 +158,13 @@ for (const implementation of ["native", "grpc-js"] as GrpcImplementation[]) {
 }
 
 describe("NativeChannel connecting", () => {
+  it("grpc-timeout keeps to 8 digits: long deadlines are sent in seconds or hours", () => {
+    expect(grpcTimeout(1500)).toBe("1500m");
+    expect(grpcTimeout(0)).toBe("1m");
+    expect(grpcTimeout(365 * 24 * 3600_000)).toBe("31536000S");
+    expect(grpcTimeout(1e15)).toBe("99999999H");
+  });
+
   it("a socket nobody listens on fails the connect, naming the path", async () => {
     const e = await NativeChannel.connect("/nonexistent/k8sc.sock").catch((e) => e);
     expect(e).toBeInstanceOf(Error);

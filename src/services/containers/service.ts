@@ -15,6 +15,11 @@
  * await svc.start("default", "web");
  * ```
  */
+import type {
+  CgroupBlkioEntry,
+  CgroupMemoryEntry,
+  CgroupStats,
+} from "../../runtime/cgroup_stats.ts";
 import { type CgroupDriver, cgroupsPath, hostCgroupV2 } from "../../runtime/cgroups_path.ts";
 import {
   type Container,
@@ -1129,42 +1134,14 @@ export interface TaskMetrics {
   raw: RuncStatsData;
 }
 
-/** The part of runc's stats JSON (libcontainer's `types.Stats`) the daemon reads; v1 and v2. */
-export interface RuncStatsData {
-  cpu?: {
-    usage?: { total?: number; kernel?: number; user?: number };
-    throttling?: { periods?: number; throttledPeriods?: number; throttledTime?: number };
-  };
-  memory?: {
-    cache?: number;
-    usage?: MemoryEntry;
-    /** memory+swap (v1 memsw; runc adds memory.current to swap.current on v2 to match). */
-    swap?: MemoryEntry;
-    kernel?: MemoryEntry;
-    raw?: Record<string, number>;
-  };
-  pids?: { current?: number; limit?: number };
-  blkio?: {
-    ioServiceBytesRecursive?: BlkioEntry[];
-    ioServicedRecursive?: BlkioEntry[];
-  };
-}
+/** The cgroup statistics the runtime reads (runc's `events --stats` shape), v1 and v2. */
+export type RuncStatsData = CgroupStats;
 
-/** One runc memory counter. */
-export interface MemoryEntry {
-  limit?: number;
-  usage?: number;
-  max?: number;
-  failcnt?: number;
-}
+/** One memory counter. */
+export type MemoryEntry = CgroupMemoryEntry;
 
-/** One runc blkio counter: a device, an operation ("Read", "Write" …) and its value. */
-export interface BlkioEntry {
-  major?: number;
-  minor?: number;
-  op?: string;
-  value?: number;
-}
+/** One block-I/O counter: a device, an operation ("Read", "Write" …) and its value. */
+export type BlkioEntry = CgroupBlkioEntry;
 
 /** runc reports "no limit" as the largest page-aligned int64. */
 const UNLIMITED = 2 ** 62;
