@@ -167,6 +167,10 @@ IMG=$(sed -n 's/.*"busybox":"\([^"]*\)".*/\1/p' /mnt/job/pods.json)
 kill $diag 2>/dev/null
 
 check kube-pod sh -ec "
+  # The controller-manager makes the namespace's default service account: under TCG that can
+  # come after the node is Ready, and a pod created before it is refused (Forbidden).
+  for i in \$(seq 1 300); do kubectl get serviceaccount default >/dev/null 2>&1 && break; sleep 1; done
+  kubectl get serviceaccount default
   kubectl run web --image=$IMG --image-pull-policy=IfNotPresent --restart=Never --command -- sh -c \
     'mkdir -p /www && echo served-by-pod > /www/index.html && echo hello from the pod && exec httpd -f -p 8080 -h /www'
   kubectl wait --for=condition=Ready pod/web --timeout=300s
