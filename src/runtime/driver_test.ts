@@ -489,10 +489,8 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect(ours.pids.current).toBe(2);
     expect(ours.pids.current).toBe(theirs.pids.current);
     expect(ours.memory.usage.usage).toBeGreaterThan(256 * 1024);
-    // two samples a moment apart: within 10% of each other
-    expect(Math.abs(ours.memory.usage.usage - theirs.memory.usage.usage)).toBeLessThan(
-      theirs.memory.usage.usage / 10,
-    );
+    // two samples a moment apart (the kernel's own charges move under load): within 1 MiB
+    expect(Math.abs(ours.memory.usage.usage - theirs.memory.usage.usage)).toBeLessThan(1 << 20);
     expect(ours.cpu.usage.total).toBeGreaterThan(0);
     expect(ours.cpu.usage.total).toBeLessThanOrEqual(theirs.cpu.usage.total);
     expect(Object.keys(ours.memory.raw).sort()).toEqual(Object.keys(theirs.memory.raw).sort());
