@@ -196,8 +196,25 @@ check kube-delete sh -ec "
 "
 
 # Left running for the reboot: a Deployment whose pods must come back by themselves.
+# IfNotPresent: the image is in the node's store (the first boot pulled it) but its registry ran
+# only in that boot; `kubectl create deployment` would give a :latest image the Always policy.
 check kube-keeper sh -ec "
-  kubectl create deployment keeper --image=$IMG --replicas=2 -- sleep 100000
+  kubectl apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: keeper}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: keeper}}
+  template:
+    metadata: {labels: {app: keeper}}
+    spec:
+      containers:
+      - name: busybox
+        image: $IMG
+        imagePullPolicy: IfNotPresent
+        command: [sleep, '100000']
+YAML
   kubectl rollout status deployment/keeper --timeout=600s
   kubectl get pods -l app=keeper -o wide
 "
