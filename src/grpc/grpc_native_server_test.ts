@@ -159,9 +159,15 @@ describe("native gRPC server with the grpc-js client", () => {
     });
     expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(performance.now() - t0).toBeLessThan(2000);
-    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 50 && slowAborts.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(slowAborts.length).toBe(1);
-    expect((slowAborts[0] as Error).message).toBe("Deadline exceeded");
+    // grpc-js's client keeps the same deadline and resets the stream at it: on a busy machine
+    // that RST_STREAM can land before the server's own timer fires.
+    expect(["Deadline exceeded", "client cancelled the call"]).toContain(
+      (slowAborts[0] as Error).message,
+    );
   });
 
   it("aborts the handler when the client cancels", async () => {
