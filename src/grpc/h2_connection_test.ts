@@ -4,7 +4,10 @@
  * RFC's connection and stream errors, and other connections carrying on after one fails.
  */
 import { Buffer } from "node:buffer";
-import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
+import { afterAll, beforeAll, describe, emulator, expect, it } from "../testing/bdd.ts";
+
+// qemu-user runs this 10–50× slower than natively: waits scale, what they wait for does not.
+const SLOW = emulator ? 20 : 1;
 import { type CallContext, GrpcServer } from "./server.ts";
 import { createLogger } from "../log/logger.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
@@ -116,7 +119,7 @@ class RawClient {
 
   /** Waits until a frame matching `pred` has arrived (or the connection closed). */
   async until(pred: (f: Got) => boolean, ms = 3000): Promise<Got | undefined> {
-    const end = Date.now() + ms;
+    const end = Date.now() + ms * SLOW;
     while (true) {
       const f = this.frames.find(pred);
       if (f || this.closed || Date.now() > end) return f;
@@ -128,7 +131,7 @@ class RawClient {
   }
 
   async waitClosed(ms = 3000) {
-    const end = Date.now() + ms;
+    const end = Date.now() + ms * SLOW;
     while (!this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     return this.closed;
   }
@@ -230,19 +233,23 @@ describe("H2Connection (native server) on raw bytes", () => {
       c.headers(1, "/t.T/Flood"),
       encodeFrame(FRAME.DATA, FLAG.END_STREAM, 1, encodeMessage(new Uint8Array())),
     );
-    await new Promise((r) => setTimeout(r, 300));
     const sent = () =>
       c.frames.filter((f) => f.type === FRAME.DATA).reduce((n, f) => n + f.payload.length, 0);
-    expect(sent()).toBe(16384);
+    // Waits for `n` bytes to have arrived, then a while longer: no byte more may follow.
+    const settled = async (n: number) => {
+      const end = Date.now() + 5000 * SLOW;
+      while (sent() < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200 * SLOW));
+      return sent();
+    };
+    expect(await settled(16384)).toBe(16384);
     // 1000 messages were asked for; the producer waits on the window, not buffering them all.
     expect(produced).toBeLessThan(200);
     await c.send(encodeFrame(FRAME.WINDOW_UPDATE, 0, 1, u32(20000)));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(sent()).toBe(36384);
+    expect(await settled(36384)).toBe(36384);
     // Past the connection window (65535) nothing more, whatever the stream window says.
     await c.send(encodeFrame(FRAME.WINDOW_UPDATE, 0, 1, u32(1 << 30)));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(sent()).toBe(65535);
+    expect(await settled(65535)).toBe(65535);
     await c.send(encodeFrame(FRAME.WINDOW_UPDATE, 0, 0, u32(1 << 30)));
     const end = await c.until(
       (f) => f.type === FRAME.HEADERS && (f.flags & FLAG.END_STREAM) !== 0,
