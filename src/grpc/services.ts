@@ -40,7 +40,7 @@ export interface GenericMethod {
   responseStream: boolean;
 }
 
-/** A generated service description (`XxxDefinition`). */
+/** A generated service description, such as `VersionDefinition` or `RuntimeServiceDefinition`. */
 export interface GenericService {
   name: string;
   fullName: string;
