@@ -147,6 +147,24 @@ export function percentEncode(s: string): string {
 }
 
 /**
+ * The reverse of {@link percentEncode}, for a received grpc-message; text that is not valid
+ * percent-encoding is kept as it came.
+ *
+ * @example
+ * ```ts
+ * percentDecode("na%C3%AFve 100%25"); // "naïve 100%"
+ * ```
+ */
+export function percentDecode(s: string): string {
+  if (!s.includes("%")) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/**
  * The `grpc-timeout` header as milliseconds, or undefined when absent or malformed.
  *
  * @example

@@ -29,7 +29,7 @@ import {
   SETTING,
   u32,
 } from "./h2_frames.ts";
-import { encodeMessage, MessageReader } from "./grpc_message.ts";
+import { encodeMessage, MessageReader, percentDecode } from "./grpc_message.ts";
 import type { RpcMethod } from "./services.ts";
 
 /** gRPC status codes this client names itself. */
@@ -65,15 +65,6 @@ export interface CallOptions {
 const STREAM_WINDOW = 4 << 20;
 const CONNECTION_WINDOW = 16 << 20;
 const MAX_RECV_MESSAGE = 64 << 20;
-
-function percentDecode(s: string): string {
-  if (!s.includes("%")) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 /**
  * `grpc-timeout` for a deadline `ms` from now: at most 8 digits, so long deadlines go in
@@ -144,6 +135,7 @@ export class NativeChannel {
   #flushing = false;
   #closed: CallStatusError | undefined;
   #goaway: CallStatusError | undefined;
+  #drainWaiters: (() => void)[] = [];
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -316,7 +308,6 @@ export class NativeChannel {
     }
   }
 
-  #drainWaiters: (() => void)[] = [];
   #drained(): Promise<void> {
     if (!this.#flushing) return Promise.resolve();
     return new Promise((r) => this.#drainWaiters.push(r));
