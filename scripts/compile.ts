@@ -13,6 +13,7 @@
  * ```
  */
 import { fileURLToPath } from "node:url";
+import { LAZY_MODULE_URLS } from "../src/cli/lazy.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -66,6 +67,8 @@ export async function compile(target: Target): Promise<string> {
         `--config=${root}deno.json`,
         `--env-file=${envFile}`,
         `--v8-flags=${DAEMON_V8_FLAGS}`,
+        // The CLI loads these by specifiers built at run time, which compile cannot follow.
+        ...LAZY_MODULE_URLS.map((u) => `--include=${fileURLToPath(u)}`),
         "--target",
         target,
         "--output",

@@ -7,24 +7,15 @@
  * ```ts
  * import { connect } from "./client.ts";
  * const c = await connect("/run/k8scontainerd/k8scontainerd.sock", "default");
- * const { images } = await c.unary(c.images.list, { filters: [] });
+ * const { images } = await c.unary("images", "list", { filters: [] });
  * c.close();
  * ```
  */
 import { CallStatusError, NativeChannel, STATUS } from "../grpc/native_client.ts";
-import {
-  ContainersService,
-  ContentService,
-  EventsService,
-  ImagesService,
-  LeasesService,
-  NamespacesService,
-  type RpcMethod,
-  SnapshotsService,
-  TasksService,
-  VersionService,
-} from "../grpc/services.ts";
+import { type GenericService, type RpcMethod, rpcService } from "../grpc/rpc_service.ts";
+import type * as Tables from "../grpc/services.ts";
 import { NAMESPACE_HEADER } from "../grpc/call_metadata.ts";
+import { load } from "./lazy.ts";
 
 export { NAMESPACE_HEADER };
 
@@ -45,37 +36,75 @@ function explain(address: string, e: unknown): unknown {
   return e;
 }
 
-/** The management services' method tables, as `c.images.list` for `c.unary`. */
-const SERVICES = {
-  version: VersionService,
-  namespaces: NamespacesService,
-  images: ImagesService,
-  content: ContentService,
-  snapshots: SnapshotsService,
-  leases: LeasesService,
-  containers: ContainersService,
-  tasks: TasksService,
-  events: EventsService,
+/** The management services' method tables, by the names calls use. */
+interface Services {
+  version: typeof Tables.VersionService;
+  namespaces: typeof Tables.NamespacesService;
+  images: typeof Tables.ImagesService;
+  content: typeof Tables.ContentService;
+  snapshots: typeof Tables.SnapshotsService;
+  leases: typeof Tables.LeasesService;
+  containers: typeof Tables.ContainersService;
+  tasks: typeof Tables.TasksService;
+  events: typeof Tables.EventsService;
+}
+/** A service's name, as in `c.unary("images", "list", …)`. */
+export type ServiceName = keyof Services;
+type MethodName<S extends ServiceName> = keyof Services[S] & string;
+type Method<S extends ServiceName, M extends MethodName<S>> = Services[S][M];
+type RequestOf<T> = T extends { requestDeserialize(b: Uint8Array): infer Req } ? Req : never;
+type ResponseOf<T> = T extends { responseDeserialize(b: Uint8Array): infer Res } ? Res : never;
+
+// A command loads the generated code of the services it calls, not all nine (~2 ms each).
+const DESCRIPTIONS: { [S in ServiceName]: () => Promise<GenericService> } = {
+  version: async () => (await load("versionApi")).VersionDefinition,
+  namespaces: async () => (await load("namespacesApi")).NamespacesDefinition,
+  images: async () => (await load("imagesApi")).ImagesDefinition,
+  content: async () => (await load("contentApi")).ContentDefinition,
+  snapshots: async () => (await load("snapshotsApi")).SnapshotsDefinition,
+  leases: async () => (await load("leasesApi")).LeasesDefinition,
+  containers: async () => (await load("containersApi")).ContainersDefinition,
+  tasks: async () => (await load("tasksApi")).TasksDefinition,
+  events: async () => (await load("eventsApi")).EventsDefinition,
 };
+const tables = new Map<ServiceName, Promise<Record<string, RpcMethod<unknown, unknown>>>>();
+
+async function method<S extends ServiceName, M extends MethodName<S>>(
+  service: S,
+  name: M,
+): Promise<RpcMethod<RequestOf<Method<S, M>>, ResponseOf<Method<S, M>>>> {
+  let t = tables.get(service);
+  if (!t) {
+    t = DESCRIPTIONS[service]().then((d) => rpcService(d));
+    tables.set(service, t);
+  }
+  const m = (await t)[name];
+  if (!m) throw new Error(`no method ${service}.${name}`);
+  return m as RpcMethod<RequestOf<Method<S, M>>, ResponseOf<Method<S, M>>>;
+}
 
 export interface DaemonClient {
   address: string;
   namespace: string;
-  version: typeof VersionService;
-  namespaces: typeof NamespacesService;
-  images: typeof ImagesService;
-  content: typeof ContentService;
-  snapshots: typeof SnapshotsService;
-  leases: typeof LeasesService;
-  containers: typeof ContainersService;
-  tasks: typeof TasksService;
-  events: typeof EventsService;
-  /** A unary call with a deadline (default 30 s). */
-  unary<Req, Res>(m: RpcMethod<Req, Res>, req: Req, timeoutMs?: number): Promise<Res>;
+  /** A unary call with a deadline (default 30 s): `c.unary("images", "list", { filters: [] })`. */
+  unary<S extends ServiceName, M extends MethodName<S>>(
+    service: S,
+    method: M,
+    req: RequestOf<Method<S, M>>,
+    timeoutMs?: number,
+  ): Promise<ResponseOf<Method<S, M>>>;
   /** A server-streaming call; leaving the loop early cancels it. */
-  stream<Req, Res>(m: RpcMethod<Req, Res>, req: Req): AsyncGenerator<Res>;
+  stream<S extends ServiceName, M extends MethodName<S>>(
+    service: S,
+    method: M,
+    req: RequestOf<Method<S, M>>,
+  ): AsyncGenerator<ResponseOf<Method<S, M>>>;
   /** A client-streaming call: every request, then the one answer. */
-  clientStream<Req, Res>(m: RpcMethod<Req, Res>, reqs: AsyncIterable<Req>): Promise<Res>;
+  clientStream<S extends ServiceName, M extends MethodName<S>>(
+    service: S,
+    method: M,
+    reqs: AsyncIterable<RequestOf<Method<S, M>>>,
+  ): Promise<ResponseOf<Method<S, M>>>;
   close(): void;
 }
 
@@ -96,22 +125,30 @@ export async function connect(address: string, namespace: string): Promise<Daemo
   return {
     address,
     namespace,
-    ...SERVICES,
-    unary: (m, req, timeoutMs = 30_000) =>
-      ch.unary(m, req, { metadata, timeoutMs }).catch((e) => {
+    async unary(service, name, req, timeoutMs = 30_000) {
+      const m = await method(service, name);
+      try {
+        return await ch.unary(m, req, { metadata, timeoutMs });
+      } catch (e) {
         throw explain(address, e);
-      }),
-    async *stream(m, req) {
+      }
+    },
+    async *stream(service, name, req) {
+      const m = await method(service, name);
       try {
         yield* ch.serverStream(m, req, { metadata });
       } catch (e) {
         throw explain(address, e);
       }
     },
-    clientStream: (m, reqs) =>
-      ch.clientStream(m, reqs, { metadata }).catch((e) => {
+    async clientStream(service, name, reqs) {
+      const m = await method(service, name);
+      try {
+        return await ch.clientStream(m, reqs, { metadata });
+      } catch (e) {
         throw explain(address, e);
-      }),
+      }
+    },
     close: () => ch.close(),
   };
 }

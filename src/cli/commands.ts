@@ -14,6 +14,7 @@
  */
 import type { DaemonClient } from "./client.ts";
 import { UsageError } from "./usage_error.ts";
+import { load } from "./lazy.ts";
 
 /** The daemon's socket unless --address or K8SCONTAINERD_ADDRESS says otherwise. */
 export const DEFAULT_ADDRESS = "/run/k8scontainerd/k8scontainerd.sock";
@@ -145,10 +146,10 @@ const ONE = { min: 1, max: 1 };
 const SOME = { min: 1, max: Infinity };
 const ANY = { min: 0, max: Infinity };
 
-const images = () => import("./images.ts");
-const stores = () => import("./stores.ts");
-const containers = () => import("./containers.ts");
-const local = () => import("./local.ts");
+const images = () => load("images");
+const stores = () => load("stores");
+const containers = () => load("containers");
+const local = () => load("local");
 
 /** Every command the CLI has, in the order help lists them. */
 export const COMMANDS: Command[] = [
@@ -189,7 +190,7 @@ export const COMMANDS: Command[] = [
     name: "doctor",
     summary:
       "check the host: kernel features, cgroup v1/v2, runc / crun / conmon / CNI plugins, iptables; says what to fix",
-    run: () => import("./doctor.ts").then((m) => m.runDoctor()),
+    run: () => load("doctor").then((m) => m.runDoctor()),
   },
   {
     name: "config",

@@ -6,6 +6,7 @@ import type { DaemonClient } from "./client.ts";
 import type { Args, Context } from "./commands.ts";
 import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
+import { load } from "./lazy.ts";
 import { interactiveSession, parseDetachKeys } from "./interactive.ts";
 import { remoteCommand } from "../streaming/client.ts";
 import { type CriStream, parseCriLogLine } from "../runtime/cri_log.ts";
@@ -62,7 +63,7 @@ async function followLogs(c: DaemonClient, id: string, follow: boolean, tail = 0
   let rest = "";
   const dec = new TextDecoder();
   for await (
-    const chunk of c.stream(c.tasks.logs, { containerId: id, follow, tail })
+    const chunk of c.stream("tasks", "logs", { containerId: id, follow, tail })
   ) {
     const text = rest + dec.decode(chunk.data, { stream: true });
     const cut = text.lastIndexOf("\n");
@@ -152,7 +153,7 @@ export function startFailureExitCode(message: string): number | undefined {
 /** The image as the daemon has it, pulled first (progress on stderr) when it is missing. */
 async function ensureImage(c: DaemonClient, ref: string): Promise<string> {
   try {
-    const { image } = await c.unary(c.images.get, { name: ref });
+    const { image } = await c.unary("images", "get", { name: ref });
     return image!.name;
   } catch (e) {
     if (!/not found/.test((e as Error).message)) throw e;
@@ -160,7 +161,7 @@ async function ensureImage(c: DaemonClient, ref: string): Promise<string> {
   const enc = new TextEncoder();
   const err = (t: string) => void Deno.stderr.writeSync(enc.encode(t));
   err(`Unable to find image '${ref}' locally; pulling it\n`);
-  const { pullImage } = await import("./images.ts");
+  const { pullImage } = await load("images");
   const image = await pullImage(c, ref, { out: err, tty: Deno.stderr.isTerminal() });
   return image.name;
 }
@@ -209,7 +210,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
   const image = await ensureImage(c, image0);
-  await c.unary(c.containers.create, {
+  await c.unary("containers", "create", {
     id,
     image,
     runtime: a.str("runtime") ?? "",
@@ -234,15 +235,15 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
   });
   const cleanup = async () => {
     if (!values.rm) return;
-    await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(() => {});
-    await c.unary(c.containers.delete, { id });
+    await c.unary("tasks", "delete", { containerId: id, force: true }).catch(() => {});
+    await c.unary("containers", "delete", { id });
   };
   try {
-    await c.unary(c.tasks.create, { containerId: id, logPath: "" });
-    await c.unary(c.tasks.start, { containerId: id });
+    await c.unary("tasks", "create", { containerId: id, logPath: "" });
+    await c.unary("tasks", "start", { containerId: id });
   } catch (e) {
-    await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(() => {});
-    await c.unary(c.containers.delete, { id }).catch(() => {});
+    await c.unary("tasks", "delete", { containerId: id, force: true }).catch(() => {});
+    await c.unary("containers", "delete", { id }).catch(() => {});
     const code = startFailureExitCode((e as Error).message);
     if (code === undefined) throw e;
     console.error(`k8scontainerd: ${(e as Error).message}`);
@@ -256,7 +257,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     // An interactive terminal: attach, then the container's exit code is ours.
     const proxy = sigProxy(values, c, id);
     try {
-      const { url } = await c.unary(c.tasks.streamUrl, {
+      const { url } = await c.unary("tasks", "streamUrl", {
         containerId: id,
         execArgs: [],
         tty: true,
@@ -268,11 +269,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
         values.rm = false; // it keeps running: nothing to remove yet
         return 0;
       }
-      const res = await c.unary(
-        c.tasks.wait,
-        { containerId: id },
-        365 * 24 * 3600_000,
-      );
+      const res = await c.unary("tasks", "wait", { containerId: id }, 365 * 24 * 3600_000);
       return res.exitStatus;
     } finally {
       proxy.stop();
@@ -284,7 +281,7 @@ export async function runCommand(a: Args, ctx: Context): Promise<number> {
     forwardStdin(c, id);
     const [, res] = await Promise.all([
       followLogs(c, id, true),
-      c.unary(c.tasks.wait, { containerId: id }, 365 * 24 * 3600_000),
+      c.unary("tasks", "wait", { containerId: id }, 365 * 24 * 3600_000),
     ]);
     return res.exitStatus;
   } finally {
@@ -318,7 +315,7 @@ function sigProxy(
   if (!on) return { stop() {} };
   const listeners = PROXIED_SIGNALS.map((signal) => {
     const fn = () =>
-      void c.unary(c.tasks.kill, { containerId: id, signal, all: false })
+      void c.unary("tasks", "kill", { containerId: id, signal, all: false })
         .catch((e) => {
           // A signal that crossed the task's exit needs no word.
           if (!/not running/.test(e.message)) {
@@ -338,7 +335,7 @@ function sigProxy(
  */
 function forwardStdin(c: DaemonClient, id: string): void {
   (async () => {
-    const { url } = await c.unary(c.tasks.streamUrl, {
+    const { url } = await c.unary("tasks", "streamUrl", {
       containerId: id,
       execArgs: [],
       tty: false,
@@ -377,8 +374,8 @@ export async function containersList(
 ): Promise<number> {
   const c = await ctx.client();
   const [{ containers }, { tasks }] = await Promise.all([
-    c.unary(c.containers.list, { filters: [] }),
-    c.unary(c.tasks.list, {}),
+    c.unary("containers", "list", { filters: [] }),
+    c.unary("tasks", "list", {}),
   ]);
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const allLabels = !!a.bool("all-labels");
@@ -415,7 +412,7 @@ export async function containersList(
 
 export async function containersInfo(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { container } = await c.unary(c.containers.get, {
+  const { container } = await c.unary("containers", "get", {
     id: a.positionals[0],
   });
   console.log(
@@ -435,13 +432,13 @@ export async function containersRemove(a: Args, ctx: Context): Promise<number> {
     try {
       if (a.bool("force")) {
         // Kill and delete the task first (none there is fine), as nerdctl rm -f does.
-        await c.unary(c.tasks.delete, { containerId: id, force: true }).catch(
+        await c.unary("tasks", "delete", { containerId: id, force: true }).catch(
           (e) => {
             if (!/^task of container .*: not found/.test(e.message)) throw e;
           },
         );
       }
-      await c.unary(c.containers.delete, { id });
+      await c.unary("containers", "delete", { id });
       console.log(id);
     } catch (e) {
       if (a.positionals.length === 1) throw e;
@@ -454,7 +451,7 @@ export async function containersRemove(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { tasks } = await c.unary(c.tasks.list, {});
+  const { tasks } = await c.unary("tasks", "list", {});
   printList(tasks, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -476,13 +473,13 @@ export async function tasksList(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksStart(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.start, { containerId: a.positionals[0] });
+  await c.unary("tasks", "start", { containerId: a.positionals[0] });
   return 0;
 }
 
 export async function tasksKill(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.kill, {
+  await c.unary("tasks", "kill", {
     containerId: a.positionals[0],
     signal: a.str("signal") ?? "SIGTERM",
     all: !!a.bool("all"),
@@ -511,7 +508,7 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
     }
     // A live session: stdin streamed as it comes, output as it is written.
     const c = await ctx.client();
-    const { url } = await c.unary(c.tasks.streamUrl, {
+    const { url } = await c.unary("tasks", "streamUrl", {
       containerId: id,
       execArgs: cmd,
       tty,
@@ -530,19 +527,15 @@ export async function tasksExec(a: Args, ctx: Context): Promise<number> {
     ? new Uint8Array(0)
     : await new Response(Deno.stdin.readable).bytes();
   const c = await ctx.client();
-  const r = await c.unary(
-    c.tasks.exec,
-    {
-      containerId: id,
-      args: cmd,
-      env: a.list("env"),
-      cwd: a.str("cwd") ?? "",
-      user: a.str("user") ?? "",
-      stdin: Buffer.from(stdin),
-      timeoutMs: BigInt(Math.round(Number(timeout ?? 0) * 1000)),
-    },
-    24 * 3600_000,
-  );
+  const r = await c.unary("tasks", "exec", {
+    containerId: id,
+    args: cmd,
+    env: a.list("env"),
+    cwd: a.str("cwd") ?? "",
+    user: a.str("user") ?? "",
+    stdin: Buffer.from(stdin),
+    timeoutMs: BigInt(Math.round(Number(timeout ?? 0) * 1000)),
+  }, 24 * 3600_000);
   Deno.stdout.writeSync(r.stdout);
   Deno.stderr.writeSync(r.stderr);
   return r.exitCode;
@@ -564,7 +557,7 @@ export async function processCommandLine(pid: number): Promise<string> {
 
 export async function tasksPs(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { pids } = await c.unary(c.tasks.listPids, {
+  const { pids } = await c.unary("tasks", "listPids", {
     containerId: a.positionals[0],
   });
   const rows = await Promise.all(
@@ -581,13 +574,13 @@ export async function tasksPs(a: Args, ctx: Context): Promise<number> {
 
 export async function tasksPause(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.pause, { containerId: a.positionals[0] });
+  await c.unary("tasks", "pause", { containerId: a.positionals[0] });
   return 0;
 }
 
 export async function tasksResume(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  await c.unary(c.tasks.resume, { containerId: a.positionals[0] });
+  await c.unary("tasks", "resume", { containerId: a.positionals[0] });
   return 0;
 }
 
@@ -607,7 +600,7 @@ export async function tasksMetrics(
   const rows = await Promise.all(
     ids.map(async (id) => ({
       id,
-      ...(await c.unary(c.tasks.metrics, { containerId: id })),
+      ...(await c.unary("tasks", "metrics", { containerId: id })),
     })),
   );
   if (format === "json" && ids.length === 1 && !o.array) {
@@ -636,7 +629,7 @@ export async function tasksMetrics(
 export async function tasksRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const [id] = a.positionals;
-  const r = await c.unary(c.tasks.delete, {
+  const r = await c.unary("tasks", "delete", {
     containerId: id,
     force: !!a.bool("force"),
   });
@@ -650,9 +643,9 @@ export async function attachCommand(a: Args, ctx: Context): Promise<number> {
   const detachKeys = a.str("detach-keys");
   if (detachKeys !== undefined) parseDetachKeys(detachKeys);
   const c = await ctx.client();
-  const { container } = await c.unary(c.containers.get, { id });
+  const { container } = await c.unary("containers", "get", { id });
   const tty = container?.labels["io.k8scontainerd.tty"] === "true";
-  const { url } = await c.unary(c.tasks.streamUrl, {
+  const { url } = await c.unary("tasks", "streamUrl", {
     containerId: id,
     execArgs: [],
     tty,
@@ -676,7 +669,7 @@ export async function logsCommand(a: Args, ctx: Context): Promise<number> {
 export async function eventsCommand(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for await (
-    const e of c.stream(c.events.subscribe, {
+    const e of c.stream("events", "subscribe", {
       topics: a.positionals,
       allNamespaces: !!a.bool("all-namespaces"),
     })
@@ -693,14 +686,14 @@ export async function inspectCommand(a: Args, ctx: Context): Promise<number> {
   const out: unknown[] = [];
   for (const name of a.positionals) {
     try {
-      const { container } = await c.unary(c.containers.get, { id: name });
+      const { container } = await c.unary("containers", "get", { id: name });
       out.push({ ...container, spec: JSON.parse(container!.spec) });
       continue;
     } catch (e) {
       if (!/not found/.test((e as Error).message)) throw e;
     }
     try {
-      const { image } = await c.unary(c.images.get, { name });
+      const { image } = await c.unary("images", "get", { name });
       out.push(image);
     } catch (e) {
       if (!/not found/.test((e as Error).message)) throw e;
@@ -716,7 +709,7 @@ export async function statsCommand(a: Args, ctx: Context): Promise<number> {
   let ids = a.positionals;
   if (!ids.length) {
     const c = await ctx.client();
-    const { tasks } = await c.unary(c.tasks.list, {});
+    const { tasks } = await c.unary("tasks", "list", {});
     ids = tasks.filter((t) => t.status === 2).map((t) => t.id);
     if (!ids.length) {
       if (a.str("format") === "json") console.log("[]");
@@ -724,6 +717,6 @@ export async function statsCommand(a: Args, ctx: Context): Promise<number> {
       return 0;
     }
   }
-  const { Args: ArgsClass } = await import("./commands.ts");
+  const { Args: ArgsClass } = await load("commands");
   return await tasksMetrics(new ArgsClass(a.values, ids, []), ctx, { array: true });
 }

@@ -22,7 +22,7 @@ function imageJson(i: Image) {
 
 export async function imagesList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { images } = await c.unary(c.images.list, { filters: a.positionals });
+  const { images } = await c.unary("images", "list", { filters: a.positionals });
   printList(images, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -46,7 +46,7 @@ export async function imagesRemove(a: Args, ctx: Context): Promise<number> {
   let failed = 0;
   for (const name of a.positionals) {
     try {
-      await c.unary(c.images.delete, { name, sync: !!a.bool("sync") });
+      await c.unary("images", "delete", { name, sync: !!a.bool("sync") });
       console.log(name);
     } catch (e) {
       console.error(`k8scontainerd: ${(e as Error).message}`);
@@ -59,14 +59,14 @@ export async function imagesRemove(a: Args, ctx: Context): Promise<number> {
 export async function imagesTag(a: Args, ctx: Context): Promise<number> {
   const [source, ...targets] = a.positionals;
   const c = await ctx.client();
-  const { image } = await c.unary(c.images.get, { name: source });
+  const { image } = await c.unary("images", "get", { name: source });
   for (const name of targets) {
     const img = { ...image!, name, labels: image!.labels };
     try {
-      await c.unary(c.images.create, { image: img });
+      await c.unary("images", "create", { image: img });
     } catch (e) {
       if (!a.bool("force") || !/already exists/.test((e as Error).message)) throw e;
-      await c.unary(c.images.update, { image: img, updateMask: ["target"] });
+      await c.unary("images", "update", { image: img, updateMask: ["target"] });
     }
     console.log(name);
   }
@@ -77,10 +77,10 @@ export async function imagesCheck(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   const names = a.positionals.length
     ? a.positionals
-    : (await c.unary(c.images.list, { filters: [] })).images.map((i) => i.name);
+    : (await c.unary("images", "list", { filters: [] })).images.map((i) => i.name);
   const rows = [];
   for (const name of names) {
-    rows.push({ name, ...(await c.unary(c.images.check, { name })) });
+    rows.push({ name, ...(await c.unary("images", "check", { name })) });
   }
   printList(rows, {
     quiet: a.bool("quiet"),
@@ -121,7 +121,7 @@ export async function pullImage(c: DaemonClient, ref: string, o: PullOptions): P
   const started = performance.now();
   let image: Image | undefined;
   for await (
-    const p of c.stream(c.images.pull, {
+    const p of c.stream("images", "pull", {
       reference: ref,
       platform: o.platform ?? "",
       allPlatforms: !!o.allPlatforms,
@@ -182,7 +182,7 @@ export async function imagesImport(a: Args, ctx: Context): Promise<number> {
       first = false;
     }
   }
-  const { images } = await c.clientStream(c.images.import, chunks());
+  const { images } = await c.clientStream("images", "import", chunks());
   for (const i of images) console.log(`${i.name}\t${i.target?.digest}`);
   return 0;
 }
@@ -195,7 +195,7 @@ export async function imagesExport(a: Args, ctx: Context): Promise<number> {
     : await Deno.open(out, { write: true, create: true, truncate: true });
   try {
     for await (
-      const chunk of c.stream(c.images.export, {
+      const chunk of c.stream("images", "export", {
         names,
         platform: a.str("platform") ?? "",
         allPlatforms: !!a.bool("all-platforms"),

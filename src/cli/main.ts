@@ -11,6 +11,7 @@
 import { DEFAULT_ADDRESS, parseCommandLine } from "./commands.ts";
 import type { DaemonClient } from "./client.ts";
 import { UsageError } from "./usage_error.ts";
+import { load } from "./lazy.ts";
 import { REVISION, VERSION } from "../version.ts";
 export { UsageError };
 
@@ -22,7 +23,7 @@ function print(text: string): number {
 /** Runs one CLI invocation; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   // Internal: the daemon runs this under nsenter for port-forward.
-  if (argv[0] === "__relay") return await (await import("./relay.ts")).relayCommand(argv.slice(1));
+  if (argv[0] === "__relay") return await (await load("relay")).relayCommand(argv.slice(1));
   const p = parseCommandLine(argv);
   if (p.kind === "help") {
     return print(
@@ -40,8 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       address,
       addressGiven: p.global.address !== undefined,
       namespace,
-      client: async () =>
-        client ??= await (await import("./client.ts")).connect(address, namespace),
+      client: async () => client ??= await (await load("client")).connect(address, namespace),
     });
   } finally {
     client?.close();

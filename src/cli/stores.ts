@@ -7,7 +7,7 @@ import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./
 
 export async function contentList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { info } = await c.unary(c.content.list, { filters: a.positionals });
+  const { info } = await c.unary("content", "list", { filters: a.positionals });
   printList(info, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -25,7 +25,7 @@ export async function contentList(a: Args, ctx: Context): Promise<number> {
 export async function contentGet(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for await (
-    const chunk of c.stream(c.content.read, {
+    const chunk of c.stream("content", "read", {
       digest: a.positionals[0],
       offset: 0n,
       size: 0n,
@@ -40,7 +40,7 @@ export async function contentGet(a: Args, ctx: Context): Promise<number> {
 export async function contentRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for (const digest of a.positionals) {
-    await c.unary(c.content.delete, { digest });
+    await c.unary("content", "delete", { digest });
     console.log(digest);
   }
   return 0;
@@ -53,7 +53,7 @@ const snapshotter = (a: Args) => a.str("snapshotter") ?? "overlayfs";
 
 export async function snapshotsList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { info } = await c.unary(c.snapshots.list, {
+  const { info } = await c.unary("snapshots", "list", {
     snapshotter: snapshotter(a),
     filters: [],
   });
@@ -74,7 +74,7 @@ export async function snapshotsList(a: Args, ctx: Context): Promise<number> {
 export async function snapshotsMounts(a: Args, ctx: Context): Promise<number> {
   const [target, key] = a.positionals;
   const c = await ctx.client();
-  const { mounts } = await c.unary(c.snapshots.mounts, {
+  const { mounts } = await c.unary("snapshots", "mounts", {
     snapshotter: snapshotter(a),
     key,
   });
@@ -91,7 +91,7 @@ export async function snapshotsMounts(a: Args, ctx: Context): Promise<number> {
 export async function snapshotsRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for (const key of a.positionals) {
-    await c.unary(c.snapshots.remove, { snapshotter: snapshotter(a), key });
+    await c.unary("snapshots", "remove", { snapshotter: snapshotter(a), key });
     console.log(key);
   }
   return 0;
@@ -99,7 +99,7 @@ export async function snapshotsRemove(a: Args, ctx: Context): Promise<number> {
 
 export async function namespacesList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { namespaces } = await c.unary(c.namespaces.list, { filter: "" });
+  const { namespaces } = await c.unary("namespaces", "list", { filter: "" });
   printList(namespaces, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -112,7 +112,7 @@ export async function namespacesList(a: Args, ctx: Context): Promise<number> {
 export async function namespacesCreate(a: Args, ctx: Context): Promise<number> {
   const labels = parseLabels(a.list("label"));
   const c = await ctx.client();
-  await c.unary(c.namespaces.create, {
+  await c.unary("namespaces", "create", {
     namespace: { name: a.positionals[0], labels },
   });
   console.log(a.positionals[0]);
@@ -122,7 +122,7 @@ export async function namespacesCreate(a: Args, ctx: Context): Promise<number> {
 export async function namespacesRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for (const name of a.positionals) {
-    await c.unary(c.namespaces.delete, { name });
+    await c.unary("namespaces", "delete", { name });
     console.log(name);
   }
   return 0;
@@ -130,7 +130,7 @@ export async function namespacesRemove(a: Args, ctx: Context): Promise<number> {
 
 export async function leasesList(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
-  const { leases } = await c.unary(c.leases.list, { filters: [] });
+  const { leases } = await c.unary("leases", "list", { filters: [] });
   printList(leases, {
     quiet: a.bool("quiet"),
     format: a.str("format"),
@@ -151,7 +151,7 @@ export async function leasesList(a: Args, ctx: Context): Promise<number> {
 export async function leasesRemove(a: Args, ctx: Context): Promise<number> {
   const c = await ctx.client();
   for (const id of a.positionals) {
-    await c.unary(c.leases.delete, { id, sync: !!a.bool("sync") });
+    await c.unary("leases", "delete", { id, sync: !!a.bool("sync") });
     console.log(id);
   }
   return 0;

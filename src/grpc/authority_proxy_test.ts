@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import { grpcJsDefinition } from "./grpcjs_definition.ts";
 import { afterAll, beforeAll, describe, emulator, expect, it } from "../testing/bdd.ts";
 import {
   ClientStreamRewriter,
@@ -472,7 +473,7 @@ describe("gRPC edge: end to end with grpc-js (connections injected, authority re
     internal = `${dir}/internal.sock`;
     pub = `${dir}/public.sock`;
     server = new grpc.Server();
-    server.addService(VersionService, {
+    server.addService(grpcJsDefinition(VersionService), {
       version: (
         _call: grpc.ServerUnaryCall<unknown, unknown>,
         cb: grpc.sendUnaryData<VersionResponse>,
@@ -606,7 +607,7 @@ describe.skipIf(
   beforeAll(async () => {
     dir = await Deno.makeTempDir({ prefix: "authproxy-crictl" });
     server = new grpc.Server();
-    server.addService(RuntimeServiceService, {
+    server.addService(grpcJsDefinition(RuntimeServiceService), {
       version: (_call: unknown, cb: grpc.sendUnaryData<unknown>) =>
         cb(null, {
           version: "0.1.0",

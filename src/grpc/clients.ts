@@ -20,12 +20,13 @@ import {
   ImagesService,
   LeasesService,
   NamespacesService,
-  type RpcMethod,
   SnapshotsService,
   TasksService,
   VersionService,
 } from "./services.ts";
 import { ImageServiceService, RuntimeServiceService } from "./cri_services.ts";
+import { grpcJsDefinition } from "./grpcjs_definition.ts";
+import type { RpcMethod } from "./rpc_service.ts";
 
 type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
 
@@ -78,14 +79,16 @@ export type ClientConstructor<S> = new (
 ) => ClientOf<S>;
 
 /** The grpc-js client constructor of a service table. */
-export function clientFor<S>(
+export function clientFor<S extends object>(
   service: S,
   name: string,
 ): ClientConstructor<S> {
   return grpc.makeGenericClientConstructor(
-    service as unknown as grpc.ServiceDefinition,
+    grpcJsDefinition(service),
     name,
-  ) as unknown as ClientConstructor<S>;
+  ) as unknown as ClientConstructor<
+    S
+  >;
 }
 
 export const RuntimeServiceClient = clientFor(RuntimeServiceService, "RuntimeService");

@@ -1,5 +1,5 @@
 /**
- * The CRI's two gRPC services as method tables (see services.ts): apart from the management
+ * The CRI's two gRPC services as method tables (rpc_service.ts): apart from the management
  * services so that the CLI, which never speaks the CRI, does not load the CRI's generated code.
  *
  * @example
@@ -9,7 +9,7 @@
  * ```
  */
 import { ImageServiceDefinition, RuntimeServiceDefinition } from "../gen/runtime/v1/api.ts";
-import { rpcService } from "./services.ts";
+import { rpcService } from "./rpc_service.ts";
 
 export const RuntimeServiceService = rpcService(RuntimeServiceDefinition);
 export const ImageServiceService = rpcService(ImageServiceDefinition);

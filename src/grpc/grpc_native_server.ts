@@ -14,7 +14,7 @@
  * await srv.shutdown(5000);
  * ```
  */
-import type { ServiceDefinition } from "@grpc/grpc-js";
+import type { MethodTable } from "./rpc_service.ts";
 import type { StatusError } from "./status.ts";
 import type { Logger } from "../log/logger.ts";
 import { RuntimeError } from "../errdefs/errors.ts";
@@ -97,7 +97,7 @@ export class NativeGrpcServer implements GrpcServerBackend {
   }
 
   /** Registers a service; methods missing from `impl` answer UNIMPLEMENTED. */
-  add(definition: ServiceDefinition, impl: Partial<UnaryImpl>): void {
+  add(definition: MethodTable, impl: Partial<UnaryImpl>): void {
     for (const [name, m] of Object.entries(definition)) {
       const fn = impl[name];
       if (!fn) continue;

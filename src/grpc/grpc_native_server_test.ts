@@ -4,6 +4,8 @@
  * unknown methods and message size limits.
  */
 import * as grpc from "@grpc/grpc-js";
+import { grpcJsDefinition } from "./grpcjs_definition.ts";
+import type { MethodTable } from "./rpc_service.ts";
 import { Buffer } from "node:buffer";
 import { afterAll, beforeAll, describe, emulator, expect, it } from "../testing/bdd.ts";
 
@@ -26,7 +28,7 @@ const method = (path: string, requestStream: boolean, responseStream: boolean) =
   responseDeserialize: (b: Uint8Array) => new Uint8Array(b),
 });
 
-const TEST: grpc.ServiceDefinition = {
+const TEST: MethodTable = {
   echo: method("/test.T/Echo", false, false),
   big: method("/test.T/Big", false, false),
   fail: method("/test.T/Fail", false, false),
@@ -85,7 +87,7 @@ describe("native gRPC server with the grpc-js client", () => {
       },
     } as never);
     await srv.listen(socket);
-    const Ctor = grpc.makeGenericClientConstructor(TEST, "T");
+    const Ctor = grpc.makeGenericClientConstructor(grpcJsDefinition(TEST), "T");
     client = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 64 << 20,
     }) as never;

@@ -15,6 +15,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.ts";
 import { type Edge, serveUnixSocket } from "./edge.ts";
 import { CallRecorder } from "./call_recorder.ts";
+import { grpcJsDefinition } from "./grpcjs_definition.ts";
+import type { MethodTable } from "./rpc_service.ts";
 import {
   type CallContext,
   type ClientStreamFn,
@@ -51,7 +53,7 @@ export class GrpcJsServer implements GrpcServerBackend {
    * Registers a service. Methods missing from `impl` answer UNIMPLEMENTED (grpc-js's default),
    * which is what the CRI expects for RPCs a runtime does not offer.
    */
-  add(definition: grpc.ServiceDefinition, impl: Partial<UnaryImpl>): void {
+  add(definition: MethodTable, impl: Partial<UnaryImpl>): void {
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(definition)) {
       const fn = impl[name];
@@ -62,7 +64,7 @@ export class GrpcJsServer implements GrpcServerBackend {
         ? this.#clientStream(method.path, fn as ClientStreamFn)
         : this.#unary(method.path, fn as UnaryFn);
     }
-    this.#server.addService(definition, handlers);
+    this.#server.addService(grpcJsDefinition(definition), handlers);
   }
 
   #begin(path: string): (e: unknown) => grpc.ServiceError | null {

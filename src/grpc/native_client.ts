@@ -30,7 +30,7 @@ import {
   u32,
 } from "./h2_frames.ts";
 import { encodeMessage, MessageReader, percentDecode } from "./grpc_message.ts";
-import type { RpcMethod } from "./services.ts";
+import type { RpcMethod } from "./rpc_service.ts";
 
 /** gRPC status codes this client names itself. */
 export const STATUS = {

@@ -7,7 +7,7 @@ import { type CallContext, type GrpcImplementation, GrpcServer } from "./server.
 import { createLogger } from "../log/logger.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { CallStatusError, grpcTimeout, NativeChannel } from "./native_client.ts";
-import type { RpcMethod } from "./services.ts";
+import type { RpcMethod } from "./rpc_service.ts";
 import { NotFoundError } from "../errdefs/errors.ts";
 
 /** JSON-coded test methods: enough to exercise every call shape. */
@@ -17,9 +17,9 @@ function method<Req, Res>(path: string, requestStream: boolean, responseStream: 
     requestStream,
     responseStream,
     requestSerialize: (v: Req) => Buffer.from(JSON.stringify(v)),
-    requestDeserialize: (b: Buffer) => JSON.parse(new TextDecoder().decode(b)) as Req,
+    requestDeserialize: (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as Req,
     responseSerialize: (v: Res) => Buffer.from(JSON.stringify(v)),
-    responseDeserialize: (b: Buffer) => JSON.parse(new TextDecoder().decode(b)) as Res,
+    responseDeserialize: (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as Res,
     originalName: path.split("/").pop()!,
   } satisfies RpcMethod<Req, Res>;
 }

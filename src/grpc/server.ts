@@ -15,11 +15,11 @@
  * await srv.listen("/run/k8scontainerd/k8scontainerd.sock");
  * ```
  */
-import type { ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.ts";
 import type { MetricsRegistry } from "../metrics/registry.ts";
 import { UnavailableError } from "../errdefs/errors.ts";
 import type { CallMetadata } from "./call_metadata.ts";
+import type { MethodTable } from "./rpc_service.ts";
 
 /** A unary method: request in, one response out. */
 export type UnaryFn = (req: never, call: CallContext) => Promise<unknown>;
@@ -64,7 +64,7 @@ export interface GrpcServerOptions {
 
 /** What each implementation provides (GrpcServer's own API). */
 export interface GrpcServerBackend {
-  add(definition: ServiceDefinition, impl: Partial<UnaryImpl>): void;
+  add(definition: MethodTable, impl: Partial<UnaryImpl>): void;
   listen(socketPath: string): Promise<void>;
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -82,7 +82,7 @@ export interface GrpcServerBackend {
  */
 export class GrpcServer implements GrpcServerBackend {
   readonly #opts: GrpcServerOptions;
-  readonly #services: [ServiceDefinition, Partial<UnaryImpl>][] = [];
+  readonly #services: [MethodTable, Partial<UnaryImpl>][] = [];
   #backend: GrpcServerBackend | undefined;
 
   constructor(opts: GrpcServerOptions) {
@@ -98,7 +98,7 @@ export class GrpcServer implements GrpcServerBackend {
    * Registers a service. Methods missing from `impl` answer UNIMPLEMENTED, which is what the
    * CRI expects for RPCs a runtime does not offer.
    */
-  add(definition: ServiceDefinition, impl: Partial<UnaryImpl>): void {
+  add(definition: MethodTable, impl: Partial<UnaryImpl>): void {
     for (const [name, method] of Object.entries(definition)) {
       if (impl[name] && method.requestStream && method.responseStream) {
         throw new Error(`${method.path}: bidirectional streaming is not supported by this glue`);

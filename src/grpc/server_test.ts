@@ -1,4 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
+import { grpcJsDefinition } from "./grpcjs_definition.ts";
+import type { MethodTable } from "./rpc_service.ts";
 import { afterAll, beforeAll, describe, expect, it } from "../testing/bdd.ts";
 import { Buffer } from "node:buffer";
 import { type CallContext, type GrpcImplementation, GrpcServer } from "./server.ts";
@@ -9,7 +11,7 @@ import { VersionService } from "./services.ts";
 import { VersionClient } from "./clients.ts";
 
 /** A server-streaming method with JSON messages, enough to hold a stream open. */
-const TICKS: grpc.ServiceDefinition = {
+const TICKS: MethodTable = {
   watch: {
     path: "/test.Ticks/Watch",
     requestStream: false,
@@ -75,7 +77,7 @@ for (const implementation of ["native", "grpc-js"] as GrpcImplementation[]) {
       try {
         expect((await call(client)).version).toBe("v1");
         expect((await call(client)).version).toBe("v2");
-        const Ticks = grpc.makeGenericClientConstructor(TICKS, "Ticks");
+        const Ticks = grpc.makeGenericClientConstructor(grpcJsDefinition(TICKS), "Ticks");
         const ticks = new Ticks(`unix://${socket}`, grpc.credentials.createInsecure());
         const stream = ticks.watch({}) as grpc.ClientReadableStream<{ tick: number }>;
         const streamDone = new Promise<[unknown[], grpc.ServiceError | undefined]>((resolve) => {
