@@ -39,6 +39,7 @@ import {
   u32,
   writeFrameHeader,
 } from "./h2_frames.ts";
+import { checkFrame, ConnectionError, readSettings, StreamError, unpad } from "./h2_frame_rules.ts";
 
 /** The byte stream a connection runs on (a `Deno.Conn` is one). */
 export interface H2Transport {
@@ -81,17 +82,6 @@ const CONNECTION_SPECIFIC = new Set([
 const REQUEST_PSEUDO = new Set([":method", ":scheme", ":authority", ":path"]);
 /** Hard cap on one raw header block (all its CONTINUATIONs): past it the connection ends. */
 const MAX_HEADER_BLOCK = 1 << 20;
-
-class StreamError extends Error {
-  constructor(readonly code: number, message: string) {
-    super(message);
-  }
-}
-class ConnectionError extends Error {
-  constructor(readonly code: number, message: string) {
-    super(message);
-  }
-}
 
 /**
  * One request stream as the application sees it: the request headers, body chunks through
@@ -311,6 +301,7 @@ export class H2Connection {
       throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "header block interrupted");
     }
     try {
+      checkFrame(f);
       switch (f.type) {
         case FRAME.DATA:
           return this.#onData(f);
@@ -319,12 +310,6 @@ export class H2Connection {
         case FRAME.CONTINUATION:
           return this.#onContinuation(f);
         case FRAME.PRIORITY:
-          if (f.streamId === 0) {
-            throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PRIORITY on stream 0");
-          }
-          if (f.payload.length !== 5) {
-            throw new StreamError(H2_ERROR.FRAME_SIZE_ERROR, "PRIORITY of the wrong size");
-          }
           return;
         case FRAME.RST_STREAM:
           return this.#onRst(f);
@@ -333,21 +318,9 @@ export class H2Connection {
         case FRAME.PUSH_PROMISE:
           throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
         case FRAME.PING:
-          if (f.streamId !== 0) {
-            throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PING on a stream");
-          }
-          if (f.payload.length !== 8) {
-            throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "PING of the wrong size");
-          }
           if (!(f.flags & FLAG.ACK)) this.#queue(encodeFrame(FRAME.PING, FLAG.ACK, 0, f.payload));
           return;
         case FRAME.GOAWAY:
-          if (f.streamId !== 0) {
-            throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "GOAWAY on a stream");
-          }
-          if (f.payload.length < 8) {
-            throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "short GOAWAY");
-          }
           this.#peerGoaway = true;
           this.#maybeFinish();
           return;
@@ -371,7 +344,6 @@ export class H2Connection {
 
   #onData(f: Frame): void {
     const id = f.streamId;
-    if (id === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "DATA on stream 0");
     if (this.#isIdle(id)) {
       throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "DATA on an idle stream");
     }
@@ -380,7 +352,7 @@ export class H2Connection {
     if (this.#recvWindow < 0) {
       throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "DATA past the connection window");
     }
-    const body = this.#unpad(f);
+    const body = unpad(f);
     const s = this.#streams.get(id);
     if (!s || s.remoteClosed) {
       this.#consumeConnection(len);
@@ -400,23 +372,9 @@ export class H2Connection {
     if (end) this.#maybeClose(s);
   }
 
-  /** The payload without its padding (PADDED flag); padding too long is a connection error. */
-  #unpad(f: Frame): Uint8Array {
-    if (!(f.flags & FLAG.PADDED)) return f.payload;
-    if (f.payload.length < 1) {
-      throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "PADDED frame without pad length");
-    }
-    const pad = f.payload[0];
-    if (pad >= f.payload.length) {
-      throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "padding exceeds the frame payload");
-    }
-    return f.payload.subarray(1, f.payload.length - pad);
-  }
-
   #onHeaders(f: Frame): void {
     const id = f.streamId;
-    if (id === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "HEADERS on stream 0");
-    let block = this.#unpad(f);
+    let block = unpad(f);
     if (f.flags & FLAG.PRIORITY) {
       if (block.length < 5) {
         throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "short HEADERS priority");
@@ -518,12 +476,6 @@ export class H2Connection {
   }
 
   #onRst(f: Frame): void {
-    if (f.streamId === 0) {
-      throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on stream 0");
-    }
-    if (f.payload.length !== 4) {
-      throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
-    }
     if (this.#isIdle(f.streamId)) {
       throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     }
@@ -534,36 +486,14 @@ export class H2Connection {
   }
 
   #onSettings(f: Frame): void {
-    if (f.streamId !== 0) {
-      throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "SETTINGS on a stream");
-    }
-    if (f.flags & FLAG.ACK) {
-      if (f.payload.length !== 0) {
-        throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
-      }
-      return;
-    }
-    if (f.payload.length % 6 !== 0) {
-      throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
-    }
-    const v = new DataView(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength);
-    for (let i = 0; i < f.payload.length; i += 6) {
-      const id = v.getUint16(i);
-      const value = v.getUint32(i + 2);
+    if (f.flags & FLAG.ACK) return;
+    for (const [id, value] of readSettings(f.payload)) {
       switch (id) {
         case SETTING.HEADER_TABLE_SIZE:
           // Our encoder's table never grows past 4096; shrink it when the peer wants less.
           if (value < (this.#hpackOut.table?.maxSize ?? 0)) this.#hpackOut.setTableSize(value);
           break;
-        case SETTING.ENABLE_PUSH:
-          if (value > 1) {
-            throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "ENABLE_PUSH not 0 or 1");
-          }
-          break;
         case SETTING.INITIAL_WINDOW_SIZE: {
-          if (value > MAX_WINDOW) {
-            throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large");
-          }
           const delta = value - this.#peerInitialWindow;
           this.#peerInitialWindow = value;
           for (const s of this.#streams.values()) {
@@ -576,22 +506,16 @@ export class H2Connection {
           break;
         }
         case SETTING.MAX_FRAME_SIZE:
-          if (value < DEFAULT_MAX_FRAME_SIZE || value > 0xffffff) {
-            throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range");
-          }
           this.#peerMaxFrame = value;
           break;
         default:
-          break; // MAX_CONCURRENT_STREAMS (we push none), MAX_HEADER_LIST_SIZE, unknown
+          break; // ENABLE_PUSH, MAX_CONCURRENT_STREAMS (we push none), MAX_HEADER_LIST_SIZE, unknown
       }
     }
     this.#queue(encodeFrame(FRAME.SETTINGS, FLAG.ACK, 0));
   }
 
   #onWindowUpdate(f: Frame): void {
-    if (f.payload.length !== 4) {
-      throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size");
-    }
     const inc = readU32(f.payload, 0) & 0x7fffffff;
     if (f.streamId === 0) {
       if (inc === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");

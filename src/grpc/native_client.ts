@@ -14,21 +14,25 @@
  * ch.close();
  * ```
  */
-import { type HeaderField, HpackDecoder, HpackEncoder } from "./hpack.ts";
+import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeGoaway,
   encodeSettings,
   FLAG,
   FRAME,
   type Frame,
   FrameDecoder,
+  FrameSizeError,
   H2_ERROR,
+  MAX_WINDOW,
   PREFACE,
   readU32,
   SETTING,
   u32,
 } from "./h2_frames.ts";
+import { checkFrame, ConnectionError, readSettings, StreamError, unpad } from "./h2_frame_rules.ts";
 import { encodeMessage, MessageReader, percentDecode } from "./grpc_message.ts";
 import type { RpcMethod } from "./rpc_service.ts";
 
@@ -65,6 +69,9 @@ export interface CallOptions {
 const STREAM_WINDOW = 4 << 20;
 const CONNECTION_WINDOW = 16 << 20;
 const MAX_RECV_MESSAGE = 64 << 20;
+const NOT_HTTP2 = "the server did not start with HTTP/2 SETTINGS (not a gRPC socket?)";
+// A header block (HEADERS and its CONTINUATIONs) past this is a server out of control.
+const MAX_HEADER_BLOCK = 1 << 20;
 
 /**
  * `grpc-timeout` for a deadline `ms` from now: at most 8 digits, so long deadlines go in
@@ -85,6 +92,8 @@ class ClientStream {
   unacked = 0;
   /** Bytes we may still send. */
   sendWindow: number;
+  /** Bytes the server may still send before we give window back. */
+  recvWindow = STREAM_WINDOW;
   /** Messages decoded and not yet taken. */
   readonly messages: Uint8Array[] = [];
   readonly reader = new MessageReader(MAX_RECV_MESSAGE);
@@ -128,9 +137,11 @@ export class NativeChannel {
   #peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
   #connSendWindow = 65535;
   #connUnacked = 0;
+  #connRecvWindow = CONNECTION_WINDOW;
+  #sawSettings = false;
   #connWaiters = new Set<ClientStream>();
   // A header block in progress (HEADERS without END_HEADERS, then CONTINUATION).
-  #block: { id: number; end: boolean; parts: Uint8Array[] } | undefined;
+  #block: { id: number; end: boolean; parts: Uint8Array[]; size: number } | undefined;
   #out: Uint8Array[] = [];
   #flushing = false;
   #closed: CallStatusError | undefined;
@@ -295,6 +306,7 @@ export class NativeChannel {
     s.unacked += n;
     if (!s.done && s.unacked >= STREAM_WINDOW / 2) {
       this.#queue(encodeFrame(FRAME.WINDOW_UPDATE, 0, s.id, u32(s.unacked)));
+      s.recvWindow += s.unacked;
       s.unacked = 0;
     }
   }
@@ -350,31 +362,58 @@ export class NativeChannel {
       }
       this.#shut(new CallStatusError(STATUS.UNAVAILABLE, "the server closed the connection"));
     } catch (e) {
+      const code = e instanceof ConnectionError
+        ? e.code
+        : e instanceof HpackError
+        ? H2_ERROR.COMPRESSION_ERROR
+        : e instanceof FrameSizeError
+        ? H2_ERROR.FRAME_SIZE_ERROR
+        : undefined;
+      if (code === undefined) {
+        this.#shut(new CallStatusError(STATUS.UNAVAILABLE, `connection lost: ${String(e)}`));
+        return;
+      }
+      // The server broke the protocol: say why in a GOAWAY (best effort), then close.
+      const why = this.#sawSettings ? (e as Error).message : NOT_HTTP2;
+      try {
+        await this.#conn.write(encodeGoaway(0, code, why));
+      } catch { /* the server is gone too */ }
       this.#shut(
-        e instanceof CallStatusError
-          ? e
-          : new CallStatusError(STATUS.UNAVAILABLE, `connection lost: ${String(e)}`),
+        new CallStatusError(STATUS.INTERNAL, `HTTP/2 protocol error from the server: ${why}`),
       );
     }
   }
 
-  #protocolError(what: string): never {
-    throw new CallStatusError(STATUS.INTERNAL, `HTTP/2 protocol error from the server: ${what}`);
-  }
-
   #onFrame(f: Frame): void {
-    if (this.#block && f.type !== FRAME.CONTINUATION) this.#protocolError("CONTINUATION expected");
+    if (!this.#sawSettings) {
+      // The server's preface is a SETTINGS frame; anything else is not an HTTP/2 server.
+      if (f.type !== FRAME.SETTINGS || f.flags & FLAG.ACK) {
+        throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, NOT_HTTP2);
+      }
+      this.#sawSettings = true;
+    }
+    if (this.#block && f.type !== FRAME.CONTINUATION) {
+      throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "header block interrupted");
+    }
+    try {
+      checkFrame(f);
+    } catch (e) {
+      if (!(e instanceof StreamError)) throw e;
+      this.#resetStream(f.streamId, e.code, e.message);
+      return;
+    }
     switch (f.type) {
       case FRAME.SETTINGS:
         if (f.flags & FLAG.ACK) return;
-        for (let i = 0; i + 6 <= f.payload.length; i += 6) {
-          const id = (f.payload[i] << 8) | f.payload[i + 1];
-          const v = readU32(f.payload, i + 2);
+        for (const [id, v] of readSettings(f.payload)) {
           if (id === SETTING.INITIAL_WINDOW_SIZE) {
             const delta = v - this.#peerInitialWindow;
             this.#peerInitialWindow = v;
             for (const s of this.#streams.values()) {
               s.sendWindow += delta;
+              if (s.sendWindow > MAX_WINDOW) {
+                throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "stream window overflow");
+              }
               s.wake();
             }
           } else if (id === SETTING.MAX_FRAME_SIZE) this.#peerMaxFrame = v;
@@ -389,13 +428,26 @@ export class NativeChannel {
       case FRAME.WINDOW_UPDATE: {
         const inc = readU32(f.payload, 0) & 0x7fffffff;
         if (f.streamId === 0) {
+          if (inc === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
           this.#connSendWindow += inc;
+          if (this.#connSendWindow > MAX_WINDOW) {
+            throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "connection window overflow");
+          }
           for (const s of this.#connWaiters) s.wake();
           this.#connWaiters.clear();
         } else {
+          this.#checkOpened(f, "WINDOW_UPDATE");
           const s = this.#streams.get(f.streamId);
           if (s) {
             s.sendWindow += inc;
+            if (inc === 0 || s.sendWindow > MAX_WINDOW) {
+              this.#resetStream(
+                s.id,
+                inc === 0 ? H2_ERROR.PROTOCOL_ERROR : H2_ERROR.FLOW_CONTROL_ERROR,
+                inc === 0 ? "WINDOW_UPDATE of 0" : "stream window overflow",
+              );
+              return;
+            }
             s.wake();
           }
         }
@@ -417,6 +469,7 @@ export class NativeChannel {
         return;
       }
       case FRAME.RST_STREAM: {
+        this.#checkOpened(f, "RST_STREAM");
         const code = readU32(f.payload, 0);
         this.#streams.get(f.streamId)?.fail(
           new CallStatusError(
@@ -427,23 +480,35 @@ export class NativeChannel {
         return;
       }
       case FRAME.HEADERS: {
-        let p = f.payload;
-        if (f.flags & FLAG.PADDED) p = p.subarray(1, p.length - p[0]);
-        if (f.flags & FLAG.PRIORITY) p = p.subarray(5);
+        this.#checkOpened(f, "HEADERS");
+        let p = unpad(f);
+        if (f.flags & FLAG.PRIORITY) {
+          if (p.length < 5) {
+            throw new ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, "short HEADERS priority");
+          }
+          p = p.subarray(5);
+        }
         const end = (f.flags & FLAG.END_STREAM) !== 0;
         if (f.flags & FLAG.END_HEADERS) this.#onHeaderBlock(f.streamId, end, p);
-        else this.#block = { id: f.streamId, end, parts: [p.slice()] };
+        else this.#block = { id: f.streamId, end, parts: [p.slice()], size: p.length };
         return;
       }
       case FRAME.CONTINUATION: {
         const b = this.#block;
-        if (!b || b.id !== f.streamId) this.#protocolError("unexpected CONTINUATION");
+        if (!b || b.id !== f.streamId) {
+          throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "CONTINUATION without a header block");
+        }
+        b.size += f.payload.length;
+        if (b.size > MAX_HEADER_BLOCK) {
+          throw new ConnectionError(
+            H2_ERROR.ENHANCE_YOUR_CALM,
+            `header block past ${MAX_HEADER_BLOCK} octets`,
+          );
+        }
         b.parts.push(f.payload.slice());
         if (f.flags & FLAG.END_HEADERS) {
           this.#block = undefined;
-          let size = 0;
-          for (const x of b.parts) size += x.length;
-          const all = new Uint8Array(size);
+          const all = new Uint8Array(b.size);
           let at = 0;
           for (const x of b.parts) {
             all.set(x, at);
@@ -454,12 +519,22 @@ export class NativeChannel {
         return;
       }
       case FRAME.DATA: {
-        let p = f.payload;
-        if (f.flags & FLAG.PADDED) p = p.subarray(1, p.length - p[0]);
+        this.#checkOpened(f, "DATA");
+        this.#connRecvWindow -= f.payload.length;
+        if (this.#connRecvWindow < 0) {
+          throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, "DATA past the connection window");
+        }
+        const p = unpad(f);
         const s = this.#streams.get(f.streamId);
         if (!s || s.done) {
           // A stream we gave up on: its bytes still count against the connection window.
           this.#consumeConnectionOnly(f.payload.length);
+          return;
+        }
+        s.recvWindow -= f.payload.length;
+        if (s.recvWindow < 0) {
+          this.#consumeConnectionOnly(f.payload.length);
+          this.#resetStream(s.id, H2_ERROR.FLOW_CONTROL_ERROR, "DATA past the stream window");
           return;
         }
         // padding is not delivered: give it back at once
@@ -475,15 +550,33 @@ export class NativeChannel {
         s.wake();
         return;
       }
+      case FRAME.PUSH_PROMISE:
+        throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "PUSH_PROMISE though push is off");
       default:
-        return; // unknown frame types are ignored (§4.1)
+        return; // PRIORITY, and unknown frame types, are ignored (§4.1, §5.3.2)
     }
+  }
+
+  /** A frame on a stream we never opened (§5.1: idle) is a connection error. */
+  #checkOpened(f: Frame, what: string): void {
+    if ((f.streamId & 1) === 0 || f.streamId >= this.#nextId) {
+      throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${what} on an idle stream`);
+    }
+  }
+
+  /** Ends one call for a stream error of the server's; the connection goes on. */
+  #resetStream(id: number, code: number, why: string): void {
+    this.#queue(encodeFrame(FRAME.RST_STREAM, 0, id, u32(code)));
+    this.#streams.get(id)?.fail(
+      new CallStatusError(STATUS.INTERNAL, `HTTP/2 protocol error from the server: ${why}`),
+    );
   }
 
   #consumeConnectionOnly(n: number): void {
     this.#connUnacked += n;
     if (this.#connUnacked >= CONNECTION_WINDOW / 2) {
       this.#queue(encodeFrame(FRAME.WINDOW_UPDATE, 0, 0, u32(this.#connUnacked)));
+      this.#connRecvWindow += this.#connUnacked;
       this.#connUnacked = 0;
     }
   }
