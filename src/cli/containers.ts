@@ -8,7 +8,6 @@ import { formatAge, formatBytes, formatLabels, parseLabels, printList } from "./
 import { UsageError } from "./usage_error.ts";
 import { load } from "./lazy.ts";
 import { interactiveSession, parseDetachKeys } from "./interactive.ts";
-import { remoteCommand } from "../streaming/client.ts";
 import { type CriStream, parseCriLogLine } from "../runtime/cri_log.ts";
 import type { Mount, PortMapping } from "../gen/k8scontainerd/services/containers/v1/containers.ts";
 
@@ -341,6 +340,8 @@ function forwardStdin(c: DaemonClient, id: string): void {
       tty: false,
       stdin: true,
     });
+    // Loaded here: the streaming client brings node:zlib (SPDY), ~30 ms a plain run never needs.
+    const { remoteCommand } = await load("streamingClient");
     await remoteCommand(url, {
       stdin: Deno.stdin.readable,
       stdout: true,

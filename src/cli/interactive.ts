@@ -3,8 +3,8 @@
  * raw mode, keystrokes to the container, its output to ours, and the window size followed on
  * SIGWINCH — over the daemon's streaming server (the same SPDY protocol crictl uses).
  */
-import { remoteCommand } from "../streaming/client.ts";
 import { UsageError } from "./usage_error.ts";
+import { load } from "./lazy.ts";
 
 const enc = new TextEncoder();
 
@@ -132,6 +132,7 @@ export async function interactiveSession(
   const keys = parseDetachKeys(opts.detachKeys || DEFAULT_DETACH_KEYS);
   if (terminal) Deno.stdin.setRaw(true);
   try {
+    const { remoteCommand } = await load("streamingClient");
     const r = await remoteCommand(url, {
       stdin: opts.stdin
         ? Deno.stdin.readable.pipeThrough(detachFilter(keys, () => detach.abort()))

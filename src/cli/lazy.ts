@@ -24,6 +24,7 @@ interface Modules {
   doctor: typeof import("./doctor.ts");
   relay: typeof import("./relay.ts");
   client: typeof import("./client.ts");
+  streamingClient: typeof import("../streaming/client.ts");
   config: typeof import("../config/config.ts");
   logger: typeof import("../log/logger.ts");
   daemon: typeof import("../daemon/daemon.ts");
@@ -48,6 +49,7 @@ export const LAZY_MODULES: { readonly [K in keyof Modules]: string } = {
   doctor: "./doctor.ts",
   relay: "./relay.ts",
   client: "./client.ts",
+  streamingClient: "../streaming/client.ts",
   config: "../config/config.ts",
   logger: "../log/logger.ts",
   daemon: "../daemon/daemon.ts",
