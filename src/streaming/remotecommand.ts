@@ -123,7 +123,12 @@ export class ResizeDecoder {
   #pending = "";
   #decoder = new TextDecoder();
 
-  /** Feeds bytes; returns every size completed by them. Malformed objects are skipped. */
+  /**
+   * Feeds bytes; returns every size completed by them. Malformed objects are skipped, and so
+   * are sizes with a zero dimension, as the kubelet's streaming library and containerd do:
+   * kubectl sends its own terminal's size, 0x0 when it has none (under `script` with no
+   * terminal of its own), and a 0x0 window makes `stty size` in the container fail.
+   */
   push(bytes: Uint8Array): TerminalSize[] {
     this.#pending += this.#decoder.decode(bytes, { stream: true });
     const out: TerminalSize[] = [];
@@ -160,7 +165,7 @@ function parseSize(json: string): TerminalSize | undefined {
       return undefined;
     };
     const width = Number(get("width")), height = Number(get("height"));
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 0 || height < 0) return;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) return;
     return { width, height };
   } catch {
     return;

@@ -210,7 +210,7 @@ describe("StreamingServer", () => {
       expect(td.decode(r.stdout)).toBe("x");
     });
 
-    it("delivers TTY resize events to the backend", async () => {
+    it("delivers TTY resize events to the backend, not those with a zero side (kubectl without a terminal sends 0x0)", async () => {
       backend.resizes = [];
       const url = server.getExecUrl({
         containerId: "c2",
@@ -223,7 +223,12 @@ describe("StreamingServer", () => {
       const r = await remoteCommand(url, {
         stdout: true,
         tty: true,
-        resize: [{ width: 80, height: 24 }, { width: 132, height: 43 }],
+        resize: [
+          { width: 0, height: 0 },
+          { width: 80, height: 24 },
+          { width: 100, height: 0 },
+          { width: 132, height: 43 },
+        ],
       });
       expect(r.exitCode).toBe(0);
       expect(backend.resizes).toEqual([{ width: 80, height: 24 }, { width: 132, height: 43 }]);
