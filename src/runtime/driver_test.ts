@@ -663,6 +663,14 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     const out3 = await new Response(p3.stdout).text();
     expect(await p3.exitCode).toBe(3);
     expect(out3.replaceAll("\r", "")).toBe("three\n");
+
+    // Before any resize the terminal already has a size: runc copies our pty's size to the
+    // container's console only after the process started, so it comes in the process spec.
+    for (let i = 0; i < 5; i++) {
+      const q = await rt.exec(id, { args: ["sh", "-c", "stty size"], tty: true }, NS);
+      const size = (await new Response(q.stdout).text()).replaceAll("\r", "");
+      expect({ size, code: await q.exitCode }).toEqual({ size: "24 80\n", code: 0 });
+    }
     await rt.delete(id, { namespace: NS, force: true });
   });
 

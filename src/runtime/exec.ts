@@ -63,6 +63,9 @@ function killPid(pid: number, sig: number): void {
   }
 }
 
+/** The size a new exec terminal starts with, until the client's first resize. */
+export const INITIAL_TERMINAL = { rows: 24, cols: 80 } as const;
+
 /**
  * The exec process spec: the container's process (from its config.json at `configPath`) with
  * the caller's overrides.
@@ -89,6 +92,9 @@ export async function execProcessSpec(
     env,
     terminal: o.tty === true,
   };
+  // runc makes the container's console and copies our pty's size to it only after the process
+  // started: without consoleSize a quick `stty size` saw 0x0 (and failed) one run in three.
+  if (o.tty) spec.consoleSize = { height: INITIAL_TERMINAL.rows, width: INITIAL_TERMINAL.cols };
   if (o.cwd) spec.cwd = o.cwd;
   if (o.user) {
     spec.user = {
@@ -164,7 +170,7 @@ export function execTty(
   let child: Deno.ChildProcess;
   try {
     setNonblocking(pty.master);
-    setWinsize(pty.master, 24, 80);
+    setWinsize(pty.master, INITIAL_TERMINAL.rows, INITIAL_TERMINAL.cols);
     slave = openFd(pty.slavePath, O_RDWR | O_NOCTTY | O_CLOEXEC);
     const args = [
       ...runc.globalArgs(f.logFile),
