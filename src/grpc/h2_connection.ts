@@ -40,6 +40,7 @@ import {
   writeFrameHeader,
 } from "./h2_frames.ts";
 import { checkFrame, ConnectionError, readSettings, StreamError, unpad } from "./h2_frame_rules.ts";
+import { HeaderBlock } from "./h2_header_block.ts";
 
 /** The byte stream a connection runs on (a `Deno.Conn` is one). */
 export interface H2Transport {
@@ -81,7 +82,6 @@ const CONNECTION_SPECIFIC = new Set([
 ]);
 const REQUEST_PSEUDO = new Set([":method", ":scheme", ":authority", ":path"]);
 /** Hard cap on one raw header block (all its CONTINUATIONs): past it the connection ends. */
-const MAX_HEADER_BLOCK = 1 << 20;
 
 /**
  * One request stream as the application sees it: the request headers, body chunks through
@@ -190,8 +190,7 @@ export class H2Connection {
   #sendWindow = 65535;
   #recvWindow: number;
   #recvUnacked = 0;
-  #headerBlock: { streamId: number; endStream: boolean; parts: Uint8Array[]; size: number } | null =
-    null;
+  #headerBlock: HeaderBlock | null = null;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #writing = false;
@@ -395,30 +394,17 @@ export class H2Connection {
     this.#selfDependent = selfDependent;
     const endStream = (f.flags & FLAG.END_STREAM) !== 0;
     if (f.flags & FLAG.END_HEADERS) return this.#onHeaderBlock(id, endStream, block);
-    this.#headerBlock = { streamId: id, endStream, parts: [block.slice()], size: block.length };
+    this.#headerBlock = new HeaderBlock(id, endStream, block);
   }
 
   #onContinuation(f: Frame): void {
     const hb = this.#headerBlock;
-    if (!hb || hb.streamId !== f.streamId) {
+    if (!hb) {
       throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "CONTINUATION without a header block");
     }
-    hb.size += f.payload.length;
-    if (hb.size > MAX_HEADER_BLOCK) {
-      throw new ConnectionError(
-        H2_ERROR.ENHANCE_YOUR_CALM,
-        `header block past ${MAX_HEADER_BLOCK} octets`,
-      );
-    }
-    hb.parts.push(f.payload.slice());
-    if (!(f.flags & FLAG.END_HEADERS)) return;
+    const block = hb.continue(f);
+    if (!block) return;
     this.#headerBlock = null;
-    const block = new Uint8Array(hb.size);
-    let at = 0;
-    for (const p of hb.parts) {
-      block.set(p, at);
-      at += p.length;
-    }
     this.#onHeaderBlock(hb.streamId, hb.endStream, block);
   }
 

@@ -33,6 +33,7 @@ import {
   u32,
 } from "./h2_frames.ts";
 import { checkFrame, ConnectionError, readSettings, StreamError, unpad } from "./h2_frame_rules.ts";
+import { HeaderBlock } from "./h2_header_block.ts";
 import { encodeMessage, MessageReader, percentDecode } from "./grpc_message.ts";
 import type { RpcMethod } from "./rpc_service.ts";
 
@@ -70,8 +71,6 @@ const STREAM_WINDOW = 4 << 20;
 const CONNECTION_WINDOW = 16 << 20;
 const MAX_RECV_MESSAGE = 64 << 20;
 const NOT_HTTP2 = "the server did not start with HTTP/2 SETTINGS (not a gRPC socket?)";
-// A header block (HEADERS and its CONTINUATIONs) past this is a server out of control.
-const MAX_HEADER_BLOCK = 1 << 20;
 
 /**
  * `grpc-timeout` for a deadline `ms` from now: at most 8 digits, so long deadlines go in
@@ -141,7 +140,7 @@ export class NativeChannel {
   #sawSettings = false;
   #connWaiters = new Set<ClientStream>();
   // A header block in progress (HEADERS without END_HEADERS, then CONTINUATION).
-  #block: { id: number; end: boolean; parts: Uint8Array[]; size: number } | undefined;
+  #block: HeaderBlock | undefined;
   #out: Uint8Array[] = [];
   #flushing = false;
   #closed: CallStatusError | undefined;
@@ -490,31 +489,18 @@ export class NativeChannel {
         }
         const end = (f.flags & FLAG.END_STREAM) !== 0;
         if (f.flags & FLAG.END_HEADERS) this.#onHeaderBlock(f.streamId, end, p);
-        else this.#block = { id: f.streamId, end, parts: [p.slice()], size: p.length };
+        else this.#block = new HeaderBlock(f.streamId, end, p);
         return;
       }
       case FRAME.CONTINUATION: {
         const b = this.#block;
-        if (!b || b.id !== f.streamId) {
+        if (!b) {
           throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, "CONTINUATION without a header block");
         }
-        b.size += f.payload.length;
-        if (b.size > MAX_HEADER_BLOCK) {
-          throw new ConnectionError(
-            H2_ERROR.ENHANCE_YOUR_CALM,
-            `header block past ${MAX_HEADER_BLOCK} octets`,
-          );
-        }
-        b.parts.push(f.payload.slice());
-        if (f.flags & FLAG.END_HEADERS) {
+        const all = b.continue(f);
+        if (all) {
           this.#block = undefined;
-          const all = new Uint8Array(b.size);
-          let at = 0;
-          for (const x of b.parts) {
-            all.set(x, at);
-            at += x.length;
-          }
-          this.#onHeaderBlock(b.id, b.end, all);
+          this.#onHeaderBlock(b.streamId, b.endStream, all);
         }
         return;
       }
