@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, emulator, expect, it } from "../testing/bdd.ts";
 import { HpackDecoder, HpackEncoder } from "./hpack.ts";
 import {
-  decodeSettings,
   encodeFrame,
   encodeGoaway,
   encodeSettings,
@@ -148,13 +147,13 @@ class ScriptedServer {
         preface -= k;
         chunk = chunk.subarray(k);
       }
-      const todo: Frame[] = [];
+      // Copied out of the read buffer: answering awaits, and the next read reuses the buffer.
+      const got: Frame[] = [];
       frames.push(chunk, (f) => {
-        todo.push({ ...f, payload: f.payload.slice() });
+        got.push({ ...f, payload: f.payload.slice() });
       });
-      for (const f of todo) {
+      for (const f of got) {
         if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK)) {
-          decodeSettings(f.payload);
           write([encodeFrame(FRAME.SETTINGS, FLAG.ACK, 0)]);
         } else if (f.type === FRAME.GOAWAY) {
           seen.goaway = {
