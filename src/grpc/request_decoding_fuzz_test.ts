@@ -8,8 +8,8 @@
  * packed runs, oversized and truncated lengths). The seed is fixed, so a failure names the
  * case that reproduces it; `K8SC_FUZZ_SEED` and `K8SC_FUZZ_CASES` widen a local run.
  */
-import process from "node:process";
-import { describe, expect, isEmulated, it } from "../testing/bdd.ts";
+import { describe, expect, it } from "../testing/bdd.ts";
+import { cpuMs, FUZZ_SLOW_MS } from "../testing/cpu_time.ts";
 import { type SeededRandom, seededRandom } from "../testing/seeded_random.ts";
 import * as cri from "../gen/runtime/v1/api.ts";
 import * as containers from "../gen/k8scontainerd/services/containers/v1/containers.ts";
@@ -133,16 +133,7 @@ function inputs(seed: number, cases: number): Uint8Array[] {
   return out;
 }
 
-// A bound that catches a runaway parse, not a slow or busy machine: CPU time, not wall time (a
-// parallel CI run descheduled an emulated decode past a wall-time bound once), and wide under
-// qemu-user, which is 10–50× slower and compiles each new code path on first use.
-const SLOW_MS = isEmulated ? 10_000 : 200;
-
-/** The process's CPU time so far, in ms. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
+const SLOW_MS = FUZZ_SLOW_MS;
 const SEED = Number(Deno.env.get("K8SC_FUZZ_SEED") ?? 20261202);
 const CASES = Number(Deno.env.get("K8SC_FUZZ_CASES") ?? 300);
 
