@@ -70,7 +70,7 @@ export async function cpuProfile(
       ) || "(native)";
       return `${n.callFrame.functionName || "(anonymous)"} ${file}:${n.callFrame.lineNumber}`;
     };
-    /** Native ops (op_*) by the JS function that called them, two frames up. */
+    /** Native functions (op_* and builtins) by the JS function that called them, three frames up. */
     const opCallers = new Map<string, number>();
     for (const n of profile.nodes) {
       const h = hits.get(n.id) ?? 0;
@@ -81,7 +81,8 @@ export async function cpuProfile(
       ) || "(native)";
       const fn = name(n);
       byFn.set(fn, (byFn.get(fn) ?? 0) + h);
-      if (n.callFrame.functionName.startsWith("op_")) {
+      const builtin = !n.callFrame.url && !/^\(.*\)$/.test(n.callFrame.functionName);
+      if (builtin || n.callFrame.functionName.startsWith("op_")) {
         const chain: string[] = [];
         for (let p = parent.get(n.id); p && chain.length < 3; p = parent.get(p.id)) {
           chain.push(name(p));
@@ -100,7 +101,7 @@ export async function cpuProfile(
       ...sorted(byFile).map(([k, v]) => `  ${pct(v)} ${k}`),
       "by function (self):",
       ...sorted(byFn).map(([k, v]) => `  ${pct(v)} ${k}`),
-      "native ops by caller:",
+      "native functions by caller:",
       ...sorted(opCallers).slice(0, 10).map(([k, v]) => `  ${pct(v)} ${k}`),
     ].join("\n");
   } finally {

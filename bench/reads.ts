@@ -240,7 +240,7 @@ export async function benchReads(
               xs.push(performance.now() - t);
             }
             byRpc[rpc] = xs;
-            if (o.profile && who === "ours" && (rpc === "ListContainers" || rpc === "Version")) {
+            if (o.profile && who === "ours") {
               const report = await cpuProfile(o.profile, async () => {
                 for (let i = 0; i < o.samples; i++) await calls[rpc](i);
               });

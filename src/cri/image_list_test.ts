@@ -4,7 +4,13 @@
  * nothing).
  */
 import { afterAll, beforeAll, describe, expect, isRoot, it, ROOT_REASON } from "../testing/bdd.ts";
-import { type Image, ListImagesRequest, PullImageRequest } from "../gen/runtime/v1/api.ts";
+import {
+  type Image,
+  ImageStatusRequest,
+  ListImagesRequest,
+  PullImageRequest,
+  RemoveImageRequest,
+} from "../gen/runtime/v1/api.ts";
 import { type CriEnv, startCriEnv } from "./test_helpers.ts";
 import { imageUser, normalizeRef, splitReferences } from "./image_view.ts";
 
@@ -130,5 +136,31 @@ describe.skipIf(!isRoot, ROOT_REASON)("CRI ListImages", () => {
     expect(await list("sha256:" + "0".repeat(64))).toEqual([]);
     expect(await list("Not A Reference")).toEqual([]);
     expect((await list("")).length).toBe(5);
+  });
+
+  it("follows every change to the images: a new tag pulled, then removed", async () => {
+    // Listed (and kept) first, so a stale listing would show below.
+    expect((await list()).length).toBe(5);
+    const bb = env.fixtures.busybox!;
+    const id = bb.manifests[0].config.digest;
+    await env.push("busybox", "busybox", "second");
+    const tag = `${env.reg}/busybox:second`;
+    await env.images(env.image.pullImage, PullImageRequest.fromPartial({ image: { image: tag } }));
+    expect(byId(await list(), id)!.repoTags).toEqual([`${env.reg}/busybox:latest`, tag]);
+    const status = await env.images(
+      env.image.imageStatus,
+      ImageStatusRequest.fromPartial({ image: { image: tag } }),
+    );
+    expect(status.image?.repoTags).toContain(tag);
+    await env.images(
+      env.image.removeImage,
+      RemoveImageRequest.fromPartial({ image: { image: tag } }),
+    );
+    expect(byId(await list(), id)!.repoTags).toEqual([`${env.reg}/busybox:latest`]);
+    const gone = await env.images(
+      env.image.imageStatus,
+      ImageStatusRequest.fromPartial({ image: { image: tag } }),
+    );
+    expect(gone.image).toBeUndefined();
   });
 });

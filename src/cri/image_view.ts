@@ -162,6 +162,15 @@ export class CriImageView {
   readonly #d: CriImageDeps;
   readonly #pinned: Set<string>;
   readonly #cache = new Map<string, Resolution>();
+  /**
+   * The last list, while no image record has changed since (ImageStore.generation): the
+   * kubelet's ImageStatus before every container start and its ListImages relist then skip
+   * the records' rows and their grouping. Kept only when every record resolved (a record
+   * whose content is not there yet is looked at again next time).
+   */
+  #listed: { generation: number; images: readonly ResolvedImage[] } | undefined;
+  /** toCri's answers per listed image (the same objects while the list is kept). */
+  readonly #asCri = new WeakMap<ResolvedImage, CriImage>();
 
   constructor(deps: CriImageDeps) {
     this.#d = deps;
@@ -218,21 +227,31 @@ export class CriImageView {
 
   /** Every CRI image, grouped by config digest, ordered by id. */
   async list(): Promise<ResolvedImage[]> {
+    const generation = this.#d.imageStore.generation;
+    if (this.#listed?.generation === generation) return [...this.#listed.images];
     const records = this.#d.imageStore.list(CRI_NAMESPACE);
+    let complete = true;
     const groups = new Map<string, { res: Resolution; records: ImageRecord[] }>();
     const used = new Set<string>();
     for (const rec of records) {
       const res = await this.#tryResolution(rec);
-      if (!res) continue;
+      if (!res) {
+        complete = false;
+        continue;
+      }
       used.add(rec.target.digest);
       const g = groups.get(res.configDigest);
       if (g) g.records.push(rec);
       else groups.set(res.configDigest, { res, records: [rec] });
     }
     for (const k of this.#cache.keys()) if (!used.has(k)) this.#cache.delete(k);
-    return [...groups.values()]
-      .map((g) => this.#assemble(g.res, g.records))
+    const images = [...groups.values()]
+      .map((g) => Object.freeze(this.#assemble(g.res, g.records)))
       .sort((a, b) => a.id.localeCompare(b.id));
+    // Only if nothing was written meanwhile (the reads above await content).
+    const unchanged = this.#d.imageStore.generation === generation;
+    this.#listed = complete && unchanged ? { generation, images } : undefined;
+    return [...images];
   }
 
   #assemble(res: Resolution, records: ImageRecord[]): ResolvedImage {
@@ -334,6 +353,15 @@ export class CriImageView {
 
   /** The CRI message for an image. */
   toCri(img: ResolvedImage): CriImage {
+    let cri = this.#asCri.get(img);
+    if (!cri) {
+      cri = Object.freeze(this.#toCri(img));
+      this.#asCri.set(img, cri);
+    }
+    return cri;
+  }
+
+  #toCri(img: ResolvedImage): CriImage {
     const { tags, digests } = splitReferences(img.references);
     const { uid, username } = imageUser(img.config.config?.User);
     return {

@@ -126,16 +126,15 @@ export class CriStore {
    */
   #configs = new Map<string, { raw: string; parsed: unknown }>();
   /**
-   * Every container record in creation order, as last read; dropped on any change to a
-   * container (they all go through this class, the table's only writer). ListContainers and
-   * the per-pod lookups then read no rows at all between changes.
+   * Every container record in creation order, frozen, with an index by id, as last read. The
+   * table's only writer is this class: an update re-reads its one row in place, an insert or a
+   * delete drops the cache. ListContainers, the per-pod lookups and ContainerStatus (by id or
+   * prefix) then read no rows at all between changes: a `LIKE ? || '%'` lookup could not use
+   * the primary key and scanned every row per call (a third of ContainerStatus at 1000).
    */
-  #all: readonly ContainerRecord[] | undefined;
-  /**
-   * Every sandbox record in creation order, frozen (config included), as last read; dropped on
-   * any change to a sandbox. ListPodSandbox (the kubelet's relist) then parses no rows.
-   */
-  #allSandboxes: readonly SandboxRecord[] | undefined;
+  #containerCache: RecordCache<ContainerRecord> | undefined;
+  /** The same for sandboxes (config included): ListPodSandbox, PodSandboxStatus. */
+  #sandboxCache: RecordCache<SandboxRecord> | undefined;
   /** Prepared statements by SQL text: node:sqlite compiles each prepare() anew. */
   readonly #statements = new Map<string, ReturnType<MetadataDB["prepare"]>>();
 
@@ -159,8 +158,25 @@ export class CriStore {
     return container(r, hit.parsed);
   }
 
+  #sandboxes(): RecordCache<SandboxRecord> {
+    return this.#sandboxCache ??= new RecordCache(
+      (this.#sql("SELECT * FROM cri_sandboxes ORDER BY created_at, rowid")
+        .all() as unknown as SandboxRow[]).map((r) => deepFreeze(sandbox(r))),
+    );
+  }
+
+  /** Re-reads one changed sandbox row into the cache (if it is loaded). */
+  #sandboxChanged(id: string): void {
+    if (!this.#sandboxCache) return;
+    const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
+      | SandboxRow
+      | undefined;
+    if (r) this.#sandboxCache.replace(deepFreeze(sandbox(r)));
+    else this.#sandboxCache = undefined;
+  }
+
   addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
-    this.#allSandboxes = undefined;
+    this.#sandboxCache = undefined;
     const holder = this.#sql("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
       s.nameKey,
     ) as { id: string } | undefined;
@@ -183,33 +199,28 @@ export class CriStore {
     return this.sandbox(s.id);
   }
 
+  /** The sandbox with this full id: a shared, frozen record. */
   sandbox(id: string): SandboxRecord {
-    const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
-      | SandboxRow
-      | undefined;
-    if (!r) throw new NotFoundError(`pod sandbox "${id}"`);
-    return sandbox(r);
+    const sb = this.#sandboxes().get(id);
+    if (!sb) throw new NotFoundError(`pod sandbox "${id}"`);
+    return sb;
   }
 
   /** Full id, or an unambiguous prefix (as crictl allows). */
   resolveSandbox(idOrPrefix: string): SandboxRecord {
-    const rows = this.#sql("SELECT * FROM cri_sandboxes WHERE id LIKE ? || '%' LIMIT 2").all(
-      idOrPrefix,
-    ) as unknown as SandboxRow[];
-    if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`pod sandbox "${idOrPrefix}"`);
-    return sandbox(rows[0]);
+    const sb = this.#sandboxes().resolve(idOrPrefix);
+    if (!sb) throw new NotFoundError(`pod sandbox "${idOrPrefix}"`);
+    return sb;
   }
 
   /** Every sandbox, in creation order: shared, frozen records (read them, do not change them). */
   sandboxes(): SandboxRecord[] {
-    this.#allSandboxes ??= (this.#sql("SELECT * FROM cri_sandboxes ORDER BY created_at")
-      .all() as unknown as SandboxRow[]).map((r) => deepFreeze(sandbox(r)));
-    return [...this.#allSandboxes];
+    return [...this.#sandboxes().list];
   }
 
   setSandboxState(id: string, state: "ready" | "notready"): void {
-    this.#allSandboxes = undefined;
     this.#sql("UPDATE cri_sandboxes SET state = ? WHERE id = ?").run(state, id);
+    this.#sandboxChanged(id);
   }
 
   /** RunPodSandbox finished: the pod runs, on this network. */
@@ -220,32 +231,49 @@ export class CriStore {
    * while an IPAM lease may still be held.
    */
   markNetworkDown(id: string): void {
-    this.#allSandboxes = undefined;
     this.#sql("UPDATE cri_sandboxes SET netns_path = '' WHERE id = ?").run(id);
+    this.#sandboxChanged(id);
   }
 
   markSandboxReady(id: string, netnsPath: string, ips: string[]): void {
-    this.#allSandboxes = undefined;
     this.#sql(
       "UPDATE cri_sandboxes SET netns_path = ?, ips = ?, state = 'ready', building = 0 WHERE id = ?",
     ).run(netnsPath, JSON.stringify(ips), id);
+    this.#sandboxChanged(id);
   }
 
   /** What an interrupted RunPodSandbox built is undone: the pod stays, NOTREADY. */
   markSandboxUndone(id: string): void {
-    this.#allSandboxes = undefined;
     this.#sql(
       "UPDATE cri_sandboxes SET state = 'notready', building = 0 WHERE id = ?",
     ).run(id);
+    this.#sandboxChanged(id);
   }
 
   removeSandbox(id: string): void {
-    this.#allSandboxes = undefined;
+    this.#sandboxCache = undefined;
     this.#sql("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
   }
 
+  #containers(): RecordCache<ContainerRecord> {
+    return this.#containerCache ??= new RecordCache(
+      (this.#sql("SELECT * FROM cri_containers ORDER BY created_at, rowid")
+        .all() as unknown as ContainerRow[]).map((r) => Object.freeze(this.#container(r))),
+    );
+  }
+
+  /** Re-reads one changed container row into the cache (if it is loaded). */
+  #containerChanged(id: string): void {
+    if (!this.#containerCache) return;
+    const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(id) as
+      | ContainerRow
+      | undefined;
+    if (r) this.#containerCache.replace(Object.freeze(this.#container(r)));
+    else this.#containerCache = undefined;
+  }
+
   addContainer(c: Omit<ContainerRecord, "createdAt" | "reason" | "message">): ContainerRecord {
-    this.#all = undefined;
+    this.#containerCache = undefined;
     const holder = this.#sql("SELECT id FROM cri_containers WHERE name_key = ?").get(
       c.nameKey,
     ) as { id: string } | undefined;
@@ -267,46 +295,81 @@ export class CriStore {
     return this.container(c.id);
   }
 
+  /** The container with this full id: a shared, frozen record. */
   container(id: string): ContainerRecord {
-    const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(id) as
-      | ContainerRow
-      | undefined;
-    if (!r) throw new NotFoundError(`container "${id}"`);
-    return this.#container(r);
+    const c = this.#containers().get(id);
+    if (!c) throw new NotFoundError(`container "${id}"`);
+    return c;
   }
 
+  /** Full id, or an unambiguous prefix (as crictl allows). */
   resolveContainer(idOrPrefix: string): ContainerRecord {
-    const rows = this.#sql("SELECT * FROM cri_containers WHERE id LIKE ? || '%' LIMIT 2").all(
-      idOrPrefix,
-    ) as unknown as ContainerRow[];
-    if (rows.length !== 1 || !idOrPrefix) throw new NotFoundError(`container "${idOrPrefix}"`);
-    return this.#container(rows[0]);
+    const c = this.#containers().resolve(idOrPrefix);
+    if (!c) throw new NotFoundError(`container "${idOrPrefix}"`);
+    return c;
   }
 
+  /** Every container (of one sandbox), in creation order: shared, frozen records. */
   containers(sandboxId?: string): ContainerRecord[] {
-    this.#all ??= (this.#sql("SELECT * FROM cri_containers ORDER BY created_at, rowid")
-      .all() as unknown as ContainerRow[]).map((r) => Object.freeze(this.#container(r)));
-    return sandboxId === undefined
-      ? [...this.#all]
-      : this.#all.filter((c) => c.sandboxId === sandboxId);
+    const { list } = this.#containers();
+    return sandboxId === undefined ? [...list] : list.filter((c) => c.sandboxId === sandboxId);
   }
 
   /** StartContainer ran the container's process (at `at`, default now). */
   markStarted(id: string, at: Date = new Date()): void {
-    this.#all = undefined;
     this.#sql("UPDATE cri_containers SET started_at = ? WHERE id = ?").run(at.getTime(), id);
+    this.#containerChanged(id);
   }
 
   markFinished(id: string, exitCode: number, finishedAt: Date, reason: string, message = ""): void {
-    this.#all = undefined;
     this.#sql(
       "UPDATE cri_containers SET finished_at = ?, exit_code = ?, reason = ?, message = ? WHERE id = ? AND finished_at IS NULL",
     ).run(finishedAt.getTime(), exitCode, reason, message, id);
+    this.#containerChanged(id);
   }
 
   removeContainer(id: string): void {
-    this.#all = undefined;
+    this.#containerCache = undefined;
     this.#sql("DELETE FROM cri_containers WHERE id = ?").run(id);
     this.#configs.delete(id);
+  }
+}
+
+/**
+ * Records in creation order with an index by id. Ids are 64 hex digits (prefixes are looked up
+ * rarely, by hand with crictl), so the prefix lookup scans; an exact id does not.
+ */
+class RecordCache<T extends { id: string }> {
+  readonly list: T[];
+  readonly #byId = new Map<string, number>();
+
+  constructor(list: T[]) {
+    this.list = list;
+    list.forEach((r, i) => this.#byId.set(r.id, i));
+  }
+
+  get(id: string): T | undefined {
+    const i = this.#byId.get(id);
+    return i === undefined ? undefined : this.list[i];
+  }
+
+  /** The record with this id, or the only one whose id starts with it. */
+  resolve(idOrPrefix: string): T | undefined {
+    if (!idOrPrefix) return undefined;
+    const exact = this.get(idOrPrefix);
+    if (exact) return exact;
+    let found: T | undefined;
+    for (const r of this.list) {
+      if (!r.id.startsWith(idOrPrefix)) continue;
+      if (found) return undefined; // ambiguous
+      found = r;
+    }
+    return found;
+  }
+
+  /** Puts a re-read record where its old one was (its place in creation order is unchanged). */
+  replace(r: T): void {
+    const i = this.#byId.get(r.id);
+    if (i !== undefined) this.list[i] = r;
   }
 }

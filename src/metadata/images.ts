@@ -102,6 +102,12 @@ function validateTarget(name: string, t: Descriptor): Descriptor {
 const FIELDS = new Set(["name", "target.digest", "target.mediatype", "target.size"]);
 
 /**
+ * Writes to the images table per open database, counted by every ImageStore over it (they are
+ * its only writers), so readers can keep what they derive from the records until the next one.
+ */
+const generations = new WeakMap<MetadataDB, number>();
+
+/**
  * Image records, per namespace, in the metadata database.
  *
  * @example
@@ -120,6 +126,18 @@ export class ImageStore {
     readonly db: MetadataDB,
   ) {
     this.#namespaces = new NamespaceStore(db);
+  }
+
+  /**
+   * Changes with every create, update or delete of an image record in this database (any
+   * namespace), through any ImageStore: what was read before is stale once it moved.
+   */
+  get generation(): number {
+    return generations.get(this.db) ?? 0;
+  }
+
+  #changed(): void {
+    generations.set(this.db, this.generation + 1);
   }
 
   /** The image; NotFoundError `image "name"` when absent. */
@@ -166,6 +184,7 @@ export class ImageStore {
     validateImageName(image.name);
     validateTarget(image.name, image.target);
     const labels = validateLabels(image.labels ?? {}, `image "${image.name}"`);
+    this.#changed();
     return this.db.transaction(() => {
       this.#namespaces.ensure(namespace);
       if (
@@ -206,6 +225,7 @@ export class ImageStore {
   ): Image {
     if (changes.target) validateTarget(name, changes.target);
     if (changes.labels) validateLabels(changes.labels, `image "${name}"`);
+    this.#changed();
     return this.db.transaction(() => {
       const img = this.get(namespace, name);
       const t = changes.target ?? img.target;
@@ -231,6 +251,7 @@ export class ImageStore {
 
   /** Deletes the image record; NotFoundError when absent. Run GC afterwards to free content. */
   delete(namespace: string, name: string): void {
+    this.#changed();
     const r = this.db.prepare("DELETE FROM images WHERE namespace = ? AND name = ?")
       .run(namespace, name);
     if (Number(r.changes) === 0) throw new NotFoundError(`image "${name}"`);
