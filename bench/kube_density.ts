@@ -19,6 +19,9 @@
  *
  * Run: K8SC_KUBE_DIR=/opt/kube/bin scripts/deno run -A bench/kube_density.ts [--pods 110]
  * (writes its section of bench/REPORT.md, keeping the rest; `--no-report` only prints it).
+ * For finding where the time goes: `--only ours|containerd` runs one runtime (prints its
+ * figures, writes no report), `--daemon-log FILE` runs ours at debug level (one line per RPC
+ * with its duration) and writes its log there.
  */
 import { parseArgs } from "node:util";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
@@ -73,6 +76,14 @@ export interface DensityRun {
   cpu: number;
   /** What was found left behind after the run (empty when clean). */
   leftovers: string[];
+}
+
+/** A run of one runtime only (`only`), or of both. */
+export type PartialDensityBench = Partial<DensityBench> & Omit<DensityBench, "ours" | "containerd">;
+
+/** Whether both runtimes ran (what the report needs). */
+export function isComplete(b: PartialDensityBench): b is DensityBench {
+  return b.ours !== undefined && b.containerd !== undefined;
 }
 
 export interface DensityBench {
@@ -157,6 +168,8 @@ async function runOne(o: {
   registry: Registry;
   pods: number;
   log: (s: string) => void;
+  /** Ours at debug level, its log written here after the run. */
+  daemonLog?: string;
 }): Promise<DensityRun> {
   const { who, registry, pods, log } = o;
   const pause = `${registry.address}/pause:latest`;
@@ -173,7 +186,11 @@ async function runOne(o: {
     if (who === "ours") {
       await writeCniConf(work, { name: "density-ours", bridge, subnet });
       const toml = await writeCriConfig(work, { sandboxImage: pause });
-      d = await startOurs(["--config", toml]);
+      d = await startOurs([
+        "--config",
+        toml,
+        ...(o.daemonLog ? ["--log-level", "debug"] : []),
+      ]);
     } else {
       const confDir = await cniConf(work, "density-containerd", bridge, subnet);
       await Deno.mkdir(`${work}/certs.d/${registry.address}`, { recursive: true });
@@ -292,6 +309,12 @@ async function runOne(o: {
     // then whatever either left: mounts and cgroups under the cluster, monitors, netns, bridge.
     await c?.stop();
     await d?.stop();
+    if (o.daemonLog && d && "daemon" in d) {
+      await Deno.writeTextFile(
+        o.daemonLog,
+        (d as Awaited<ReturnType<typeof startOurs>>).daemon.log(),
+      );
+    }
     await c?.cleanup();
     const keep = Deno.env.get("K8SC_KUBE_KEEP") !== undefined;
     // cleanUpCriRun removes the dir it is given: with K8SC_KUBE_KEEP, one that does not exist.
@@ -307,8 +330,13 @@ async function runOne(o: {
 
 /** Both runtimes in turn (ours first), same kubelet binary and configuration. */
 export async function benchDensity(
-  o: { pods: number; log?: (s: string) => void },
-): Promise<DensityBench> {
+  o: {
+    pods: number;
+    log?: (s: string) => void;
+    only?: "ours" | "containerd";
+    daemonLog?: string;
+  },
+): Promise<PartialDensityBench> {
   const found = kubeBinaries();
   if ("problem" in found) throw new Error(found.problem);
   const log = o.log ?? ((s: string) => console.error(s));
@@ -324,9 +352,17 @@ export async function benchDensity(
     await pushFixtures(registry.address, ["busybox", "pause"]);
     const res: Partial<Record<"ours" | "containerd", DensityRun>> = {};
     for (const who of ["ours", "containerd"] as const) {
-      res[who] = await runOne({ who, bins: found.bins, registry, pods: o.pods, log });
+      if (o.only && o.only !== who) continue;
+      res[who] = await runOne({
+        who,
+        bins: found.bins,
+        registry,
+        pods: o.pods,
+        log,
+        daemonLog: o.daemonLog,
+      });
     }
-    return { pods: o.pods, started, versions, ours: res.ours!, containerd: res.containerd! };
+    return { pods: o.pods, started, versions, ours: res.ours, containerd: res.containerd };
   } finally {
     await registry.stop();
   }
@@ -426,16 +462,34 @@ export async function writeDensitySection(section: string): Promise<void> {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { pods: { type: "string" }, "no-report": { type: "boolean" } },
+    options: {
+      pods: { type: "string" },
+      "no-report": { type: "boolean" },
+      only: { type: "string" },
+      "daemon-log": { type: "string" },
+    },
   });
+  const only = values.only as "ours" | "containerd" | undefined;
+  if (only !== undefined && only !== "ours" && only !== "containerd") {
+    console.error(`kube_density: --only takes ours or containerd, not "${only}"`);
+    Deno.exit(2);
+  }
   const why = densitySkipReason();
   if (why) {
     console.log(`kube_density: skipped: ${why}`);
     Deno.exit(0);
   }
-  const b = await benchDensity({ pods: Number(values.pods ?? 110) });
-  const section = reportDensity(b);
-  if (!values["no-report"]) await writeDensitySection(section);
-  console.log(section);
+  const b = await benchDensity({
+    pods: Number(values.pods ?? 110),
+    only,
+    daemonLog: values["daemon-log"],
+  });
+  if (!isComplete(b)) {
+    console.log(JSON.stringify(b.ours ?? b.containerd, null, 1));
+  } else {
+    const section = reportDensity(b);
+    if (!values["no-report"]) await writeDensitySection(section);
+    console.log(section);
+  }
   console.log(JSON.stringify(b));
 }

@@ -15,7 +15,13 @@ import { benchContainers, type ContainerBench, reportContainers } from "./contai
 import { benchPods, type PodBench, reportPods } from "./pods.ts";
 import { CONTAINERD, OURS, type Panel, renderStripChart } from "./chart.ts";
 import { benchReads, type ReadBench, reportReads } from "./reads.ts";
-import { benchDensity, DENSITY_HEADING, densitySkipReason, reportDensity } from "./kube_density.ts";
+import {
+  benchDensity,
+  DENSITY_HEADING,
+  densitySkipReason,
+  isComplete,
+  reportDensity,
+} from "./kube_density.ts";
 import { replaceSection, sectionOf } from "./lib.ts";
 
 /** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
@@ -123,7 +129,7 @@ async function densitySection(
   density: Awaited<ReturnType<typeof benchDensity>> | undefined,
   skipped: string | undefined,
 ): Promise<string> {
-  if (density) return reportDensity(density);
+  if (density && isComplete(density)) return reportDensity(density);
   console.error(`kube_density: skipped: ${skipped}`);
   const old = await Deno.readTextFile(new URL("./REPORT.md", import.meta.url)).catch(() => "");
   return sectionOf(old, DENSITY_HEADING) ??

@@ -629,6 +629,37 @@ describe.skipIf(!isRoot, ROOT_REASON)("cri", () => {
     await expectNothingLeft();
   });
 
+  it("lists a pod only once RunPodSandbox has returned it (READY), as containerd does", async () => {
+    const logDir = `${dir}/logs/listed`;
+    await Deno.mkdir(logDir, { recursive: true });
+    const config = podConfig("listed", logDir);
+    let done = false;
+    const run = r(rt.runPodSandbox.bind(rt), { config, runtimeHandler: "" }).finally(() =>
+      done = true
+    );
+    const seenWhileRunning: string[] = [];
+    let lists = 0;
+    while (!done) {
+      const { items } = await r(rt.listPodSandbox.bind(rt), { filter: undefined });
+      lists++;
+      // NOTREADY is what a half-built pod looked like (a list answered after the pod was
+      // done, but read before its RunPodSandbox answer, shows it READY: that is fine).
+      for (const p of items) {
+        if (p.metadata?.name === "listed" && p.state !== PodSandboxState.SANDBOX_READY) {
+          seenWhileRunning.push(`${p.id} ${p.state}`);
+        }
+      }
+    }
+    const { podSandboxId } = await run;
+    expect(lists).toBeGreaterThan(0);
+    expect(seenWhileRunning).toEqual([]);
+    const { items } = await r(rt.listPodSandbox.bind(rt), { filter: undefined });
+    expect(items.filter((p) => p.metadata?.name === "listed").map((p) => [p.id, p.state]))
+      .toEqual([[podSandboxId, PodSandboxState.SANDBOX_READY]]);
+    await r(rt.stopPodSandbox.bind(rt), { podSandboxId });
+    await r(rt.removePodSandbox.bind(rt), { podSandboxId });
+  });
+
   it("answers duplicates and unknown ids the way the kubelet expects", async () => {
     const logDir = `${dir}/logs/dup`;
     await Deno.mkdir(logDir, { recursive: true });

@@ -14,6 +14,7 @@ import {
 import { CRI_NAMESPACE, type CriContext, nanos } from "./context.ts";
 import type { SandboxRecord } from "./store.ts";
 import { streamOf } from "./chunked.ts";
+import { runInFlight } from "./sandbox_run.ts";
 
 function state(sb: SandboxRecord): PodSandboxState {
   return sb.state === "ready" ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
@@ -78,6 +79,10 @@ export function listPodSandbox(
   const f = req.filter;
   const items: PodSandbox[] = [];
   for (const sb of ctx.store.sandboxes()) {
+    // A pod whose RunPodSandbox is still running here is not listed, as in containerd (which
+    // stores it at the end): the kubelet's relist took it, NOTREADY, for a sandbox that died
+    // and queued one more sync per pod. One left half-built by a killed daemon is listed.
+    if (sb.building && runInFlight(sb.id)) continue;
     const c = sb.config as PodSandboxConfig;
     if (f?.id && !sb.id.startsWith(f.id)) continue;
     if (f?.state && state(sb) !== f.state.state) continue;

@@ -53,7 +53,7 @@ import {
   spawnConmon,
   writeFifo,
 } from "./conmon.ts";
-import { speaksExecFifo, startThroughExecFifo } from "./exec_fifo.ts";
+import { execFifoPath, isFifo, speaksExecFifo, startThroughExecFifo } from "./exec_fifo.ts";
 import { ProcessExits } from "./process_exits.ts";
 import { processStart } from "./process_start.ts";
 import {
@@ -506,6 +506,16 @@ export class ConmonRuntime implements ContainerRuntime {
       if (start !== undefined) {
         this.#cache.sawRunning(dir, { pid: meta.pid, start });
         return { ...base, status: "running", pid: meta.pid, oomKilled: false };
+      }
+    }
+    // Created, not started: runc's own test (its init alive, its exec.fifo still there, which
+    // start removes) without a `runc state` process. Under a kubelet starting 110 pods, the
+    // created-but-not-started containers each cost ListContainers a runc run, serially: the
+    // kubelet's housekeeping, which lists every container from its main loop, then stalled
+    // it for 13 s.
+    if (!meta.startedAt && meta.pid && speaksExecFifo(meta.runtimePath)) {
+      if (processStart(meta.pid) !== undefined && isFifo(execFifoPath(meta.runtimeRoot, id))) {
+        return { ...base, status: "created", pid: meta.pid, oomKilled: false };
       }
     }
     let status: RuncStatus | undefined;

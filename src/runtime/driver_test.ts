@@ -151,11 +151,19 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     const out = await new Deno.Command("runc", { args: ["spec"], cwd: `${tmp}/spec` }).output();
     if (!out.success) throw new Error(`runc spec: ${decoder.decode(out.stderr)}`);
     baseSpec = JSON.parse(await Deno.readTextFile(`${tmp}/spec/config.json`));
+    // runc under a wrapper that writes down each run's arguments: what spawns no runc shows.
+    await Deno.mkdir(`${tmp}/counted`);
+    await Deno.writeTextFile(
+      `${tmp}/counted/runc`,
+      `#!/bin/sh\necho "$*" >> ${tmp}/counted/calls\nexec /usr/bin/runc "$@"\n`,
+      { mode: 0o755 },
+    );
     rt = new ConmonRuntime({
       stateDir: `${tmp}/state`,
       handlers: {
         runc: { name: "runc", path: "/usr/bin/runc" },
         crun: { name: "crun", path: "/usr/bin/crun" },
+        counted: { name: "counted", path: `${tmp}/counted/runc` },
       },
     });
   });
@@ -217,6 +225,34 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect(errorKind(await rt.start(id, NS).catch((e) => e))).toBe("failed-precondition");
     await rt.kill(id, "SIGKILL", { namespace: NS });
     expect((await rt.wait(id, NS)).exitCode).toBe(137);
+  });
+
+  it("tells created from running without a runc process (init alive, exec.fifo there)", async () => {
+    const id = "created-state";
+    await createStarted(id, { args: ["sleep", "30"], start: false, handler: "counted" });
+    const stateRuns = async () =>
+      (await Deno.readTextFile(`${tmp}/counted/calls`).catch(() => "")).split("\n")
+        .filter((l) => l.split(" ").includes("state")).length;
+    const before = await stateRuns();
+    for (let i = 0; i < 5; i++) expect((await rt.state(id, NS)).status).toBe("created");
+    await rt.start(id, NS);
+    expect((await rt.state(id, NS)).status).toBe("running");
+    expect(await stateRuns()).toBe(before);
+    // What runc itself says agrees.
+    const runc = new Runc({ root: `${tmp}/state/counted/${NS}` });
+    expect((await runc.state(id)).status).toBe("running");
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+    expect((await rt.state(id, NS)).status).toBe("stopped");
+  });
+
+  it("a created container whose init died is not taken for created", async () => {
+    const id = "created-dead";
+    const { pid } = await createStarted(id, { args: ["sleep", "30"], start: false });
+    expect((await rt.state(id, NS)).status).toBe("created");
+    Deno.kill(pid, "SIGKILL");
+    await eventually(async () => (await rt.state(id, NS)).status !== "created" || undefined);
+    expect((await rt.state(id, NS)).status).toBe("stopped");
   });
 
   it("a spec with poststart hooks is started by runc itself: the hook runs, the container too", async () => {

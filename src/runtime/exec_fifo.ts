@@ -27,6 +27,20 @@ export const EXEC_FIFO = "exec.fifo";
 /** How often the blocked open checks that init still lives (runc itself polls every 100 ms). */
 const LIVENESS_POLL_MS = 20;
 
+/** Where runc keeps a created container's FIFO, under its `--root`. */
+export function execFifoPath(root: string, id: string): string {
+  return `${root.replace(/\/+$/, "")}/${id}/${EXEC_FIFO}`;
+}
+
+/** Whether `path` is a FIFO (false when absent). */
+export function isFifo(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isFifo === true;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `binary` is runc, whose state layout this handshake relies on. */
 export function speaksExecFifo(binary: string): boolean {
   return binary.slice(binary.lastIndexOf("/") + 1) === "runc";
@@ -42,12 +56,8 @@ export async function startThroughExecFifo(
   id: string,
   initPid: number,
 ): Promise<boolean> {
-  const path = `${root.replace(/\/+$/, "")}/${id}/${EXEC_FIFO}`;
-  try {
-    if (!Deno.lstatSync(path).isFifo) return false;
-  } catch {
-    return false;
-  }
+  const path = execFifoPath(root, id);
+  if (!isFifo(path)) return false;
   // Opening for reading blocks until init opens the write end. Should init die first, a
   // read-write open of our own releases the blocked one, and the empty read says so.
   let dead = false;
