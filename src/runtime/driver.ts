@@ -350,6 +350,7 @@ export class ConmonRuntime implements ContainerRuntime {
       poststartHooks: ((config.hooks as { poststart?: unknown[] })?.poststart?.length ?? 0) > 0,
     };
     const runc = this.#runc(meta);
+    this.#creating.add(dir);
     try {
       await Deno.mkdir(f.exitDir);
       await Deno.mkdir(socketDir, { recursive: true });
@@ -396,8 +397,17 @@ export class ConmonRuntime implements ContainerRuntime {
     } catch (e) {
       await this.#cleanup(dir, meta, runc);
       throw e;
+    } finally {
+      this.#creating.delete(dir);
     }
   }
+
+  /**
+   * Containers whose create runs in this process: they have no task yet. Asked meanwhile,
+   * state() answered with a `runc state` and then waited up to 2 s for an exit file from the
+   * conmon that was still creating it, once per such container in a list.
+   */
+  readonly #creating = new Set<string>();
 
   /**
    * Undoes a (possibly half-done) create: conmon, runc state, attach symlink, directory.
@@ -466,6 +476,9 @@ export class ConmonRuntime implements ContainerRuntime {
    */
   async state(id: string, namespace = "default"): Promise<ContainerState> {
     const dir = this.containerDir(id, namespace);
+    if (this.#creating.has(dir)) {
+      throw new NotFoundError(`container "${id}" in namespace "${namespace}" is being created`);
+    }
     // Read only: the cached meta itself (no copy), as nothing here changes it.
     const meta = this.#cache.peek(dir) ?? await this.#meta(id, namespace);
     const f = containerFiles(dir);

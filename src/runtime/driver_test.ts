@@ -158,12 +158,20 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
       `#!/bin/sh\necho "$*" >> ${tmp}/counted/calls\nexec /usr/bin/runc "$@"\n`,
       { mode: 0o755 },
     );
+    // And one whose create takes a second: a create in flight can be looked at.
+    await Deno.mkdir(`${tmp}/slow`);
+    await Deno.writeTextFile(
+      `${tmp}/slow/runc`,
+      `#!/bin/sh\necho "$*" >> ${tmp}/slow/calls\ncase " $* " in *" create "*) sleep 1 ;; esac\nexec /usr/bin/runc "$@"\n`,
+      { mode: 0o755 },
+    );
     rt = new ConmonRuntime({
       stateDir: `${tmp}/state`,
       handlers: {
         runc: { name: "runc", path: "/usr/bin/runc" },
         crun: { name: "crun", path: "/usr/bin/crun" },
         counted: { name: "counted", path: `${tmp}/counted/runc` },
+        slow: { name: "slow", path: `${tmp}/slow/runc` },
       },
     });
   });
@@ -244,6 +252,21 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     await rt.kill(id, "SIGKILL", { namespace: NS });
     expect((await rt.wait(id, NS)).exitCode).toBe(137);
     expect((await rt.state(id, NS)).status).toBe("stopped");
+  });
+
+  it("a container being created has no task yet: state says so at once, asking runc nothing", async () => {
+    const id = "in-create";
+    const creating = createStarted(id, { args: ["sleep", "30"], start: false, handler: "slow" });
+    const calls = async () => await Deno.readTextFile(`${tmp}/slow/calls`).catch(() => "");
+    await eventually(async () => (await calls()).includes(" create ") || undefined);
+    const err = await rt.state(id, NS).catch((e) => e);
+    expect(errorKind(err)).toBe("not-found");
+    expect(String(err)).toMatch(/being created/);
+    expect((await calls()).split("\n").filter((l) => l.split(" ").includes("state"))).toEqual([]);
+    await creating;
+    expect((await rt.state(id, NS)).status).toBe("created");
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
   });
 
   it("a created container whose init died is not taken for created", async () => {
