@@ -185,11 +185,17 @@ export function setCloexec(fd: number): void {
   }
 }
 
+/** close_range(2), Linux 5.11+ (asm-generic number, the same on x86_64 and arm64). */
+const SYS_CLOSE_RANGE = 436n;
+const CLOSE_RANGE_CLOEXEC = 4n;
+
 /**
  * Marks every open descriptor above stderr close-on-exec. Libraries inside the daemon (the
  * Node-compatible sockets under gRPC among them) may open descriptors without it, and a
  * long-lived child such as conmon would then hold the daemon's listening socket after the
- * daemon died. Call before starting such a child. Returns how many were changed.
+ * daemon died. Call before starting such a child. One close_range(2) call where the kernel
+ * has it (a pod start made four of these: the walk of /proc/self/fd, one fcntl per descriptor,
+ * grew with every pod's pipes); otherwise (or with `walk`) that walk.
  *
  * @example
  * ```ts
@@ -197,16 +203,18 @@ export function setCloexec(fd: number): void {
  * closeOnExecAll();
  * ```
  */
-export function closeOnExecAll(): number {
-  let changed = 0;
+export function closeOnExecAll(opts: { walk?: boolean } = {}): void {
+  if (!opts.walk) {
+    const r = libc().syscall(SYS_CLOSE_RANGE, 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n);
+    if (r === 0n) return;
+  }
   for (const e of Deno.readDirSync("/proc/self/fd")) {
     const fd = Number(e.name);
     if (!(fd > 2)) continue;
     const flags = libc().fcntl(fd, F_GETFD, 0);
     if (flags < 0 || flags & FD_CLOEXEC) continue; // closed meanwhile (the dir fd itself), or set
-    if (libc().fcntl(fd, F_SETFD, flags | FD_CLOEXEC) === 0) changed++;
+    libc().fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
   }
-  return changed;
 }
 
 /**

@@ -244,19 +244,28 @@ describe("fs", () => {
 });
 
 describe("close-on-exec", () => {
-  it("marks descriptors so a child process does not inherit them", async () => {
-    const { open, close, closeOnExecAll, O_RDONLY } = await import("./fs.ts");
-    const fd = open("/etc/hostname", O_RDONLY); // no O_CLOEXEC: a child would inherit it
-    try {
-      const inherited = async () => {
-        const out = await new Deno.Command("sh", { args: ["-c", `ls /proc/self/fd`] }).output();
-        return new TextDecoder().decode(out.stdout).split("\n").includes(String(fd));
-      };
-      expect(await inherited()).toBe(true);
-      expect(closeOnExecAll()).toBeGreaterThanOrEqual(1);
-      expect(await inherited()).toBe(false);
-    } finally {
-      close(fd);
-    }
-  });
+  for (const walk of [false, true]) {
+    it(
+      `marks descriptors so a child process does not inherit them (${
+        walk ? "walking /proc/self/fd" : "close_range"
+      })`,
+      async () => {
+        const { open, close, closeOnExecAll, O_RDONLY } = await import("./fs.ts");
+        const fd = open("/etc/hostname", O_RDONLY); // no O_CLOEXEC: a child would inherit it
+        try {
+          const inherited = async () => {
+            const out = await new Deno.Command("sh", { args: ["-c", `ls /proc/self/fd`] }).output();
+            return new TextDecoder().decode(out.stdout).split("\n").includes(String(fd));
+          };
+          expect(await inherited()).toBe(true);
+          closeOnExecAll({ walk });
+          expect(await inherited()).toBe(false);
+          // Still open here: marked, not closed.
+          expect(Deno.readLinkSync(`/proc/self/fd/${fd}`)).toBe("/etc/hostname");
+        } finally {
+          close(fd);
+        }
+      },
+    );
+  }
 });

@@ -127,8 +127,9 @@ export class CriStore {
   #configs = new Map<string, { raw: string; parsed: unknown }>();
   /**
    * Every container record in creation order, frozen, with an index by id, as last read. The
-   * table's only writer is this class: an update re-reads its one row in place, an insert or a
-   * delete drops the cache. ListContainers, the per-pod lookups and ContainerStatus (by id or
+   * table's only writer is this class: an insert appends its row, an update re-reads its one
+   * row in place, a delete drops the record (the kubelet starting 110 pods re-read every row
+   * per new pod). ListContainers, the per-pod lookups and ContainerStatus (by id or
    * prefix) then read no rows at all between changes: a `LIKE ? || '%'` lookup could not use
    * the primary key and scanned every row per call (a third of ContainerStatus at 1000).
    */
@@ -165,6 +166,14 @@ export class CriStore {
     );
   }
 
+  /** Appends a new sandbox row to the cache (if it is loaded): the newest comes last. */
+  #sandboxAdded(id: string): void {
+    const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
+      | SandboxRow
+      | undefined;
+    if (r) this.#sandboxCache?.append(deepFreeze(sandbox(r)));
+  }
+
   /** Re-reads one changed sandbox row into the cache (if it is loaded). */
   #sandboxChanged(id: string): void {
     if (!this.#sandboxCache) return;
@@ -176,7 +185,6 @@ export class CriStore {
   }
 
   addSandbox(s: Omit<SandboxRecord, "createdAt">): SandboxRecord {
-    this.#sandboxCache = undefined;
     const holder = this.#sql("SELECT id FROM cri_sandboxes WHERE name_key = ?").get(
       s.nameKey,
     ) as { id: string } | undefined;
@@ -196,6 +204,7 @@ export class CriStore {
       s.building ? 1 : 0,
       Date.now(),
     );
+    this.#sandboxAdded(s.id);
     return this.sandbox(s.id);
   }
 
@@ -251,8 +260,8 @@ export class CriStore {
   }
 
   removeSandbox(id: string): void {
-    this.#sandboxCache = undefined;
     this.#sql("DELETE FROM cri_sandboxes WHERE id = ?").run(id);
+    this.#sandboxCache?.remove(id);
   }
 
   #containers(): RecordCache<ContainerRecord> {
@@ -273,7 +282,6 @@ export class CriStore {
   }
 
   addContainer(c: Omit<ContainerRecord, "createdAt" | "reason" | "message">): ContainerRecord {
-    this.#containerCache = undefined;
     const holder = this.#sql("SELECT id FROM cri_containers WHERE name_key = ?").get(
       c.nameKey,
     ) as { id: string } | undefined;
@@ -292,6 +300,10 @@ export class CriStore {
       c.logPath,
       Date.now(),
     );
+    const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(c.id) as
+      | ContainerRow
+      | undefined;
+    if (r) this.#containerCache?.append(Object.freeze(this.#container(r)));
     return this.container(c.id);
   }
 
@@ -329,8 +341,8 @@ export class CriStore {
   }
 
   removeContainer(id: string): void {
-    this.#containerCache = undefined;
     this.#sql("DELETE FROM cri_containers WHERE id = ?").run(id);
+    this.#containerCache?.remove(id);
     this.#configs.delete(id);
   }
 }
@@ -365,6 +377,22 @@ class RecordCache<T extends { id: string }> {
       found = r;
     }
     return found;
+  }
+
+  /** Adds a record just created (the newest: last in creation order). */
+  append(r: T): void {
+    if (this.#byId.has(r.id)) return this.replace(r);
+    this.#byId.set(r.id, this.list.length);
+    this.list.push(r);
+  }
+
+  /** Drops a record; the ones after it move up. */
+  remove(id: string): void {
+    const i = this.#byId.get(id);
+    if (i === undefined) return;
+    this.list.splice(i, 1);
+    this.#byId.delete(id);
+    for (let j = i; j < this.list.length; j++) this.#byId.set(this.list[j].id, j);
   }
 
   /** Puts a re-read record where its old one was (its place in creation order is unchanged). */
