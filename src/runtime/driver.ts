@@ -245,6 +245,32 @@ export class ConmonRuntime implements ContainerRuntime {
     return this.#cache.knownAbsent(this.containerDir(id, namespace));
   }
 
+  knownRunning(id: string, namespace = "default"): ContainerState | undefined {
+    const dir = this.containerDir(id, namespace);
+    if (this.#creating.has(dir)) return undefined;
+    const meta = this.#cache.peek(dir);
+    if (!meta?.pid || !this.#cache.stillRunning(dir, meta)) return undefined;
+    return {
+      ...this.#stateBase(id, namespace, meta),
+      status: "running",
+      pid: meta.pid,
+      oomKilled: false,
+    };
+  }
+
+  /** What every state answer carries, from the container's meta. */
+  #stateBase(id: string, namespace: string, meta: Meta) {
+    return {
+      id,
+      namespace,
+      createdAt: new Date(meta.createdAt),
+      startedAt: meta.startedAt ? new Date(meta.startedAt) : undefined,
+      logPath: meta.logPath,
+      handler: meta.handler,
+      labels: { ...meta.labels },
+    };
+  }
+
   #writeMeta(dir: string, meta: Meta): Promise<void> {
     return this.#cache.writeMeta(dir, meta);
   }
@@ -482,15 +508,7 @@ export class ConmonRuntime implements ContainerRuntime {
     // Read only: the cached meta itself (no copy), as nothing here changes it.
     const meta = this.#cache.peek(dir) ?? await this.#meta(id, namespace);
     const f = containerFiles(dir);
-    const base = {
-      id,
-      namespace,
-      createdAt: new Date(meta.createdAt),
-      startedAt: meta.startedAt ? new Date(meta.startedAt) : undefined,
-      logPath: meta.logPath,
-      handler: meta.handler,
-      labels: { ...meta.labels },
-    };
+    const base = this.#stateBase(id, namespace, meta);
     // Hottest path (the kubelet lists every container every second): seen running, same process.
     if (meta.pid && this.#cache.stillRunning(dir, meta)) {
       return { ...base, status: "running", pid: meta.pid, oomKilled: false };

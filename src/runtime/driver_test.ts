@@ -269,6 +269,20 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     expect((await rt.wait(id, NS)).exitCode).toBe(137);
   });
 
+  it("knows a running container's state without I/O once seen, and forgets it when it ends", async () => {
+    const id = "known-running";
+    const { pid } = await createStarted(id, { args: ["sleep", "30"] });
+    expect((await rt.state(id, NS)).status).toBe("running");
+    const known = rt.knownRunning(id, NS);
+    expect(known).toMatchObject({ id, namespace: NS, status: "running", pid });
+    expect(known?.startedAt).toBeInstanceOf(Date);
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+    expect(rt.knownRunning(id, NS)).toBeUndefined();
+    expect((await rt.state(id, NS)).status).toBe("stopped");
+    expect(rt.knownRunning("never-made", NS)).toBeUndefined();
+  });
+
   it("a created container whose init died is not taken for created", async () => {
     const id = "created-dead";
     const { pid } = await createStarted(id, { args: ["sleep", "30"], start: false });

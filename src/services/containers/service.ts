@@ -164,6 +164,9 @@ export interface CreateContainerOptions {
   restartPolicy?: string;
 }
 
+/** A task's state as the runtime reports it. */
+export type { TaskState };
+
 export interface TaskView extends TaskState {
   id: string;
   logPath: string;
@@ -749,6 +752,16 @@ export class ContainerService {
    */
   async taskState(ns: string, id: string): Promise<TaskState | undefined> {
     return await this.#taskState(ns, id);
+  }
+
+  /**
+   * taskState() without waiting, where the answer is known at once: null for a container
+   * known to have no task, its state for one seen running (same process); undefined means
+   * "ask taskState()". Lists of many containers take this first.
+   */
+  knownTaskState(ns: string, id: string): TaskState | null | undefined {
+    if (this.#d.runtime.knownAbsent(id, ns)) return null;
+    return this.#d.runtime.knownRunning(id, ns);
   }
 
   async tasks(ns: string): Promise<TaskView[]> {
