@@ -103,6 +103,12 @@ after-reboot)
   journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1
   ;;
 kubeadm)
+  # Run on its own (K8SC_VM_PHASES=kubeadm,kubeadm-after-reboot) no earlier phase installed the
+  # service: install and start it here.
+  if ! systemctl cat k8scontainerd.service > /dev/null 2>&1; then
+    install_service
+    check service-start systemctl start k8scontainerd
+  fi
   check service-active sh -ec '
     for i in $(seq 1 300); do
       [ "$(systemctl show -p ActiveState --value k8scontainerd)" = active ] && break
