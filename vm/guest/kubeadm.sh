@@ -162,7 +162,10 @@ check node-ready sh -ec "
   kubectl get nodes -o wide
 "
 
-# The workload: the project's busybox fixture from the guest's registry (pods.ts pushed it).
+# The workload: the project's busybox fixture from the guest's registry (pods.ts pushed it in
+# the first phase; run on its own, this phase pulls it here).
+[ -f /mnt/job/pods.json ] ||
+  check kube-workload-image "$deno" run -A --no-check "$P/vm/guest/pods.ts" image /mnt/job/pods.json
 IMG=$(sed -n 's/.*"busybox":"\([^"]*\)".*/\1/p' /mnt/job/pods.json)
 kill $diag 2>/dev/null
 

@@ -6,6 +6,8 @@
  *                                 container, check its scope and stats; save the ids and IP
  *   pods.ts check <state.json>    after the reboot: the pod is listed NOTREADY and its container
  *                                 EXITED, stop + remove release its IP, a new pod runs
+ *   pods.ts image <state.json>    only pull the busybox fixture into the node's store and save
+ *                                 its name (the kubeadm phase's workload, when run on its own)
  *
  * Exits non-zero with a message naming the first expectation that failed.
  */
@@ -171,11 +173,25 @@ async function check(stateFile: string): Promise<void> {
   await r(rt.removePodSandbox.bind(rt), { podSandboxId: again.podSandboxId });
 }
 
+/** The busybox fixture pulled through the CRI from a registry of its own, which then stops. */
+async function image(stateFile: string): Promise<void> {
+  const registry = await startRegistry();
+  try {
+    await pushFixtures(registry.address, ["busybox"]);
+    const busybox = `${registry.address}/busybox:latest`;
+    await pullCriImage(SOCKET, busybox);
+    await Deno.writeTextFile(stateFile, JSON.stringify({ busybox }));
+  } finally {
+    await registry.stop();
+  }
+}
+
 const [verb, stateFile] = Deno.args;
 try {
   if (verb === "create") await create(stateFile);
   else if (verb === "check") await check(stateFile);
-  else throw new Error(`usage: pods.ts create|check <state.json> (got ${verb})`);
+  else if (verb === "image") await image(stateFile);
+  else throw new Error(`usage: pods.ts create|check|image <state.json> (got ${verb})`);
 } catch (e) {
   console.error(`FAILED: ${e instanceof Error ? e.message : e}`);
   Deno.exitCode = 1;
