@@ -166,21 +166,13 @@ export class CriStore {
     );
   }
 
-  /** Appends a new sandbox row to the cache (if it is loaded): the newest comes last. */
-  #sandboxAdded(id: string): void {
-    const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
-      | SandboxRow
-      | undefined;
-    if (r) this.#sandboxCache?.append(deepFreeze(sandbox(r)));
-  }
-
-  /** Re-reads one changed sandbox row into the cache (if it is loaded). */
+  /** Puts a new or changed sandbox row into the cache (if it is loaded), in its place. */
   #sandboxChanged(id: string): void {
     if (!this.#sandboxCache) return;
     const r = this.#sql("SELECT * FROM cri_sandboxes WHERE id = ?").get(id) as
       | SandboxRow
       | undefined;
-    if (r) this.#sandboxCache.replace(deepFreeze(sandbox(r)));
+    if (r) this.#sandboxCache.put(deepFreeze(sandbox(r)));
     else this.#sandboxCache = undefined;
   }
 
@@ -204,7 +196,7 @@ export class CriStore {
       s.building ? 1 : 0,
       Date.now(),
     );
-    this.#sandboxAdded(s.id);
+    this.#sandboxChanged(s.id);
     return this.sandbox(s.id);
   }
 
@@ -271,13 +263,13 @@ export class CriStore {
     );
   }
 
-  /** Re-reads one changed container row into the cache (if it is loaded). */
+  /** Puts a new or changed container row into the cache (if it is loaded), in its place. */
   #containerChanged(id: string): void {
     if (!this.#containerCache) return;
     const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(id) as
       | ContainerRow
       | undefined;
-    if (r) this.#containerCache.replace(Object.freeze(this.#container(r)));
+    if (r) this.#containerCache.put(Object.freeze(this.#container(r)));
     else this.#containerCache = undefined;
   }
 
@@ -300,10 +292,7 @@ export class CriStore {
       c.logPath,
       Date.now(),
     );
-    const r = this.#sql("SELECT * FROM cri_containers WHERE id = ?").get(c.id) as
-      | ContainerRow
-      | undefined;
-    if (r) this.#containerCache?.append(Object.freeze(this.#container(r)));
+    this.#containerChanged(c.id);
     return this.container(c.id);
   }
 
@@ -379,9 +368,16 @@ class RecordCache<T extends { id: string }> {
     return found;
   }
 
-  /** Adds a record just created (the newest: last in creation order). */
-  append(r: T): void {
-    if (this.#byId.has(r.id)) return this.replace(r);
+  /**
+   * Puts a re-read record where its old one was (its place in creation order is unchanged), or
+   * a new one last (the newest).
+   */
+  put(r: T): void {
+    const i = this.#byId.get(r.id);
+    if (i !== undefined) {
+      this.list[i] = r;
+      return;
+    }
     this.#byId.set(r.id, this.list.length);
     this.list.push(r);
   }
@@ -393,11 +389,5 @@ class RecordCache<T extends { id: string }> {
     this.list.splice(i, 1);
     this.#byId.delete(id);
     for (let j = i; j < this.list.length; j++) this.#byId.set(this.list[j].id, j);
-  }
-
-  /** Puts a re-read record where its old one was (its place in creation order is unchanged). */
-  replace(r: T): void {
-    const i = this.#byId.get(r.id);
-    if (i !== undefined) this.list[i] = r;
   }
 }
