@@ -133,7 +133,7 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
 
   const kubeProblem = kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"));
   it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(
-    "kubeadm: init against our socket, node Ready, a pod with exec, logs, port-forward, delete",
+    "kubeadm: init against our socket, node Ready, a pod with exec, logs, port-forward, delete; limits, stats, OOM, init containers, volumes, probes on cgroup v2",
     () => {
       for (
         const s of [
@@ -147,9 +147,18 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
           "kube-logs",
           "kube-port-forward",
           "kube-delete",
+          "kube-limits-stats-oom",
+          "kube-init-volumes-probe",
           "kube-keeper",
         ]
       ) step("kubeadm", s);
+      expect(step("kubeadm", "kube-limits-stats-oom").detail).toContain("OOMKilled");
+    },
+  );
+  it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(
+    "kubeadm: the runtime killed -9 under the kubelet comes back by systemd, pods untouched",
+    () => {
+      expect(step("kubeadm", "kube-runtime-killed").detail).toContain("exec-after-kill");
     },
   );
   it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(

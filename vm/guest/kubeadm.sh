@@ -198,6 +198,94 @@ check kube-delete sh -ec "
   ! kubectl get pod web 2>/dev/null
 "
 
+# cgroup v2 with the systemd driver, which host mode (cgroup v1, cgroupfs) cannot see: the
+# limits land in the container's own cgroup, the kubelet's stats summary has its figures, and
+# an OOM kill is reported as OOMKilled.
+check kube-limits-stats-oom sh -ec "
+  kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: limits}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: app
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    resources: {limits: {memory: 64Mi, cpu: 250m}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    # dd, the container's only process, fills one 100 MiB buffer: far over the limit.
+    command: [dd, if=/dev/zero, of=/dev/null, bs=100M, count=1]
+    resources: {limits: {memory: 32Mi}}
+YAML
+  kubectl wait --for=condition=Ready pod/limits --timeout=300s
+  mem=\$(kubectl exec limits -- cat /sys/fs/cgroup/memory.max)
+  cpu=\$(kubectl exec limits -- cat /sys/fs/cgroup/cpu.max)
+  echo \"memory.max \$mem, cpu.max \$cpu\"
+  [ \"\$mem\" = 67108864 ] && [ \"\$cpu\" = '25000 100000' ]
+  $deno run -A --no-check $P/vm/guest/kube_summary.ts limits app
+  kubectl wait --for=jsonpath='{.status.containerStatuses[0].state.terminated.reason}'=OOMKilled pod/oom --timeout=300s
+  code=\$(kubectl get pod oom -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}')
+  kubectl get pod oom
+  [ \"\$code\" = 137 ]
+  kubectl delete pod limits oom --wait --timeout=120s
+"
+
+# Init containers, emptyDir and configMap volumes, and a liveness probe that fails once: the
+# container is restarted and its first run's output is in kubectl logs --previous.
+check kube-init-volumes-probe sh -ec "
+  kubectl create configmap vmcfg --from-literal=greeting=hello-from-configmap
+  kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: cfg, configMap: {name: vmcfg}}
+  initContainers:
+  - name: init
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo init-ran > /work/init']
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: app
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    # The emptyDir outlives the restart: the second run stays healthy.
+    command: [sh, -c, 'cat /work/init /cfg/greeting; touch /tmp/healthy; if [ ! -f /work/ran ]; then touch /work/ran; sleep 5; rm /tmp/healthy; fi; exec sleep 3600']
+    volumeMounts: [{name: work, mountPath: /work}, {name: cfg, mountPath: /cfg}]
+    livenessProbe:
+      exec: {command: [cat, /tmp/healthy]}
+      initialDelaySeconds: 1
+      periodSeconds: 3
+      failureThreshold: 1
+      timeoutSeconds: 30
+YAML
+  kubectl wait --for=jsonpath='{.status.containerStatuses[0].restartCount}'=1 pod/live --timeout=400s
+  kubectl wait --for=condition=Ready pod/live --timeout=300s
+  kubectl logs live --previous > /tmp/previous.log
+  cat /tmp/previous.log
+  grep -qx init-ran /tmp/previous.log && grep -qx hello-from-configmap /tmp/previous.log
+  kubectl get events --field-selector involvedObject.name=live -o jsonpath='{.items[*].reason}' | tee /tmp/events
+  echo
+  grep -q Unhealthy /tmp/events
+  kubectl delete pod live --wait --timeout=120s
+  kubectl delete configmap vmcfg
+"
+
 # Left running for the reboot: a Deployment whose pods must come back by themselves.
 # IfNotPresent: the image is in the node's store (the first boot pulled it) but its registry ran
 # only in that boot; `kubectl create deployment` would give a :latest image the Always policy.
@@ -220,4 +308,28 @@ spec:
 YAML
   kubectl rollout status deployment/keeper --timeout=600s
   kubectl get pods -l app=keeper -o wide
+"
+
+# The runtime killed -9 under the kubelet: systemd starts it again (Restart=always) and the
+# keeper's containers are the same ones, not restarted; exec works against the new daemon.
+check kube-runtime-killed sh -ec "
+  list() { kubectl get pods -l app=keeper -o jsonpath='{range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}'; }
+  before=\$(list)
+  echo \"before: \$before\"
+  n=\$(systemctl show -p NRestarts --value k8scontainerd)
+  # Only the daemon: KillMode=process leaves the conmons alone, so must a kill.
+  systemctl kill --kill-whom=main -s KILL k8scontainerd
+  for i in \$(seq 1 180); do
+    [ \"\$(systemctl show -p NRestarts --value k8scontainerd)\" -gt \"\$n\" ] &&
+      [ \"\$(systemctl show -p ActiveState --value k8scontainerd)\" = active ] && break
+    sleep 1
+  done
+  systemctl show -p NRestarts -p ActiveState k8scontainerd
+  # A few PLEG relists (1 s each) and a node status update against the new daemon.
+  sleep 20
+  after=\$(list)
+  echo \"after:  \$after\"
+  [ \"\$before\" = \"\$after\" ]
+  p=\$(kubectl get pods -l app=keeper -o jsonpath='{.items[0].metadata.name}')
+  kubectl exec \"\$p\" -- sh -c 'echo exec-after-kill' | grep exec-after-kill
 "
