@@ -168,6 +168,9 @@ async function ownOomScoreAdj(): Promise<number | undefined> {
   }
 }
 
+/** How long after an exit its OOM verdict may still change (conmon's oom file coming late). */
+const OOM_VERDICT_SETTLED_MS = 2000;
+
 /**
  * The conmon + OCI runtime driver. All methods take the container id and its namespace
  * (default "default"); ids are unique per namespace.
@@ -245,17 +248,30 @@ export class ConmonRuntime implements ContainerRuntime {
     return this.#cache.knownAbsent(this.containerDir(id, namespace));
   }
 
-  knownRunning(id: string, namespace = "default"): ContainerState | undefined {
+  knownState(id: string, namespace = "default"): Readonly<ContainerState> | undefined {
     const dir = this.containerDir(id, namespace);
     if (this.#creating.has(dir)) return undefined;
     const meta = this.#cache.peek(dir);
-    if (!meta?.pid || !this.#cache.stillRunning(dir, meta)) return undefined;
-    return {
-      ...this.#stateBase(id, namespace, meta),
-      status: "running",
-      pid: meta.pid,
-      oomKilled: false,
-    };
+    if (!meta?.pid) return undefined;
+    const stopped = this.#cache.seenStopped(dir);
+    if (stopped) return stopped;
+    if (this.#cache.stillRunning(dir, meta)) {
+      return {
+        ...this.#stateBase(id, namespace, meta),
+        status: "running",
+        pid: meta.pid,
+        oomKilled: false,
+      };
+    }
+    if (this.#cache.stillCreated(dir, meta)) {
+      return {
+        ...this.#stateBase(id, namespace, meta),
+        status: "created",
+        pid: meta.pid,
+        oomKilled: false,
+      };
+    }
+    return undefined;
   }
 
   /** What every state answer carries, from the container's meta. */
@@ -505,6 +521,8 @@ export class ConmonRuntime implements ContainerRuntime {
     if (this.#creating.has(dir)) {
       throw new NotFoundError(`container "${id}" in namespace "${namespace}" is being created`);
     }
+    const final = this.#cache.seenStopped(dir);
+    if (final) return { ...final, labels: { ...final.labels } };
     // Read only: the cached meta itself (no copy), as nothing here changes it.
     const meta = this.#cache.peek(dir) ?? await this.#meta(id, namespace);
     const f = containerFiles(dir);
@@ -517,7 +535,7 @@ export class ConmonRuntime implements ContainerRuntime {
       const exit = await this.#exit(dir, id);
       if (!exit) return undefined;
       const oom = await oomKilled(f.oom, exit.code, meta.systemdScope);
-      return {
+      const state: ContainerState = {
         ...base,
         status: "stopped",
         pid: 0,
@@ -526,6 +544,12 @@ export class ConmonRuntime implements ContainerRuntime {
         oomKilled: oom,
         reason: oom ? "OOMKilled" : exit.code === 0 ? "Completed" : "Error",
       };
+      // Kept once final: an OOM verdict of yes, or an exit old enough that conmon's oom file,
+      // which may follow the exit file, would be there by now. Not when the record was
+      // rewritten meanwhile (a delete and a new create of the id).
+      const final = oom || Date.now() - exit.at.getTime() > OOM_VERDICT_SETTLED_MS;
+      if (final && this.#cache.peek(dir) === meta) this.#cache.sawStopped(dir, state);
+      return state;
     };
     const done = await stopped();
     if (done) return done;
@@ -545,7 +569,9 @@ export class ConmonRuntime implements ContainerRuntime {
     // kubelet's housekeeping, which lists every container from its main loop, then stalled
     // it for 13 s.
     if (!meta.startedAt && meta.pid && speaksExecFifo(meta.runtimePath)) {
-      if (processStart(meta.pid) !== undefined && isFifo(execFifoPath(meta.runtimeRoot, id))) {
+      const start = processStart(meta.pid);
+      if (start !== undefined && isFifo(execFifoPath(meta.runtimeRoot, id))) {
+        this.#cache.sawCreated(dir, { pid: meta.pid, start });
         return { ...base, status: "created", pid: meta.pid, oomKilled: false };
       }
     }

@@ -273,22 +273,62 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     const id = "known-running";
     const { pid } = await createStarted(id, { args: ["sleep", "30"] });
     expect((await rt.state(id, NS)).status).toBe("running");
-    const known = rt.knownRunning(id, NS);
+    const known = rt.knownState(id, NS);
     expect(known).toMatchObject({ id, namespace: NS, status: "running", pid });
     expect(known?.startedAt).toBeInstanceOf(Date);
     await rt.kill(id, "SIGKILL", { namespace: NS });
     expect((await rt.wait(id, NS)).exitCode).toBe(137);
-    expect(rt.knownRunning(id, NS)).toBeUndefined();
+    expect(rt.knownState(id, NS)).toBeUndefined();
     expect((await rt.state(id, NS)).status).toBe("stopped");
-    expect(rt.knownRunning("never-made", NS)).toBeUndefined();
+    expect(rt.knownState("never-made", NS)).toBeUndefined();
+  });
+
+  it("knows a stopped container's final state once its exit was read, until it is deleted", async () => {
+    const id = "known-stopped";
+    await createStarted(id, { args: ["sh", "-c", "exit 3"] });
+    expect((await rt.wait(id, NS)).exitCode).toBe(3);
+    const st = await rt.state(id, NS);
+    expect(st).toMatchObject({ status: "stopped", exitCode: 3, reason: "Error", pid: 0 });
+    // Kept once its OOM verdict is final: 2 s after the exit (conmon's oom file may lag).
+    const known = await eventually(async () => (await rt.state(id, NS)) && rt.knownState(id, NS));
+    expect(known).toEqual(st);
+    // state() answers the same, and a change to its answer does not reach the next one.
+    const again = await rt.state(id, NS);
+    expect(again).toEqual(st);
+    again.labels.changed = "yes";
+    expect((await rt.state(id, NS)).labels.changed).toBeUndefined();
+    await rt.delete(id, { namespace: NS });
+    expect(rt.knownState(id, NS)).toBeUndefined();
+    expect(errorKind(await rt.state(id, NS).catch((e) => e))).toBe("not-found");
+    // The id made again is a new container: its state is its own.
+    await createStarted(id, { args: ["sleep", "30"] });
+    expect((await rt.state(id, NS)).status).toBe("running");
+    expect(rt.knownState(id, NS)?.status).toBe("running");
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
+  });
+
+  it("knows a created container as created while its init lives, not once started", async () => {
+    const id = "known-created";
+    await createStarted(id, { args: ["sleep", "30"], start: false });
+    expect(rt.knownState(id, NS)).toBeUndefined(); // not looked at yet
+    expect((await rt.state(id, NS)).status).toBe("created");
+    expect(rt.knownState(id, NS)?.status).toBe("created");
+    await rt.start(id, NS);
+    expect(rt.knownState(id, NS)?.status).not.toBe("created");
+    expect((await rt.state(id, NS)).status).toBe("running");
+    await rt.kill(id, "SIGKILL", { namespace: NS });
+    expect((await rt.wait(id, NS)).exitCode).toBe(137);
   });
 
   it("a created container whose init died is not taken for created", async () => {
     const id = "created-dead";
     const { pid } = await createStarted(id, { args: ["sleep", "30"], start: false });
     expect((await rt.state(id, NS)).status).toBe("created");
+    expect(rt.knownState(id, NS)?.status).toBe("created");
     Deno.kill(pid, "SIGKILL");
     await eventually(async () => (await rt.state(id, NS)).status !== "created" || undefined);
+    expect(rt.knownState(id, NS)?.status).not.toBe("created");
     expect((await rt.state(id, NS)).status).toBe("stopped");
   });
 

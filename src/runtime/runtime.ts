@@ -192,10 +192,11 @@ export interface ContainerRuntime {
   knownAbsent(id: string, namespace?: string): boolean;
   /**
    * The state without waiting for anything, when it is known: the container was seen running
-   * and the same process still runs. Undefined means "ask state()". For callers that ask about
-   * many containers at once (a list of 1000 spent its time in one promise chain per entry).
+   * (or created) and the same init still lives, or its exit was recorded. Undefined means "ask
+   * state()". For callers that ask about many containers at once (a list of 1000 spent its
+   * time in one promise chain per entry). The answer may be shared: do not change it.
    */
-  knownRunning(id: string, namespace?: string): ContainerState | undefined;
+  knownState(id: string, namespace?: string): Readonly<ContainerState> | undefined;
   /** Resolves once the container has exited (at once if it has); `signal` aborts the wait. */
   wait(id: string, namespace?: string, signal?: AbortSignal): Promise<ExitStatus>;
   /** Signals the container's init, or with `all` every process in it. */

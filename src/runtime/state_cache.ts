@@ -20,6 +20,7 @@
 import { NotFoundError } from "../errdefs/errors.ts";
 import { containerFiles } from "./conmon.ts";
 import { processStart } from "./process_start.ts";
+import type { ContainerState } from "./runtime.ts";
 
 /** The driver-owned record in meta.json. */
 export interface ContainerMeta {
@@ -88,6 +89,19 @@ export class StateCache {
    * container at once).
    */
   #watched = new Set<string>();
+  /**
+   * Containers seen created (not started) by a full check, with their init: while that very
+   * process lives and nothing has written the record since (start() does), they are still
+   * created. The kubelet lists them every second while pods start, and each full check costs a
+   * failed exit-file read and a stat of runc's exec.fifo.
+   */
+  #created = new Map<string, SeenProcess>();
+  /**
+   * The final state of containers whose exit was recorded (conmon's exit file read, the OOM
+   * verdict made): an exit never changes, so it is answered from here until the record is
+   * written again or the container deleted. Frozen: handed to every caller.
+   */
+  #stopped = new Map<string, Readonly<ContainerState>>();
 
   /** The container's record, a copy the caller may change and write back; NotFound without one. */
   async meta(dir: string, id: string, namespace: string): Promise<ContainerMeta> {
@@ -121,6 +135,9 @@ export class StateCache {
     await Deno.rename(`${f.meta}.tmp`, f.meta);
     this.#meta.set(dir, structuredClone(meta));
     this.#absent.delete(dir);
+    // What was seen of the old record's task no longer holds (start() clears "created").
+    this.#created.delete(dir);
+    this.#stopped.delete(dir);
   }
 
   /** The directory was found without a record and nothing has written one since. */
@@ -161,10 +178,42 @@ export class StateCache {
     exited.then(() => this.#watched.delete(dir));
   }
 
+  /** Remembers the container as seen created, with its init alive. */
+  sawCreated(dir: string, seen: SeenProcess): void {
+    this.#created.set(dir, seen);
+  }
+
+  /** True when the container was seen created and, not started since, the same init lives. */
+  stillCreated(dir: string, meta: ContainerMeta): boolean {
+    const seen = this.#created.get(dir);
+    if (!seen) return false;
+    if (!meta.startedAt && seen.pid === meta.pid && processStart(seen.pid) === seen.start) {
+      return true;
+    }
+    this.#created.delete(dir);
+    return false;
+  }
+
+  /** Keeps the container's final state (its exit recorded); returns it frozen. */
+  sawStopped(dir: string, state: ContainerState): Readonly<ContainerState> {
+    const frozen = Object.freeze({ ...state, labels: Object.freeze({ ...state.labels }) });
+    this.#running.delete(dir);
+    this.#created.delete(dir);
+    this.#stopped.set(dir, frozen);
+    return frozen;
+  }
+
+  /** The container's final state, when its exit was recorded. */
+  seenStopped(dir: string): Readonly<ContainerState> | undefined {
+    return this.#stopped.get(dir);
+  }
+
   /** Drops everything known about the directory (its container was deleted). */
   forget(dir: string): void {
     this.#absent.delete(dir);
     this.#meta.delete(dir);
     this.#running.delete(dir);
+    this.#created.delete(dir);
+    this.#stopped.delete(dir);
   }
 }

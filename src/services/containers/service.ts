@@ -761,7 +761,7 @@ export class ContainerService {
    */
   knownTaskState(ns: string, id: string): TaskState | null | undefined {
     if (this.#d.runtime.knownAbsent(id, ns)) return null;
-    return this.#d.runtime.knownRunning(id, ns);
+    return this.#d.runtime.knownState(id, ns);
   }
 
   async tasks(ns: string): Promise<TaskView[]> {

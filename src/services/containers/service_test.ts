@@ -357,7 +357,7 @@ function fakeRuntime(
       return t ? Promise.resolve(structuredClone(t)) : Promise.reject(new NotFoundError(id));
     },
     knownAbsent: () => false,
-    knownRunning: () => undefined,
+    knownState: () => undefined,
     wait: unused("wait"),
     kill: unused("kill"),
     delete(id, opts = {}) {
