@@ -163,11 +163,12 @@ export async function containerStatus(
 }
 
 /**
- * The message last listed for a container record, reused while its state holds (the record is
- * the store's frozen one, replaced on any change): unchanged containers then keep their
- * protobuf encoding too (list_encoding.ts).
+ * The message last listed for a container record, with the runtime's known state it came from
+ * (the record is the store's frozen one, replaced on any change; a known state is the
+ * runtime's shared answer, the same object while nothing changed): unchanged containers are
+ * listed without building anything, and keep their protobuf encoding too (list_encoding.ts).
  */
-const listed = new WeakMap<ContainerRecord, Container>();
+const listed = new WeakMap<ContainerRecord, { known?: object; msg: Container }>();
 
 export async function listContainers(
   ctx: CriContext,
@@ -180,34 +181,39 @@ export async function listContainers(
     if (f?.id && !c.id.startsWith(f.id)) continue;
     if (f?.podSandboxId && !c.sandboxId.startsWith(f.podSandboxId)) continue;
     if (f && Object.entries(f.labelSelector).some(([k, v]) => cfg.labels?.[k] !== v)) continue;
-    const got = live(ctx, c);
-    const l = got instanceof Promise ? await got : got;
-    if (f?.state && l.state !== f.state.state) continue;
-    let msg = listed.get(c);
-    if (msg?.state !== l.state) {
-      msg = Object.freeze({
-        id: c.id,
-        podSandboxId: c.sandboxId,
-        metadata: cfg.metadata,
-        image: {
-          image: c.imageRef,
-          annotations: {},
-          userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
-          runtimeHandler: "",
-          imageRef: c.imageId,
-        },
-        imageRef: c.imageId,
-        state: l.state,
-        createdAt: nanos(c.createdAt),
-        labels: cfg.labels ?? {},
-        annotations: cfg.annotations ?? {},
-        imageId: c.imageId,
-      });
-      listed.set(c, msg);
+    const known = ctx.containers.knownTaskState(CRI_NAMESPACE, c.id) ?? undefined;
+    const prev = listed.get(c);
+    let msg = prev?.msg;
+    if (!msg || !known || prev!.known !== known) {
+      const l = known ? liveOf(c, known) : await live(ctx, c);
+      if (msg?.state !== l.state) msg = listedMessage(c, cfg, l.state);
+      listed.set(c, { known, msg });
     }
+    if (f?.state && msg.state !== f.state.state) continue;
     containers.push(msg);
   }
   return { containers };
+}
+
+function listedMessage(c: ContainerRecord, cfg: ContainerConfig, state: ContainerState): Container {
+  return Object.freeze({
+    id: c.id,
+    podSandboxId: c.sandboxId,
+    metadata: cfg.metadata,
+    image: {
+      image: c.imageRef,
+      annotations: {},
+      userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
+      runtimeHandler: "",
+      imageRef: c.imageId,
+    },
+    imageRef: c.imageId,
+    state,
+    createdAt: nanos(c.createdAt),
+    labels: cfg.labels ?? {},
+    annotations: cfg.annotations ?? {},
+    imageId: c.imageId,
+  });
 }
 
 /** `StreamContainers`: what ListContainers returns (same filter), `size()` containers a message. */

@@ -233,6 +233,7 @@ export class ConmonRuntime implements ContainerRuntime {
   #forget(dir: string): void {
     this.#cache.forget(dir);
     this.#recordedExits.forget(dir);
+    this.#shared.delete(dir);
   }
 
   #meta(id: string, namespace: string): Promise<Meta> {
@@ -255,24 +256,36 @@ export class ConmonRuntime implements ContainerRuntime {
     if (!meta?.pid) return undefined;
     const stopped = this.#cache.seenStopped(dir);
     if (stopped) return stopped;
-    if (this.#cache.stillRunning(dir, meta)) {
-      return {
-        ...this.#stateBase(id, namespace, meta),
-        status: "running",
-        pid: meta.pid,
-        oomKilled: false,
-      };
-    }
-    if (this.#cache.stillCreated(dir, meta)) {
-      return {
-        ...this.#stateBase(id, namespace, meta),
-        status: "created",
-        pid: meta.pid,
-        oomKilled: false,
-      };
-    }
+    if (this.#cache.stillRunning(dir, meta)) return this.#sharedState(dir, meta, "running");
+    if (this.#cache.stillCreated(dir, meta)) return this.#sharedState(dir, meta, "created");
     return undefined;
   }
+
+  /**
+   * One frozen answer per container, status and record (the cache replaces the record on every
+   * write): a list of 1000 then builds nothing per entry, and its callers can tell an unchanged
+   * answer by identity.
+   */
+  #sharedState(
+    dir: string,
+    meta: Meta,
+    status: "running" | "created",
+  ): Readonly<ContainerState> {
+    const hit = this.#shared.get(dir);
+    if (hit && hit.meta === meta && hit.state.status === status) return hit.state;
+    const base = this.#stateBase(meta.id, meta.namespace, meta);
+    const state = Object.freeze({
+      ...base,
+      labels: Object.freeze(base.labels),
+      status,
+      pid: meta.pid!,
+      oomKilled: false,
+    });
+    this.#shared.set(dir, { meta, state });
+    return state;
+  }
+
+  #shared = new Map<string, { meta: Meta; state: Readonly<ContainerState> }>();
 
   /** What every state answer carries, from the container's meta. */
   #stateBase(id: string, namespace: string, meta: Meta) {
