@@ -133,7 +133,7 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
 
   const kubeProblem = kubeDirProblem(Deno.env.get("K8SC_KUBE_DIR"));
   it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(
-    "kubeadm: init against our socket, node Ready, a pod with exec, logs, port-forward, delete; limits, stats, OOM, init containers, volumes, probes on cgroup v2",
+    "kubeadm: init against our socket, node Ready, a pod with exec, logs, port-forward, delete; limits, stats, OOM, init containers, volumes, probes on cgroup v2, exec -it, attach, graceful delete, error reasons",
     () => {
       for (
         const s of [
@@ -149,10 +149,14 @@ describe.skipIf(skipReason !== "", skipReason)("vm: systemd guest (cgroup v2)", 
           "kube-delete",
           "kube-limits-stats-oom",
           "kube-init-volumes-probe",
+          "kube-tty-attach",
+          "kube-graceful-delete",
+          "kube-errors",
           "kube-keeper",
         ]
       ) step("kubeadm", s);
       expect(step("kubeadm", "kube-limits-stats-oom").detail).toContain("OOMKilled");
+      expect(step("kubeadm", "kube-graceful-delete").detail).toContain("up prestop TERM");
     },
   );
   it.skipIf(kubeProblem !== undefined, `kubeadm phase: ${kubeProblem}`)(

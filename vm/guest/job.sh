@@ -140,12 +140,34 @@ kubeadm-after-reboot)
     kubectl wait --for=condition=Ready node --all --timeout=300s
     kubectl -n kube-system get pods -o wide
   '
+  # Until the kubelet has restarted them, the API shows the pods as they were before the reboot
+  # (Running, ready, the old containers): wait for new containers, ready, then exec into one.
   check kube-pods-back sh -ec '
-    kubectl rollout status deployment/keeper --timeout=600s
-    kubectl wait --for=condition=Ready pod -l app=keeper --timeout=300s
+    list() { kubectl get pods -l app=keeper -o jsonpath="{range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].ready} {end}"; }
+    before=$(cat /mnt/job/keeper-before-reboot 2>/dev/null || true)
+    echo "before the reboot: $before"
+    now=
+    for i in $(seq 1 900); do
+      now=$(list) || now=
+      back=yes
+      [ -n "$now" ] || back=no
+      for e in $now; do
+        case "$e" in */true) ;; *) back=no ;; esac
+        case " $before " in *" ${e%/*}/"*) back=no ;; esac
+      done
+      [ $back = yes ] && break
+      sleep 1
+    done
+    echo "after the reboot: $now"
+    [ $back = yes ]
     kubectl get pods -l app=keeper -o wide
     p=$(kubectl get pods -l app=keeper -o jsonpath="{.items[0].metadata.name}")
-    kubectl exec "$p" -- sh -c "echo exec-after-reboot" | grep exec-after-reboot
+    for i in $(seq 1 30); do
+      kubectl exec "$p" -- sh -c "echo exec-after-reboot" > /tmp/exec.out 2>&1 && break
+      sleep 2
+    done
+    cat /tmp/exec.out
+    grep -q exec-after-reboot /tmp/exec.out
     k8scontainerd -n k8s.io containers ls -q | wc -l
   '
   journalctl -b -u k8scontainerd -o cat > "$J/$phase.journal" 2>&1

@@ -275,8 +275,12 @@ spec:
       timeoutSeconds: 30
 YAML
   kubectl wait --for=jsonpath='{.status.containerStatuses[0].restartCount}'=1 pod/live --timeout=400s
+  # The first run's end as the kubelet reports it (its status may lag the restart count).
+  kubectl wait --for=jsonpath='{.status.containerStatuses[0].lastState.terminated.exitCode}'=137 pod/live --timeout=120s ||
+    { kubectl get pod live -o jsonpath='{.status.containerStatuses}'; exit 1; }
   kubectl wait --for=condition=Ready pod/live --timeout=300s
-  kubectl logs live --previous > /tmp/previous.log
+  kubectl logs live -c app --previous > /tmp/previous.log ||
+    { kubectl get pod live -o jsonpath='{.status.containerStatuses}'; exit 1; }
   cat /tmp/previous.log
   grep -qx init-ran /tmp/previous.log && grep -qx hello-from-configmap /tmp/previous.log
   kubectl get events --field-selector involvedObject.name=live -o jsonpath='{.items[*].reason}' | tee /tmp/events
@@ -285,6 +289,126 @@ YAML
   kubectl delete pod live --wait --timeout=120s
   kubectl delete configmap vmcfg
 "
+
+# The checks below are shell functions (check runs them in a subshell, errexit on): their
+# kubectl lines need quotes of their own.
+
+# kubectl exec -it under a terminal, as an operator's (script from util-linux, its stdin kept
+# open and silent), and kubectl attach to a running container's stdin and stdout.
+kube_tty_attach() (
+  set -e
+  kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: attachee}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: app
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    stdin: true
+    command: [sh, -c, 'echo ready; while read l; do echo "echo:\$l"; done']
+YAML
+  kubectl wait --for=condition=Ready pod/attachee --timeout=300s
+  rc=0
+  sleep 20 | script -qec "kubectl exec -it attachee -c app -- sh -c 'tty; stty size; exit 4'" /dev/null > /tmp/tty.out || rc=$?
+  echo "exec -it: exit $rc:" $(tr -d '\r' < /tmp/tty.out)
+  [ "$rc" = 4 ]
+  grep -q '^/dev/pts/[0-9]' /tmp/tty.out
+  grep -Eq '^[0-9]+ [0-9]+' /tmp/tty.out
+  (for i in $(seq 1 20); do echo through-attach; sleep 1; done) |
+    timeout 40 kubectl attach -i attachee -c app > /tmp/attach.out 2>&1 || true
+  grep -q 'echo:through-attach' /tmp/attach.out
+  # Through the container's own stdout: the log has it too.
+  kubectl logs attachee | grep -q 'echo:through-attach'
+  echo "attach: $(grep -c 'echo:through-attach' /tmp/attach.out) lines echoed"
+  kubectl delete pod attachee --wait --timeout=120s
+)
+check kube-tty-attach kube_tty_attach
+
+# kubectl delete honours the grace period: the preStop hook runs, then SIGTERM, which the
+# container traps and exits on, well before the grace period ends (a hostPath records both).
+kube_graceful() (
+  set -e
+  out=/var/tmp/vm-graceful
+  rm -rf $out
+  mkdir -p $out
+  kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 120
+  volumes: [{name: out, hostPath: {path: $out}}]
+  containers:
+  - name: app
+    image: $IMG
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'trap "echo TERM >> /out/log; exit 0" TERM; echo up >> /out/log; while true; do sleep 1; done']
+    lifecycle:
+      preStop:
+        exec: {command: [sh, -c, 'echo prestop >> /out/log']}
+    volumeMounts: [{name: out, mountPath: /out}]
+YAML
+  kubectl wait --for=condition=Ready pod/graceful --timeout=300s
+  for i in $(seq 1 60); do grep -q up $out/log 2>/dev/null && break; sleep 1; done
+  t0=$(date +%s)
+  kubectl delete pod graceful --wait --timeout=180s
+  took=$(($(date +%s) - t0))
+  echo "deleted in ${took} s; the container wrote:" $(cat $out/log)
+  [ "$(tr '\n' ' ' < $out/log)" = "up prestop TERM " ]
+  [ $took -lt 60 ]
+)
+check kube-graceful-delete kube_graceful
+
+# What the kubelet shows for an image that cannot be pulled and a command that does not exist.
+# The guest's registry ran only while the workload image was pulled: the missing image names a
+# port nothing listens on.
+kube_errors() (
+  set -e
+  kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: missing}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - {name: app, image: '127.0.0.1:5999/does-not-exist:v0', command: ['true']}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nocmd}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  containers:
+  - {name: app, image: '$IMG', imagePullPolicy: IfNotPresent, command: [/no/such/binary]}
+YAML
+  w='{.status.containerStatuses[0].state.waiting'
+  t='{.status.containerStatuses[0].state.terminated'
+  for i in $(seq 1 300); do
+    r=$(kubectl get pod missing -o jsonpath="$w.reason}")
+    case "$r" in ErrImagePull | ImagePullBackOff) break ;; esac
+    sleep 1
+  done
+  m=$(kubectl get pod missing -o jsonpath="$w.message}")
+  echo "missing image: $r: $m"
+  case "$r" in ErrImagePull | ImagePullBackOff) ;; *) exit 1 ;; esac
+  echo "$m" | grep -q does-not-exist
+  echo "$m" | grep -Eqi 'refused|not found|unknown'
+  for i in $(seq 1 300); do
+    r=$(kubectl get pod nocmd -o jsonpath="$w.reason}$t.reason}")
+    case "$r" in CreateContainerError | RunContainerError | StartError) break ;; esac
+    sleep 1
+  done
+  m=$(kubectl get pod nocmd -o jsonpath="$w.message}$t.message}")
+  echo "missing command: $r: $m"
+  case "$r" in CreateContainerError | RunContainerError | StartError) ;; *) exit 1 ;; esac
+  echo "$m" | grep -q /no/such/binary
+  kubectl delete pod missing nocmd --wait --timeout=120s
+)
+check kube-errors kube_errors
 
 # Left running for the reboot: a Deployment whose pods must come back by themselves.
 # IfNotPresent: the image is in the node's store (the first boot pulled it) but its registry ran
@@ -330,6 +454,8 @@ check kube-runtime-killed sh -ec "
   after=\$(list)
   echo \"after:  \$after\"
   [ \"\$before\" = \"\$after\" ]
+  # What kubeadm-after-reboot compares with: the containers it must see replaced.
+  echo \"\$after\" > $J/keeper-before-reboot
   p=\$(kubectl get pods -l app=keeper -o jsonpath='{.items[0].metadata.name}')
   kubectl exec \"\$p\" -- sh -c 'echo exec-after-kill' | grep exec-after-kill
 "
