@@ -9,6 +9,7 @@ import {
   type ContainerStatusRequest,
   type ContainerStatusResponse,
   type ContainerUser,
+  type ImageSpec,
   type ListContainersRequest,
   type ListContainersResponse,
   MountPropagation,
@@ -136,13 +137,7 @@ export async function containerStatus(
       startedAt: nanos(l.startedAt),
       finishedAt: nanos(l.finishedAt),
       exitCode: l.exitCode,
-      image: {
-        image: c.imageRef,
-        annotations: {},
-        userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
-        runtimeHandler: "",
-        imageRef: c.imageId,
-      },
+      image: imageSpecOf(c, cfg),
       imageRef: c.imageId,
       reason: l.reason,
       message: c.message,
@@ -195,18 +190,23 @@ export async function listContainers(
   return { containers };
 }
 
+/** The image a container runs, as ContainerStatus and ListContainers report it. */
+function imageSpecOf(c: ContainerRecord, cfg: ContainerConfig): ImageSpec {
+  return {
+    image: c.imageRef,
+    annotations: {},
+    userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
+    runtimeHandler: "",
+    imageRef: c.imageId,
+  };
+}
+
 function listedMessage(c: ContainerRecord, cfg: ContainerConfig, state: ContainerState): Container {
   return Object.freeze({
     id: c.id,
     podSandboxId: c.sandboxId,
     metadata: cfg.metadata,
-    image: {
-      image: c.imageRef,
-      annotations: {},
-      userSpecifiedImage: cfg.image?.userSpecifiedImage ?? "",
-      runtimeHandler: "",
-      imageRef: c.imageId,
-    },
+    image: imageSpecOf(c, cfg),
     imageRef: c.imageId,
     state,
     createdAt: nanos(c.createdAt),
