@@ -176,13 +176,16 @@ export async function listContainers(
     if (f?.id && !c.id.startsWith(f.id)) continue;
     if (f?.podSandboxId && !c.sandboxId.startsWith(f.podSandboxId)) continue;
     if (f && Object.entries(f.labelSelector).some(([k, v]) => cfg.labels?.[k] !== v)) continue;
-    const known = ctx.containers.knownTaskState(CRI_NAMESPACE, c.id) ?? undefined;
+    const known = ctx.containers.knownTaskState(CRI_NAMESPACE, c.id);
     const prev = listed.get(c);
     let msg = prev?.msg;
     if (!msg || !known || prev!.known !== known) {
-      const l = known ? liveOf(c, known) : await live(ctx, c);
+      // null: known to have no task; undefined: ask the runtime.
+      const l = known !== undefined
+        ? liveOf(c, known ?? undefined)
+        : liveOf(c, await ctx.containers.taskState(CRI_NAMESPACE, c.id));
       if (msg?.state !== l.state) msg = listedMessage(c, cfg, l.state);
-      listed.set(c, { known, msg });
+      listed.set(c, { known: known ?? undefined, msg });
     }
     if (f?.state && msg.state !== f.state.state) continue;
     containers.push(msg);

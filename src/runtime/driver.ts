@@ -233,7 +233,6 @@ export class ConmonRuntime implements ContainerRuntime {
   #forget(dir: string): void {
     this.#cache.forget(dir);
     this.#recordedExits.forget(dir);
-    this.#shared.delete(dir);
   }
 
   #meta(id: string, namespace: string): Promise<Meta> {
@@ -261,31 +260,14 @@ export class ConmonRuntime implements ContainerRuntime {
     return undefined;
   }
 
-  /**
-   * One frozen answer per container, status and record (the cache replaces the record on every
-   * write): a list of 1000 then builds nothing per entry, and its callers can tell an unchanged
-   * answer by identity.
-   */
-  #sharedState(
-    dir: string,
-    meta: Meta,
-    status: "running" | "created",
-  ): Readonly<ContainerState> {
-    const hit = this.#shared.get(dir);
-    if (hit && hit.meta === meta && hit.state.status === status) return hit.state;
-    const base = this.#stateBase(meta.id, meta.namespace, meta);
-    const state = Object.freeze({
-      ...base,
-      labels: Object.freeze(base.labels),
+  #sharedState(dir: string, meta: Meta, status: "running" | "created") {
+    return this.#cache.shared(dir, meta, status, () => ({
+      ...this.#stateBase(meta.id, meta.namespace, meta),
       status,
       pid: meta.pid!,
       oomKilled: false,
-    });
-    this.#shared.set(dir, { meta, state });
-    return state;
+    }));
   }
-
-  #shared = new Map<string, { meta: Meta; state: Readonly<ContainerState> }>();
 
   /** What every state answer carries, from the container's meta. */
   #stateBase(id: string, namespace: string, meta: Meta) {

@@ -102,6 +102,12 @@ export class StateCache {
    * written again or the container deleted. Frozen: handed to every caller.
    */
   #stopped = new Map<string, Readonly<ContainerState>>();
+  /**
+   * The last running or created answer per container, with the record it was made from (the
+   * record is replaced on every write): a list of 1000 then builds nothing per entry, and its
+   * callers can tell an unchanged answer by identity.
+   */
+  #shared = new Map<string, { meta: ContainerMeta; state: Readonly<ContainerState> }>();
 
   /** The container's record, a copy the caller may change and write back; NotFound without one. */
   async meta(dir: string, id: string, namespace: string): Promise<ContainerMeta> {
@@ -194,13 +200,29 @@ export class StateCache {
     return false;
   }
 
-  /** Keeps the container's final state (its exit recorded); returns it frozen. */
-  sawStopped(dir: string, state: ContainerState): Readonly<ContainerState> {
-    const frozen = Object.freeze({ ...state, labels: Object.freeze({ ...state.labels }) });
+  /** Keeps the container's final state (its exit recorded), frozen. */
+  sawStopped(dir: string, state: ContainerState): void {
     this.#running.delete(dir);
     this.#created.delete(dir);
-    this.#stopped.set(dir, frozen);
-    return frozen;
+    this.#shared.delete(dir);
+    this.#stopped.set(dir, freeze(state));
+  }
+
+  /**
+   * The shared answer for a running or created container: the last one while it was made from
+   * this very record with this status, else `make()`'s, frozen and kept.
+   */
+  shared(
+    dir: string,
+    meta: ContainerMeta,
+    status: "running" | "created",
+    make: () => ContainerState,
+  ): Readonly<ContainerState> {
+    const hit = this.#shared.get(dir);
+    if (hit && hit.meta === meta && hit.state.status === status) return hit.state;
+    const state = freeze(make());
+    this.#shared.set(dir, { meta, state });
+    return state;
   }
 
   /** The container's final state, when its exit was recorded. */
@@ -215,5 +237,11 @@ export class StateCache {
     this.#running.delete(dir);
     this.#created.delete(dir);
     this.#stopped.delete(dir);
+    this.#shared.delete(dir);
   }
+}
+
+/** A state handed to many callers: frozen, its labels too. */
+function freeze(state: ContainerState): Readonly<ContainerState> {
+  return Object.freeze({ ...state, labels: Object.freeze({ ...state.labels }) });
 }
