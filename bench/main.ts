@@ -8,7 +8,8 @@
  *
  * The pod density benchmark under a kubelet (kube_density.ts) runs last, when `K8SC_KUBE_DIR`
  * names the Kubernetes binaries (and as root); otherwise it is skipped, saying why, and the
- * density section of the previous REPORT.md is kept (CI has no Kubernetes binaries).
+ * density section of the previous REPORT.md is kept (CI has no Kubernetes binaries). The same
+ * goes for memory after critest runs (critest_memory.ts), which needs `K8SC_CRITEST_DIR`.
  */
 import { benchPull, type PullResult, reportPull } from "./pull.ts";
 import { benchContainers, type ContainerBench, reportContainers } from "./containers.ts";
@@ -22,6 +23,12 @@ import {
   isComplete,
   reportDensity,
 } from "./kube_density.ts";
+import {
+  benchCritestMemory,
+  CRITEST_MEMORY_HEADING,
+  critestMemorySkipReason,
+  reportCritestMemory,
+} from "./critest_memory.ts";
 import { replaceSection, sectionOf } from "./lib.ts";
 
 /** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
@@ -122,18 +129,19 @@ const RUNNING_PODS_NOTE =
 const READS_HEADING = "## Read RPCs through the CRI";
 
 /**
- * The density section: this run's, or (skipped) the previous REPORT.md's, or a note saying why
- * there is none.
+ * The section of a benchmark that needs what CI lacks (a kubelet, critest): this run's, or
+ * (skipped) the previous REPORT.md's, or a note saying why there is none.
  */
-async function densitySection(
-  density: Awaited<ReturnType<typeof benchDensity>> | undefined,
+async function optionalSection(
+  name: string,
+  heading: string,
+  section: string | undefined,
   skipped: string | undefined,
 ): Promise<string> {
-  if (density && isComplete(density)) return reportDensity(density);
-  console.error(`kube_density: skipped: ${skipped}`);
+  if (section !== undefined) return section;
+  console.error(`${name}: skipped: ${skipped}`);
   const old = await Deno.readTextFile(new URL("./REPORT.md", import.meta.url)).catch(() => "");
-  return sectionOf(old, DENSITY_HEADING) ??
-    `${DENSITY_HEADING}\n\nNot run: ${skipped} (see bench/kube_density.ts).\n`;
+  return sectionOf(old, heading) ?? `${heading}\n\nNot run: ${skipped} (see bench/${name}.ts).\n`;
 }
 
 if (import.meta.main) {
@@ -158,6 +166,10 @@ if (import.meta.main) {
   const reads = await benchReads({ sizes: readSizes, samples: quick ? 50 : 200 });
   const skipDensity = densitySkipReason();
   const density = skipDensity ? undefined : await benchDensity({ pods: quick ? 20 : 110 });
+  const skipCritest = critestMemorySkipReason();
+  const critest = skipCritest
+    ? undefined
+    : await benchCritestMemory(quick ? { runs: 1, pods: 5 } : { runs: 2, pods: 30 });
   const png = latencyChart(started, pull, containers, pods, reads);
   await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
 
@@ -182,7 +194,18 @@ ${reportContainers(containers)}
 ${reportPods(pods)}
 
 ${readsSection(reads, started)}
-${await densitySection(density, skipDensity)}`;
+${await optionalSection(
+    "kube_density",
+    DENSITY_HEADING,
+    density && isComplete(density) ? reportDensity(density) : undefined,
+    skipDensity ?? "the run did not complete",
+  )}
+${await optionalSection(
+    "critest_memory",
+    CRITEST_MEMORY_HEADING,
+    critest && reportCritestMemory(critest),
+    skipCritest,
+  )}`;
   await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
   console.log(report);
 }
