@@ -14,8 +14,24 @@ export interface ReadLogOptions {
   tail: number;
   /** Follow ends once this says the writer is gone and the file has no more bytes. */
   stopped: () => Promise<boolean>;
+  /**
+   * Settles when the writer is gone (the task exited): a follow waiting at the end of the file
+   * looks again at once instead of at the next poll. Without it, `run --rm true` waited out the
+   * poll (up to 100 ms) after its container had exited.
+   */
+  exited?: Promise<unknown>;
   signal?: AbortSignal;
   pollMs?: number;
+}
+
+/** The poll interval, cut short when `exited` settles. */
+function pause(o: ReadLogOptions): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const slept = new Promise<void>((r) => timer = setTimeout(r, o.pollMs ?? 100));
+  if (!o.exited) return slept;
+  // A failed wait (no task) wakes nothing: the poll goes on.
+  const woken = o.exited.then(() => {}, () => new Promise<void>(() => {}));
+  return Promise.race([slept, woken]).finally(() => clearTimeout(timer));
 }
 
 const CHUNK = 256 << 10;
@@ -51,7 +67,7 @@ export async function* readLog(path: string, o: ReadLogOptions): AsyncGenerator<
           !(e instanceof Deno.errors.NotFound) || !o.follow || (await o.stopped()) ||
           o.signal?.aborted
         ) return;
-        await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
+        await pause(o);
       }
     }
     let offset = o.tail > 0 ? await tailOffset(file, (await file.stat()).size, o.tail) : 0;
@@ -83,7 +99,7 @@ export async function* readLog(path: string, o: ReadLogOptions): AsyncGenerator<
         if (last) yield buf.slice(0, last);
         return;
       }
-      await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
+      await pause(o);
     }
   } finally {
     file?.close();

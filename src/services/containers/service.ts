@@ -925,6 +925,10 @@ export class ContainerService {
     const path = c.labels[LOG_PATH_LABEL] || this.defaultLogPath(ns, id);
     return readLog(path, {
       ...o,
+      // Only a task's end wakes a follow early; without a task (none yet, or gone) it polls.
+      exited: o.follow
+        ? this.#d.runtime.wait(id, ns).catch(() => new Promise(() => {}))
+        : undefined,
       stopped: async () => {
         const st = await this.#taskState(ns, id);
         return !st || st.status === "stopped";
