@@ -84,6 +84,8 @@ const SCRIPTS: Record<string, Script> = {
   "/t.T/PrioritySize": (id) => [encodeFrame(FRAME.PRIORITY, 0, id, new Uint8Array(3))],
   "/t.T/Push": (id) => [encodeFrame(FRAME.PUSH_PROMISE, FLAG.END_HEADERS, id, new Uint8Array(4))],
   "/t.T/GoAway": () => [encodeGoaway(0, H2_ERROR.NO_ERROR, "restarting")],
+  // Never answers, and ignores grpc-timeout: only the client's own deadline ends the call.
+  "/t.T/Silent": () => [],
   "/t.T/Drop": (id, h) => [encodeFrame(FRAME.HEADERS, FLAG.END_HEADERS, id, h.headers)],
   "/t.T/NoStatus": (id) => [
     encodeFrame(
@@ -300,6 +302,21 @@ describe("NativeChannel against a server that breaks the protocol", () => {
     const e = await failure(ch.unary(method("/t.T/Drop"), "x"));
     expect(e.code).toBe(STATUS.UNAVAILABLE);
     expect(e.details).toMatch(/closed the connection|connection lost/);
+    ch.close();
+  });
+
+  it("a server that ignores grpc-timeout: the client's deadline ends the call and resets it", async () => {
+    const ch = await channel();
+    const t0 = performance.now();
+    const e = await failure(ch.unary(method("/t.T/Silent"), "x", { timeoutMs: 150 }));
+    const took = performance.now() - t0;
+    expect(e.code).toBe(STATUS.DEADLINE_EXCEEDED);
+    expect(took).toBeGreaterThanOrEqual(140);
+    expect(took).toBeLessThan(5_000 * SLOW);
+    // The connection goes on serving, and the server was told the call is off.
+    expect(await ch.unary(method("/t.T/Ok"), "ping")).toBe("pong");
+    const resets = srv.seen.flatMap((s) => s.resets);
+    expect(resets.some((r) => r.code === H2_ERROR.CANCEL)).toBe(true);
     ch.close();
   });
 
