@@ -13,7 +13,9 @@ describe("readLog", () => {
   it("gives the last N lines without follow", async () => {
     const path = await Deno.makeTempFile();
     await Deno.writeTextFile(path, "a\nb\nc\nd\n");
-    const out = await collect(readLog(path, { follow: false, tail: 2, stopped: async () => true }));
+    const out = await collect(
+      readLog(path, { follow: false, tail: 2, stopped: () => Promise.resolve(true) }),
+    );
     expect(out).toBe("c\nd\n");
     await Deno.remove(path);
   });
@@ -23,7 +25,7 @@ describe("readLog", () => {
     await Deno.writeTextFile(path, "one\n");
     let done = false;
     const reading = collect(
-      readLog(path, { follow: true, tail: 0, pollMs: 10, stopped: async () => done }),
+      readLog(path, { follow: true, tail: 0, pollMs: 10, stopped: () => Promise.resolve(done) }),
     );
     await new Promise((r) => setTimeout(r, 50));
     await Deno.writeTextFile(path, "two\n", { append: true });
@@ -42,7 +44,13 @@ describe("readLog", () => {
     const exited = new Promise<void>((r) => exit = r);
     const t0 = performance.now();
     const reading = collect(
-      readLog(path, { follow: true, tail: 0, pollMs: 10_000, exited, stopped: async () => done }),
+      readLog(path, {
+        follow: true,
+        tail: 0,
+        pollMs: 10_000,
+        exited,
+        stopped: () => Promise.resolve(done),
+      }),
     );
     await new Promise((r) => setTimeout(r, 30));
     await Deno.writeTextFile(path, "bye\n", { append: true }); // written before the exit
@@ -67,7 +75,7 @@ describe("readLog", () => {
         pollMs: 50,
         exited,
         signal: ac.signal,
-        stopped: async () => (checks++, false),
+        stopped: () => Promise.resolve((checks++, false)),
       }),
     );
     await new Promise((r) => setTimeout(r, 300));
@@ -84,7 +92,7 @@ describe("readLog", () => {
     await Deno.writeTextFile(path, "old\n");
     let done = false;
     const reading = collect(
-      readLog(path, { follow: true, tail: 0, pollMs: 10, stopped: async () => done }),
+      readLog(path, { follow: true, tail: 0, pollMs: 10, stopped: () => Promise.resolve(done) }),
     );
     await new Promise((r) => setTimeout(r, 50));
     await Deno.rename(path, `${path}.1`);
