@@ -79,6 +79,8 @@ export const LIBC_SYMBOLS = {
   getpid: { parameters: [], result: "i32", nonblocking: false },
   // pid_t gettid(void)   (glibc >= 2.30)
   gettid: { parameters: [], result: "i32", nonblocking: false },
+  // int clock_gettime(clockid_t clockid, struct timespec *tp)
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32", nonblocking: false },
   // long syscall(long number, ...): only for syscalls numbered alike on every architecture
   // (those from 424 on, asm-generic's shared table: pidfd_open 434, pidfd_send_signal 424,
   // open_tree 428, move_mount 429, mount_setattr 442), whose glibc wrappers are too new (2.36)

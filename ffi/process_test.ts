@@ -8,7 +8,9 @@ import {
   prctl,
   setChildSubreaper,
   setPdeathsig,
+  threadCpuMs,
 } from "./process.ts";
+import process from "node:process";
 
 describe("process", () => {
   it("getpid is Deno.pid", () => {
@@ -22,6 +24,32 @@ describe("process", () => {
     expect(typeof await mallocTrim()).toBe("boolean");
     expect(garbage).toBe(undefined);
     expect(live.every((b) => b === 7)).toBe(true);
+  });
+
+  it("threadCpuMs counts this thread's CPU, not a busy worker's", async () => {
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) { /* burn */ }
+    };
+    let t0 = threadCpuMs();
+    spin(100);
+    expect(threadCpuMs() - t0).toBeGreaterThan(50);
+
+    // A worker burns 300 ms of CPU while this thread sleeps: the process's CPU time grows by
+    // that much, this thread's hardly at all.
+    const src = "const end = performance.now() + 300; while (performance.now() < end) {} " +
+      "postMessage(0);";
+    const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+    const worker = new Worker(url, { type: "module" });
+    const before = process.cpuUsage();
+    t0 = threadCpuMs();
+    await new Promise((r) => worker.onmessage = r);
+    const thread = threadCpuMs() - t0;
+    const proc = process.cpuUsage(before);
+    worker.terminate();
+    URL.revokeObjectURL(url);
+    expect((proc.user + proc.system) / 1000).toBeGreaterThan(150);
+    expect(thread).toBeLessThan(100);
   });
 
   it("gettid is the JS thread, the one /proc/thread-self names", () => {
