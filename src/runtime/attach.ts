@@ -121,7 +121,8 @@ export function attachSocket(path: string, withStdin: boolean): AttachStreams {
  * The fallback attach: output is the tail of the CRI log file at `logPath` (lines as conmon
  * wrote them, from now on; partial lines joined) until `isDone` says the container exited and
  * the file is drained; stdin, when `stdinPid` is given (non-TTY containers created with stdin),
- * is that process's stdin pipe opened through /proc/<pid>/fd/0.
+ * is that process's stdin pipe opened through /proc/<pid>/fd/0. `exited` (the container's
+ * wait) ends the output as soon as the container exits rather than at the next poll.
  *
  * @example
  * ```ts
@@ -132,6 +133,7 @@ export async function attachFromLog(
   logPath: string,
   stdinPid: number | undefined,
   isDone: () => Promise<boolean>,
+  exited?: Promise<unknown>,
 ): Promise<AttachStreams> {
   let stdin: WritableStream<Uint8Array> | undefined;
   if (stdinPid !== undefined) {
@@ -153,6 +155,6 @@ export async function attachFromLog(
   const log = await Deno.open(logPath, { read: true });
   const ino = (await log.stat()).ino;
   await log.seek(0, Deno.SeekMode.End);
-  const output: ReadableStream<AttachChunk> = followCriLog(logPath, log, ino, isDone);
+  const output: ReadableStream<AttachChunk> = followCriLog(logPath, log, ino, isDone, exited);
   return { stdin, output };
 }

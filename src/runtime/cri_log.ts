@@ -32,8 +32,23 @@ export interface CriLogChunk {
   data: Uint8Array;
 }
 
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
+/**
+ * A follower's wait at the end of a log file: the poll interval, cut short when `exited`
+ * settles (the writer is gone, so one more look drains the file and ends the follow). A failed
+ * `exited` (no task to wait for) wakes nothing: the poll goes on, never spinning.
+ *
+ * @example
+ * ```ts
+ * import { pollPause } from "./cri_log.ts";
+ * await pollPause(100, runtime.wait(id));
+ * ```
+ */
+export function pollPause(ms: number, exited?: Promise<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const slept = new Promise<void>((r) => timer = setTimeout(r, ms));
+  if (!exited) return slept;
+  const woken = exited.then(() => {}, () => new Promise<void>(() => {}));
+  return Promise.race([slept, woken]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -55,7 +70,8 @@ export function parseCriLogLine(line: string): CriLogLine | undefined {
 /**
  * Follows a CRI log file from the position of `opened`, emitting each line's content (a newline
  * added after full lines) until `isDone` says the writer finished and the file is drained.
- * Reopens the path when it was replaced (log rotation).
+ * Reopens the path when it was replaced (log rotation). `exited`, when given, settles when the
+ * writer exits: the follow then ends at once instead of at its next 100 ms poll.
  *
  * @example
  * ```ts
@@ -70,6 +86,7 @@ export function followCriLog(
   opened: Deno.FsFile,
   openedIno: number | null,
   isDone: () => Promise<boolean>,
+  exited?: Promise<unknown>,
 ): ReadableStream<CriLogChunk> {
   const enc = new TextEncoder();
   let file: Deno.FsFile | undefined = opened;
@@ -123,7 +140,7 @@ export function followCriLog(
           controller.close();
           return;
         }
-        await sleep(100);
+        await pollPause(100, exited);
       }
     },
     cancel() {

@@ -905,6 +905,9 @@ export class ConmonRuntime implements ContainerRuntime {
       meta.logPath,
       meta.stdin && !meta.tty && st.pid > 0 ? st.pid : undefined,
       () => Promise.resolve(this.#exit(dir, id) !== undefined),
+      // The shared per-container wait (one however many follow). A failed wait (deleted) must
+      // neither go unhandled nor wake the follow in a loop: it never settles instead.
+      this.wait(id, namespace).catch(() => new Promise(() => {})),
     );
   }
 

@@ -726,6 +726,29 @@ describe.skipIf(!isRoot, ROOT_REASON)("ConmonRuntime (runc + conmon)", () => {
     await rt.delete(id, { namespace: NS, force: true });
   });
 
+  it("attach without conmon's socket tails the log and ends when the container exits", async () => {
+    const id = "attachlog";
+    await createStarted(id, {
+      args: ["sh", "-c", "read x; echo got:$x; echo e:$x >&2"],
+      stdin: true,
+    });
+    const { cuuid } = JSON.parse(await Deno.readTextFile(`${rt.containerDir(id, NS)}/meta.json`));
+    const socketDir = `${tmp}/state/attach/${cuuid}`;
+    expect((await Deno.lstat(`${socketDir}/attach`)).isFile).toBe(false);
+    // A socket that cannot be reached (gone with a rebuilt state dir, say): the log it is.
+    await Deno.remove(`${socketDir}/attach`);
+    const a = await rt.attach(id, NS);
+    const w = a.stdin!.getWriter();
+    await w.write(new TextEncoder().encode("hi\n"));
+    const seen: string[] = [];
+    for await (const c of a.output) seen.push(`${c.stream}:${decoder.decode(c.data)}`);
+    // The output ended with the container, both streams in it.
+    expect(seen.sort()).toEqual(["stderr:e:hi\n", "stdout:got:hi\n"]);
+    expect((await rt.wait(id, NS)).exitCode).toBe(0);
+    await w.close().catch(() => {});
+    await rt.delete(id, { namespace: NS });
+  });
+
   it("attach with stdinOnce: closing stdin ends the container", async () => {
     const id = "attachonce";
     ids.push(id);

@@ -7,6 +7,7 @@
  * for await (const chunk of readLog(path, { follow: true, tail: 10, stopped: () => done })) out(chunk);
  * ```
  */
+import { pollPause } from "../../runtime/cri_log.ts";
 
 export interface ReadLogOptions {
   follow: boolean;
@@ -26,12 +27,7 @@ export interface ReadLogOptions {
 
 /** The poll interval, cut short when `exited` settles. */
 function pause(o: ReadLogOptions): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const slept = new Promise<void>((r) => timer = setTimeout(r, o.pollMs ?? 100));
-  if (!o.exited) return slept;
-  // A failed wait (no task) wakes nothing: the poll goes on.
-  const woken = o.exited.then(() => {}, () => new Promise<void>(() => {}));
-  return Promise.race([slept, woken]).finally(() => clearTimeout(timer));
+  return pollPause(o.pollMs ?? 100, o.exited);
 }
 
 const CHUNK = 256 << 10;
