@@ -14,16 +14,9 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { call, ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 import { REPO } from "../e2e/harness.ts";
-import {
-  cleanUpCriRun,
-  type Daemon,
-  mib,
-  monitorsPss,
-  netnsNames,
-  pss,
-  startContainerd,
-  startOurs,
-} from "./lib.ts";
+import { PullImageRequest } from "../src/gen/runtime/v1/api.ts";
+import { startCriDaemon, type Who } from "./cri_daemons.ts";
+import { cleanUpCriRun, mib, monitorsPss, netnsNames, pss } from "./lib.ts";
 import { containerConfig, MEMORY_SETTLE_MS, podConfig } from "./pods.ts";
 
 export const CRITEST_MEMORY_HEADING = "## Memory after critest runs";
@@ -81,7 +74,7 @@ async function run(cmd: string[], env: Record<string, string> = {}): Promise<str
 const settle = () => new Promise((r) => setTimeout(r, MEMORY_SETTLE_MS));
 
 async function measure(
-  who: "ours" | "containerd",
+  who: Who,
   o: { runs: number; pods: number; critestDir: string; hostsDir: string },
   log: (s: string) => void,
 ): Promise<RuntimeMemory> {
@@ -89,52 +82,18 @@ async function measure(
   const work = await Deno.makeTempDir({ prefix: `bench-critest-${who}-` });
   const bridge = who === "ours" ? "k8sccrit0" : "ctrdcrit0";
   const subnet = who === "ours" ? "10.233.0.0/16" : "10.234.0.0/16";
-  await Deno.mkdir(`${work}/net.d`);
   // critest's host-port specs need portmap; both runtimes get the same network.
-  await Deno.writeTextFile(
-    `${work}/net.d/10-crit.conflist`,
-    JSON.stringify({
-      cniVersion: "0.4.0",
+  const d = await startCriDaemon(who, {
+    work,
+    pause: PAUSE,
+    hostsDir: o.hostsDir,
+    network: {
       name: `crit-${who}`,
-      plugins: [
-        {
-          type: "bridge",
-          bridge,
-          isGateway: true,
-          ipMasq: false,
-          ipam: { type: "host-local", ranges: [[{ subnet }]], dataDir: `${work}/ipam` },
-        },
-        { type: "portmap", capabilities: { portMappings: true } },
-      ],
-    }),
-  );
-  let d: Daemon;
-  if (who === "ours") {
-    await Deno.writeTextFile(
-      `${work}/config.toml`,
-      [
-        "[registry]",
-        `config_path = "${o.hostsDir}"`,
-        "[cri]",
-        `sandbox_image = "${PAUSE}"`,
-        `cni_conf_dir = "${work}/net.d"`,
-      ].join("\n") + "\n",
-    );
-    d = await startOurs(["--config", `${work}/config.toml`]);
-  } else {
-    d = await startContainerd({
-      extra: [
-        '[plugins."io.containerd.grpc.v1.cri"]',
-        `  sandbox_image = "${PAUSE}"`,
-        "  restrict_oom_score_adj = true",
-        '[plugins."io.containerd.grpc.v1.cri".cni]',
-        '  bin_dir = "/usr/lib/cni"',
-        `  conf_dir = "${work}/net.d"`,
-        '[plugins."io.containerd.grpc.v1.cri".registry]',
-        `  config_path = "${o.hostsDir}"`,
-      ],
-    });
-  }
+      bridge,
+      subnet,
+      after: [{ type: "portmap", capabilities: { portMappings: true } }],
+    },
+  });
   const rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
   const img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
   const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
@@ -155,17 +114,10 @@ async function measure(
     }
     await settle();
     const afterRuns = await pss(d.pid);
-    const ref = await r(img.pullImage.bind(img), {
-      image: {
-        image: IMAGE,
-        annotations: {},
-        userSpecifiedImage: "",
-        runtimeHandler: "",
-        imageRef: "",
-      },
-      auth: undefined,
-      sandboxConfig: undefined,
-    });
+    const ref = await r(
+      img.pullImage.bind(img),
+      PullImageRequest.fromPartial({ image: { image: IMAGE } }),
+    );
     const pods: string[] = [];
     for (let i = 0; i < o.pods; i++) {
       const config = podConfig(`after${i}`, `${work}/logs/after${i}`);
@@ -205,7 +157,7 @@ export async function benchCritestMemory(
   try {
     // The harness's images in its registry, and mirror files mapping the upstream hosts to it.
     await run(["bash", `${HARNESS}/setup-images.sh`], { HOSTS_DIR: hostsDir });
-    const each = (who: "ours" | "containerd") =>
+    const each = (who: Who) =>
       o.only && o.only !== who ? undefined : measure(who, { ...o, critestDir, hostsDir }, log);
     const ours = await each("ours");
     const containerd = await each("containerd");

@@ -26,7 +26,7 @@
 import { parseArgs } from "node:util";
 import { type Registry, startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { pullCriImage, writeCniConf, writeCriConfig } from "../e2e/cri_env.ts";
+import { pullCriImage } from "../e2e/cri_env.ts";
 import {
   kubeBinaries,
   type KubeBins,
@@ -45,10 +45,8 @@ import {
   netnsNames,
   pss,
   replaceSection,
-  startContainerd,
-  startOurs,
 } from "./lib.ts";
-import { cniConf } from "./pods.ts";
+import { type CriDaemon, startCriDaemon } from "./cri_daemons.ts";
 
 /** How long after the last pod was seen Running the memory is read (as in pods.ts). */
 export const DENSITY_SETTLE_MS = 10_000;
@@ -179,38 +177,17 @@ async function runOne(o: {
   const netnsBefore = await netnsNames();
   const work = await Deno.makeTempDir({ prefix: `bench-density-${who}-`, dir: "/var/tmp" });
   await Deno.chmod(work, 0o711);
-  let d: Daemon | undefined;
+  let d: CriDaemon | undefined;
   let c: KubeCluster | undefined;
   let result: DensityRun | undefined;
   try {
-    if (who === "ours") {
-      await writeCniConf(work, { name: "density-ours", bridge, subnet });
-      const toml = await writeCriConfig(work, { sandboxImage: pause });
-      d = await startOurs([
-        "--config",
-        toml,
-        ...(o.daemonLog ? ["--log-level", "debug"] : []),
-      ]);
-    } else {
-      const confDir = await cniConf(work, "density-containerd", bridge, subnet);
-      await Deno.mkdir(`${work}/certs.d/${registry.address}`, { recursive: true });
-      await Deno.writeTextFile(
-        `${work}/certs.d/${registry.address}/hosts.toml`,
-        `server = "http://${registry.address}"\n[host."http://${registry.address}"]\n  capabilities = ["pull", "resolve"]\n`,
-      );
-      d = await startContainerd({
-        extra: [
-          '[plugins."io.containerd.grpc.v1.cri"]',
-          `  sandbox_image = "${pause}"`,
-          "  restrict_oom_score_adj = true",
-          '[plugins."io.containerd.grpc.v1.cri".cni]',
-          '  bin_dir = "/usr/lib/cni"',
-          `  conf_dir = "${confDir}"`,
-          '[plugins."io.containerd.grpc.v1.cri".registry]',
-          `  config_path = "${work}/certs.d"`,
-        ],
-      });
-    }
+    d = await startCriDaemon(who, {
+      work,
+      pause,
+      registry: registry.address,
+      network: { name: `density-${who}`, bridge, subnet },
+      oursArgs: o.daemonLog ? ["--log-level", "debug"] : [],
+    });
     for (const image of [pause, busybox]) await pullCriImage(d.socket, image);
 
     c = await startKubeCluster({
@@ -309,12 +286,7 @@ async function runOne(o: {
     // then whatever either left: mounts and cgroups under the cluster, monitors, netns, bridge.
     await c?.stop();
     await d?.stop();
-    if (o.daemonLog && d && "daemon" in d) {
-      await Deno.writeTextFile(
-        o.daemonLog,
-        (d as Awaited<ReturnType<typeof startOurs>>).daemon.log(),
-      );
-    }
+    if (o.daemonLog && d?.daemon) await Deno.writeTextFile(o.daemonLog, d.daemon.log());
     await c?.cleanup();
     const keep = Deno.env.get("K8SC_KUBE_KEEP") !== undefined;
     // cleanUpCriRun removes the dir it is given: with K8SC_KUBE_KEEP, one that does not exist.

@@ -14,21 +14,15 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { type ContainerConfig, type PodSandboxConfig } from "../src/gen/runtime/v1/api.ts";
-import { call } from "../src/grpc/clients.ts";
 import {
-  cleanUpCriRun,
-  type Daemon,
-  median,
-  mib,
-  monitorsPss,
-  netnsNames,
-  percentile,
-  pss,
-  startContainerd,
-  startOurs,
-} from "./lib.ts";
-import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
+  type ContainerConfig,
+  ImageSpec,
+  type PodSandboxConfig,
+  PullImageRequest,
+} from "../src/gen/runtime/v1/api.ts";
+import { call, ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
+import { startCriDaemon } from "./cri_daemons.ts";
+import { cleanUpCriRun, median, mib, monitorsPss, netnsNames, percentile, pss } from "./lib.ts";
 
 export interface PodBench {
   start: { ours: number[]; containerd: number[] };
@@ -78,7 +72,7 @@ export function podConfig(name: string, logDir: string): PodSandboxConfig {
 export function containerConfig(image: string): ContainerConfig {
   return {
     metadata: { name: "c", attempt: 0 },
-    image: { image, annotations: {}, userSpecifiedImage: "", runtimeHandler: "", imageRef: "" },
+    image: ImageSpec.fromPartial({ image }),
     command: ["sleep", "3600"],
     args: [],
     workingDir: "",
@@ -96,34 +90,6 @@ export function containerConfig(image: string): ContainerConfig {
     CDIDevices: [],
     stopSignal: 0,
   };
-}
-
-export async function cniConf(
-  dir: string,
-  name: string,
-  bridge: string,
-  subnet: string,
-): Promise<string> {
-  const conf = `${dir}/net.d`;
-  await Deno.mkdir(conf, { recursive: true });
-  await Deno.writeTextFile(
-    `${conf}/10-${name}.conflist`,
-    JSON.stringify({
-      cniVersion: "0.4.0",
-      name,
-      plugins: [
-        {
-          type: "bridge",
-          bridge,
-          isGateway: true,
-          ipMasq: false,
-          ipam: { type: "host-local", ranges: [[{ subnet }]], dataDir: `${dir}/ipam` },
-        },
-        { type: "loopback" },
-      ].slice(0, 1),
-    }),
-  );
-  return conf;
 }
 
 export async function benchPods(
@@ -158,50 +124,21 @@ export async function benchPods(
       const netnsBefore = await netnsNames();
       const work = await Deno.makeTempDir({ prefix: `bench-pods-${who}-` });
       const bridge = who === "ours" ? "k8scbench0" : "ctrdbench0";
-      const confDir = await cniConf(work, `bench-${who}`, bridge, subnet);
-      await Deno.mkdir(`${work}/certs.d/${registry.address}`, { recursive: true });
-      await Deno.writeTextFile(
-        `${work}/certs.d/${registry.address}/hosts.toml`,
-        `server = "http://${registry.address}"\n[host."http://${registry.address}"]\n  capabilities = ["pull", "resolve"]\n`,
-      );
-      let d: Daemon;
-      if (who === "ours") {
-        await Deno.writeTextFile(
-          `${work}/config.toml`,
-          `[cri]\nsandbox_image = "${pause}"\ncni_conf_dir = "${confDir}"\n`,
-        );
-        d = await startOurs(["--config", `${work}/config.toml`]);
-      } else {
-        d = await startContainerd({
-          extra: [
-            '[plugins."io.containerd.grpc.v1.cri"]',
-            `  sandbox_image = "${pause}"`,
-            "  restrict_oom_score_adj = true",
-            '[plugins."io.containerd.grpc.v1.cri".cni]',
-            '  bin_dir = "/usr/lib/cni"',
-            `  conf_dir = "${confDir}"`,
-            '[plugins."io.containerd.grpc.v1.cri".registry]',
-            `  config_path = "${work}/certs.d"`,
-          ],
-        });
-      }
-      const ns = who === "ours" ? "k8s.io" : "k8s.io";
+      const d = await startCriDaemon(who, {
+        work,
+        pause,
+        registry: registry.address,
+        network: { name: `bench-${who}`, bridge, subnet },
+      });
       const rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
       const img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
       const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
-        call<Req, Res>(d.socket, ns, fn, req, 120_000);
+        call<Req, Res>(d.socket, "k8s.io", fn, req, 120_000);
       try {
-        const ref = await r(img.pullImage.bind(img), {
-          image: {
-            image,
-            annotations: {},
-            userSpecifiedImage: "",
-            runtimeHandler: "",
-            imageRef: "",
-          },
-          auth: undefined,
-          sandboxConfig: undefined,
-        });
+        const ref = await r(
+          img.pullImage.bind(img),
+          PullImageRequest.fromPartial({ image: { image } }),
+        );
         const startPod = async (name: string) => {
           const logDir = `${work}/logs/${name}`;
           await Deno.mkdir(logDir, { recursive: true });

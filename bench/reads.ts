@@ -19,19 +19,12 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { startRegistry } from "../scripts/fixtures/registry.ts";
 import { pushFixtures } from "../scripts/fixtures/images.ts";
-import { call } from "../src/grpc/clients.ts";
-import {
-  cleanUpCriRun,
-  type Daemon,
-  median,
-  netnsNames,
-  percentile,
-  startContainerd,
-  startOurs,
-} from "./lib.ts";
-import { cniConf, containerConfig, podConfig } from "./pods.ts";
+import { call, ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
+import { ImageSpec, PullImageRequest } from "../src/gen/runtime/v1/api.ts";
+import { cleanUpCriRun, median, netnsNames, percentile } from "./lib.ts";
+import { containerConfig, podConfig } from "./pods.ts";
+import { startCriDaemon } from "./cri_daemons.ts";
 import { cpuProfile } from "./cpu_profile.ts";
-import { ImageServiceClient, RuntimeServiceClient } from "../src/grpc/clients.ts";
 
 /** The read RPCs timed at every size. */
 export const READ_RPCS = [
@@ -93,35 +86,14 @@ export async function benchReads(
       const netnsBefore = await netnsNames();
       const work = await Deno.makeTempDir({ prefix: `bench-reads-${who}-` });
       const bridge = who === "ours" ? "k8scread0" : "ctrdread0";
-      const confDir = await cniConf(work, `reads-${who}`, bridge, subnet);
-      await Deno.mkdir(`${work}/certs.d/${registry.address}`, { recursive: true });
-      await Deno.writeTextFile(
-        `${work}/certs.d/${registry.address}/hosts.toml`,
-        `server = "http://${registry.address}"\n[host."http://${registry.address}"]\n  capabilities = ["pull", "resolve"]\n`,
-      );
-      let d: Daemon;
-      if (who === "ours") {
-        await Deno.writeTextFile(
-          `${work}/config.toml`,
-          `[cri]\nsandbox_image = "${pause}"\ncni_conf_dir = "${confDir}"\n` +
-            (o.direct ? `[metrics]\naddress = "127.0.0.1:19464"\n` : "") +
-            (o.grpcServer ? `[grpc]\nserver = "${o.grpcServer}"\n` : ""),
-        );
-        d = await startOurs(["--config", `${work}/config.toml`]);
-      } else {
-        d = await startContainerd({
-          extra: [
-            '[plugins."io.containerd.grpc.v1.cri"]',
-            `  sandbox_image = "${pause}"`,
-            "  restrict_oom_score_adj = true",
-            '[plugins."io.containerd.grpc.v1.cri".cni]',
-            '  bin_dir = "/usr/lib/cni"',
-            `  conf_dir = "${confDir}"`,
-            '[plugins."io.containerd.grpc.v1.cri".registry]',
-            `  config_path = "${work}/certs.d"`,
-          ],
-        });
-      }
+      const d = await startCriDaemon(who, {
+        work,
+        pause,
+        registry: registry.address,
+        network: { name: `reads-${who}`, bridge, subnet },
+        oursToml: (o.direct ? `[metrics]\naddress = "127.0.0.1:19464"\n` : "") +
+          (o.grpcServer ? `[grpc]\nserver = "${o.grpcServer}"\n` : ""),
+      });
       const rt = new RuntimeServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
       const img = new ImageServiceClient(`unix://${d.socket}`, grpc.credentials.createInsecure());
       const r = <Req, Res>(fn: Parameters<typeof call<Req, Res>>[2], req: Req) =>
@@ -130,17 +102,10 @@ export async function benchReads(
       const stoppedPods: string[] = [];
       const containers: string[] = [];
       try {
-        const ref = await r(img.pullImage.bind(img), {
-          image: {
-            image,
-            annotations: {},
-            userSpecifiedImage: "",
-            runtimeHandler: "",
-            imageRef: "",
-          },
-          auth: undefined,
-          sandboxConfig: undefined,
-        });
+        const ref = await r(
+          img.pullImage.bind(img),
+          PullImageRequest.fromPartial({ image: { image } }),
+        );
         const imageRef = ref.imageRef || image;
         const run = async (name: string) => {
           const logDir = `${work}/logs/${name}`;
@@ -213,13 +178,7 @@ export async function benchReads(
               }),
             ImageStatus: () =>
               r(img.imageStatus.bind(img), {
-                image: {
-                  image: imageRef,
-                  annotations: {},
-                  userSpecifiedImage: "",
-                  runtimeHandler: "",
-                  imageRef: "",
-                },
+                image: ImageSpec.fromPartial({ image: imageRef }),
                 verbose: false,
               }),
             ListImages: () => r(img.listImages.bind(img), { filter: undefined }),
