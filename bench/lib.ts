@@ -233,6 +233,23 @@ export function replaceSection(report: string, heading: string, section: string)
   return report.slice(0, at) + body + "\n" + report.slice(next + 1);
 }
 
+/**
+ * The hand-written sections of `report`: those whose heading starts with a date (`## 2026-12-04:
+ * …`), notes of one-off measurements that a new run of the generated sections must not drop.
+ *
+ * @example
+ * ```ts
+ * datedSections("# R\n\n## Pull\np\n\n## 2026-12-04: A/B\nx\n"); // ["## 2026-12-04: A/B\nx\n"]
+ * ```
+ */
+export function datedSections(report: string): string[] {
+  const out: string[] = [];
+  for (const m of report.matchAll(/^## \d{4}-\d{2}-\d{2}\b.*$/gm)) {
+    out.push(sectionOf(report.slice(m.index), m[0])!);
+  }
+  return out;
+}
+
 /** The section of `report` that starts at the line `heading…` (up to the next `## `), if any. */
 export function sectionOf(report: string, heading: string): string | undefined {
   const at = report.startsWith(heading) ? 0 : report.indexOf(`\n${heading}`) + 1;

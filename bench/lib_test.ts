@@ -1,5 +1,5 @@
 import { describe, expect, it } from "../src/testing/bdd.ts";
-import { replaceSection, sectionOf } from "./lib.ts";
+import { datedSections, replaceSection, sectionOf } from "./lib.ts";
 
 describe("replaceSection", () => {
   const report = "# R\n\nintro\n\n## A (old)\nold a\n\n## B\nb\n";
@@ -34,5 +34,14 @@ describe("sectionOf", () => {
     expect(sectionOf(report, "## A")).toBe("## A (x)\na\n");
     expect(sectionOf(report, "## B")).toBe("## B\nb\n");
     expect(sectionOf(report, "## C")).toBeUndefined();
+  });
+});
+
+describe("datedSections", () => {
+  it("keeps the hand-written, dated sections in order, and nothing else", () => {
+    const report = "# R\n\n## Pull\np\n\n## 2026-12-04: A/B\nx\n\n## Reads\nr\n\n" +
+      "## 2026-12-03: older\ny\n";
+    expect(datedSections(report)).toEqual(["## 2026-12-04: A/B\nx\n", "## 2026-12-03: older\ny\n"]);
+    expect(datedSections("# R\n\n## Pull\nsee ## 2026-12-04 below\n")).toEqual([]);
   });
 });

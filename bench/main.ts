@@ -29,7 +29,7 @@ import {
   critestMemorySkipReason,
   reportCritestMemory,
 } from "./critest_memory.ts";
-import { replaceSection, sectionOf } from "./lib.ts";
+import { datedSections, replaceSection, sectionOf } from "./lib.ts";
 
 /** The latency chart of one run: every sample of each distribution, p50 and p99 marked. */
 export function latencyChart(
@@ -170,6 +170,10 @@ if (import.meta.main) {
   const critest = skipCritest
     ? undefined
     : await benchCritestMemory(quick ? { runs: 1, pods: 5 } : { runs: 2, pods: 30 });
+  // Hand-written notes of one-off measurements (dated headings) stay, after this run's sections.
+  const notes = datedSections(
+    await Deno.readTextFile(new URL("./REPORT.md", import.meta.url)).catch(() => ""),
+  );
   const png = latencyChart(started, pull, containers, pods, reads);
   await Deno.writeFile(new URL("./latency.png", import.meta.url), png);
 
@@ -205,7 +209,7 @@ ${await optionalSection(
     CRITEST_MEMORY_HEADING,
     critest && reportCritestMemory(critest),
     skipCritest,
-  )}`;
+  )}${notes.map((n) => `\n${n}`).join("")}`;
   await Deno.writeTextFile(new URL("./REPORT.md", import.meta.url), report);
   console.log(report);
 }
