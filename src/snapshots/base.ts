@@ -345,9 +345,18 @@ async function removeTree(path: string): Promise<void> {
   }
 }
 
+/** Entries a usage walk reads between two turns of the event loop (a few ms of lstat here). */
+export const USAGE_YIELD_EVERY = 1000;
+
 /**
  * Disk usage of a tree, like containerd's fs.DiskUsage: allocated bytes (st_blocks × 512) and
- * inodes, each hardlinked inode counted once; symlinks are not followed.
+ * inodes, each hardlinked inode counted once; symlinks are not followed. A missing root is
+ * zero; an entry that goes away during the walk (a live container's files) is skipped.
+ *
+ * Synchronous lstat and readDir, yielding to the event loop every {@link USAGE_YIELD_EVERY}
+ * entries: one async op per entry made the walk of a busybox layer (286 entries) 17–22 ms
+ * against 1.2–1.8 ms, at every layer commit of a pull, while the yields keep a large tree from
+ * stalling other calls.
  *
  * @example
  * ```ts
@@ -358,21 +367,24 @@ async function removeTree(path: string): Promise<void> {
 export async function diskUsage(root: string): Promise<Usage> {
   const seen = new Set<number>();
   let size = 0;
-  const visit = async (path: string) => {
-    const st = await Deno.lstat(path);
-    const ino = st.ino ?? 0;
-    if (!seen.has(ino)) {
-      seen.add(ino);
-      size += (st.blocks ?? 0) * 512;
+  const stack = [root];
+  for (let n = 1; stack.length > 0; n++) {
+    const path = stack.pop()!;
+    try {
+      const st = Deno.lstatSync(path);
+      const ino = st.ino ?? 0;
+      if (!seen.has(ino)) {
+        seen.add(ino);
+        size += (st.blocks ?? 0) * 512;
+      }
+      if (st.isDirectory) {
+        for (const e of Deno.readDirSync(path)) stack.push(`${path}/${e.name}`);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (path === root) return { size: 0, inodes: 0 };
     }
-    if (!st.isDirectory) return;
-    for await (const e of Deno.readDir(path)) await visit(`${path}/${e.name}`);
-  };
-  try {
-    await visit(root);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { size: 0, inodes: 0 };
-    throw e;
+    if (n % USAGE_YIELD_EVERY === 0) await new Promise((r) => setTimeout(r, 0));
   }
   return { size, inodes: seen.size };
 }
