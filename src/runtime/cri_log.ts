@@ -95,6 +95,23 @@ export function followCriLog(
   let stopped = false;
   const buf = new Uint8Array(64 * 1024);
   const dec = new TextDecoder();
+  /** Enqueues every complete line in `pending`; true when any was a log line. */
+  const emitLines = (controller: ReadableStreamDefaultController<CriLogChunk>): boolean => {
+    let emitted = false;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      const rec = parseCriLogLine(line);
+      if (!rec) continue;
+      controller.enqueue({
+        stream: rec.stream,
+        data: enc.encode(rec.partial ? rec.content : rec.content + "\n"),
+      });
+      emitted = true;
+    }
+    return emitted;
+  };
   return new ReadableStream<CriLogChunk>({
     async pull(controller) {
       for (;;) {
@@ -102,20 +119,7 @@ export function followCriLog(
         const n = await file.read(buf);
         if (n) {
           pending += dec.decode(buf.subarray(0, n), { stream: true });
-          let emitted = false;
-          let nl: number;
-          while ((nl = pending.indexOf("\n")) >= 0) {
-            const line = pending.slice(0, nl);
-            pending = pending.slice(nl + 1);
-            const rec = parseCriLogLine(line);
-            if (!rec) continue;
-            controller.enqueue({
-              stream: rec.stream,
-              data: enc.encode(rec.partial ? rec.content : rec.content + "\n"),
-            });
-            emitted = true;
-          }
-          if (emitted) return;
+          if (emitLines(controller)) return;
           continue;
         }
         // At the end: rotated? finished? else wait for more.
@@ -129,11 +133,12 @@ export function followCriLog(
           }
         } catch { /* between rename and reopen */ }
         if (await isDone()) {
-          // conmon drains stdio before writing the exit file: one last read, then end.
-          const last = await file.read(buf);
-          if (last) {
+          // conmon drains stdio before writing the exit file: what came since the read above
+          // is the last of it. (It was once appended here and never parsed: the next read found
+          // the end and the follow closed without those lines, when the exit came in between.)
+          for (let last; (last = await file.read(buf));) {
             pending += dec.decode(buf.subarray(0, last), { stream: true });
-            continue;
+            emitLines(controller);
           }
           stopped = true;
           file.close();

@@ -44,6 +44,24 @@ describe("following a CRI log file", () => {
     await Deno.remove(path);
   });
 
+  it("keeps what the writer flushed between its last read and its exit", async () => {
+    const { path, file, ino } = await logFile("");
+    // The race: the read finds the end, then the writer appends and exits before the follow
+    // asks whether it is done.
+    let flushed = false;
+    const done = async () => {
+      if (!flushed) {
+        await Deno.writeTextFile(path, "2024-01-01T00:00:00Z stdout F last words\n", {
+          append: true,
+        });
+        flushed = true;
+      }
+      return true;
+    };
+    expect(await collect(followCriLog(path, file, ino, done))).toBe("stdout:last words\n");
+    await Deno.remove(path);
+  });
+
   it("ends as soon as the writer exits, not at the next poll", async () => {
     const { path, file, ino } = await logFile("");
     let done = false;

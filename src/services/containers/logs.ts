@@ -90,9 +90,8 @@ export async function* readLog(path: string, o: ReadLogOptions): AsyncGenerator<
         continue;
       }
       if (await o.stopped()) {
-        // One last read: the writer may have flushed after our previous read.
-        const last = await file.read(buf);
-        if (last) yield buf.slice(0, last);
+        // To the end once more: the writer may have flushed after our previous read.
+        for (let last; (last = await file.read(buf));) yield buf.slice(0, last);
         return;
       }
       await pause(o);
