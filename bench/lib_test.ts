@@ -1,5 +1,5 @@
 import { describe, expect, it } from "../src/testing/bdd.ts";
-import { datedSections, replaceSection, sectionOf } from "./lib.ts";
+import { daemonDeno, datedSections, replaceSection, sectionOf } from "./lib.ts";
 
 describe("replaceSection", () => {
   const report = "# R\n\nintro\n\n## A (old)\nold a\n\n## B\nb\n";
@@ -43,5 +43,56 @@ describe("datedSections", () => {
       "## 2026-12-03: older\ny\n";
     expect(datedSections(report)).toEqual(["## 2026-12-04: A/B\nx\n", "## 2026-12-03: older\ny\n"]);
     expect(datedSections("# R\n\n## Pull\nsee ## 2026-12-04 below\n")).toEqual([]);
+  });
+});
+
+/** Rss and Pss (kB) of a process's mappings of the file `bin`, from its smaps. */
+async function exeMemory(pid: number, bin: string): Promise<{ rss: number; pss: number }> {
+  let mine = false, rss = 0, pss = 0;
+  for (const line of (await Deno.readTextFile(`/proc/${pid}/smaps`)).split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) mine = line.endsWith(` ${bin}`);
+    else if (mine && line.startsWith("Rss:")) rss += parseInt(line.slice(4));
+    else if (mine && line.startsWith("Pss:")) pss += parseInt(line.slice(4));
+  }
+  return { rss, pss };
+}
+
+/** Runs `bin` idle for a while and returns how much of its own binary it is charged. */
+async function chargedExe(bin: string): Promise<{ rss: number; pss: number }> {
+  const child = new Deno.Command(bin, {
+    args: ["eval", "await new Promise((r) => setTimeout(r, 60_000))"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // past its start-up
+    return await exeMemory(child.pid, bin);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+}
+
+describe("daemonDeno", () => {
+  it("gives the daemon a Deno binary that no other process shares, copied once", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "k8sc-bench-deno-" });
+    try {
+      const bin = await daemonDeno(dir);
+      const [a, b] = [await Deno.stat(bin), await Deno.stat(Deno.execPath())];
+      expect(a.ino).not.toBe(b.ino);
+      expect(a.size).toBe(b.size);
+      expect(await daemonDeno(dir)).toBe(bin);
+      expect((await Deno.stat(bin)).mtime?.getTime()).toBe(a.mtime?.getTime()); // not copied again
+      expect([...Deno.readDirSync(dir)].map((e) => e.name)).toEqual([bin.split("/").pop()]);
+      // On the test's own binary a child is charged only part of the pages it maps: the test
+      // process maps them too. On the copy it is charged all of them.
+      const shared = await chargedExe(Deno.execPath());
+      expect(shared.pss).toBeLessThan(shared.rss * 0.9);
+      const own = await chargedExe(bin);
+      expect(own.rss).toBeGreaterThan(1000);
+      expect(own.pss).toBeGreaterThanOrEqual(own.rss - 8);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 });

@@ -92,6 +92,8 @@ export const LIBC_SYMBOLS = {
   },
   // int eventfd(unsigned int initval, int flags)
   eventfd: { parameters: ["u32", "i32"], result: "i32", nonblocking: false },
+  // int madvise(void *addr, size_t length, int advice): the address as an integer, page-aligned.
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32", nonblocking: false },
   // int prctl(int option, ... /* unsigned long arg2, arg3, arg4, arg5 */)
   prctl: {
     parameters: ["i32", "u64", "u64", "u64", "u64"],

@@ -13,6 +13,7 @@
  */
 
 export * from "./errno.ts";
+export * from "./file_pages.ts";
 export * from "./fs.ts";
 export * from "./idmap.ts";
 export * from "./libc.ts";

@@ -22,7 +22,7 @@ import { acquireRootLock } from "./root_lock.ts";
 import type { StreamingServer } from "../streaming/server.ts";
 import { withManagementStreams } from "../services/containers/stream_sessions.ts";
 import { openStores } from "./stores.ts";
-import { startMemoryTrimmer } from "./memory.ts";
+import { schedulePageOut, startMemoryTrimmer } from "./memory.ts";
 import { imagesApi } from "../api/images.ts";
 import { contentApi, leasesApi, namespacesApi, snapshotsApi } from "../api/stores.ts";
 import { containersApi, eventsApi, tasksApi } from "../api/containers.ts";
@@ -154,6 +154,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       })();
       return stopping;
     };
+    // What start-up alone needed of the binary stays resident until paged out.
+    const pageOut = schedulePageOut({ log });
+    cleanup.push(() => Promise.resolve(pageOut.cancel()));
     log.info("serving", {
       version: VERSION,
       revision: REVISION,

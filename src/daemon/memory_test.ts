@@ -1,5 +1,5 @@
 import { describe, expect, it } from "../testing/bdd.ts";
-import { startMemoryTrimmer } from "./memory.ts";
+import { schedulePageOut, startMemoryTrimmer } from "./memory.ts";
 import { createLogger } from "../log/logger.ts";
 
 describe("memory trimmer", () => {
@@ -46,5 +46,53 @@ describe("memory trimmer", () => {
     expect(calls).toBe(1);
     expect(lines.length).toBe(1);
     expect(lines[0]).toContain("no malloc_trim");
+  });
+});
+
+describe("start-up page-out", () => {
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("pages out once, after its delay, and logs what was resident", async () => {
+    const lines: string[] = [];
+    let calls = 0;
+    schedulePageOut({
+      delayMs: 20,
+      log: createLogger({ level: "debug", sink: (l) => lines.push(l) }),
+      pageOut: () => (calls++, { mappings: 3, residentBytes: 38 * 1048576 }),
+    });
+    expect(calls).toBe(0);
+    for (let waited = 0; calls === 0 && waited < 30_000; waited += 10) await wait(10);
+    await wait(60);
+    expect(calls).toBe(1);
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0])).toMatchObject({
+      level: "debug",
+      msg: "paged out start-up file pages",
+      mappings: 3,
+      resident_mib: 38,
+    });
+  });
+
+  it("does nothing once cancelled (the daemon stopped first)", async () => {
+    let calls = 0;
+    schedulePageOut({ delayMs: 10, pageOut: () => (calls++, { mappings: 0, residentBytes: 0 }) })
+      .cancel();
+    await wait(50);
+    expect(calls).toBe(0);
+  });
+
+  it("logs a failure as a warning and goes on", async () => {
+    const lines: string[] = [];
+    schedulePageOut({
+      delayMs: 1,
+      log: createLogger({ level: "warn", sink: (l) => lines.push(l) }),
+      pageOut: () => {
+        throw new Error("madvise /opt/deno (MADV_PAGEOUT): EINVAL");
+      },
+    });
+    for (let waited = 0; lines.length === 0 && waited < 30_000; waited += 10) await wait(10);
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("paging out start-up file pages failed");
+    expect(lines[0]).toContain("EINVAL");
   });
 });
