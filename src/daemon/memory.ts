@@ -18,7 +18,7 @@
  * const trimmer = startMemoryTrimmer({ intervalMs: 5_000 });
  * // … serve …
  * await trimmer.stop();
- * const pageOut = schedulePageOut({ delayMs: 10_000 });
+ * const pageOut = schedulePageOut({ delayMs: 5_000 });
  * pageOut.cancel();
  * ```
  */
@@ -61,7 +61,7 @@ export function startMemoryTrimmer(
 }
 
 /** How long after the daemon serves its start-up pages are paged out. */
-export const PAGE_OUT_DELAY_MS = 10_000;
+export const PAGE_OUT_DELAY_MS = 5_000;
 
 /**
  * Pages out, once and `delayMs` after it is called, the file pages that only this process maps
