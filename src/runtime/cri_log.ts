@@ -33,9 +33,24 @@ export interface CriLogChunk {
 }
 
 /**
+ * A task's exit as a follower's wake-up: settles when `wait` resolves. A failed wait (no task
+ * to wait for, or it was deleted) never settles, so it neither goes unhandled nor wakes a
+ * follow in a loop.
+ *
+ * @example
+ * ```ts
+ * import { exitWake } from "./cri_log.ts";
+ * const exited = exitWake(runtime.wait(id)); // safe to hold before the first await
+ * ```
+ */
+export function exitWake(wait: Promise<unknown>): Promise<void> {
+  return wait.then(() => {}, () => new Promise<void>(() => {}));
+}
+
+/**
  * A follower's wait at the end of a log file: the poll interval, cut short when `exited`
- * settles (the writer is gone, so one more look drains the file and ends the follow). A failed
- * `exited` (no task to wait for) wakes nothing: the poll goes on, never spinning.
+ * settles (the writer is gone, so one more look drains the file and ends the follow); a failed
+ * `exited` wakes nothing (see {@link exitWake}).
  *
  * @example
  * ```ts
@@ -47,8 +62,7 @@ export function pollPause(ms: number, exited?: Promise<unknown>): Promise<void> 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const slept = new Promise<void>((r) => timer = setTimeout(r, ms));
   if (!exited) return slept;
-  const woken = exited.then(() => {}, () => new Promise<void>(() => {}));
-  return Promise.race([slept, woken]).finally(() => clearTimeout(timer));
+  return Promise.race([slept, exitWake(exited)]).finally(() => clearTimeout(timer));
 }
 
 /**

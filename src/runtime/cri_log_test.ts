@@ -1,5 +1,5 @@
 import { describe, expect, it } from "../testing/bdd.ts";
-import { type CriLogChunk, followCriLog, parseCriLogLine } from "./cri_log.ts";
+import { type CriLogChunk, exitWake, followCriLog, parseCriLogLine, pollPause } from "./cri_log.ts";
 
 describe("CRI log lines", () => {
   it("parse into time, stream, full or partial, and content (a carriage return included)", () => {
@@ -93,5 +93,26 @@ describe("following a CRI log file", () => {
     expect(await out).toBe("stdout:one\nstdout:two\n");
     await Deno.remove(path);
     await Deno.remove(`${path}.1`);
+  });
+});
+
+describe("a follower's pause", () => {
+  const later = (ms: number) => new Promise<string>((r) => setTimeout(() => r("timer"), ms));
+
+  it("wakes when the task exits, and sleeps its interval out when the wait failed", async () => {
+    let exit!: () => void;
+    const waited = new Promise<void>((r) => (exit = r));
+    const woken = exitWake(waited).then(() => "exit");
+    exit();
+    expect(await Promise.race([woken, later(1000)])).toBe("exit");
+    // A failed wait neither rejects (nothing unhandled) nor settles.
+    const failed = exitWake(Promise.reject(new Error("no task"))).then(() => "settled");
+    expect(await Promise.race([failed, later(30)])).toBe("timer");
+    const t0 = performance.now();
+    await pollPause(40, Promise.reject(new Error("deleted")));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(35);
+    const t1 = performance.now();
+    await pollPause(5_000, Promise.resolve());
+    expect(performance.now() - t1).toBeLessThan(1000);
   });
 });

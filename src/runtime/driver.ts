@@ -81,6 +81,7 @@ import { oomKilled } from "./oom_killed.ts";
 import { cgroupStatsOfPid } from "./cgroup_stats.ts";
 import { collectExec, execPiped, execProcessSpec, execTty } from "./exec.ts";
 import { attachFromLog, attachSocket } from "./attach.ts";
+import { exitWake } from "./cri_log.ts";
 
 /** A named OCI runtime the daemon may use (CRI's `runtime_handler`). */
 export interface RuntimeHandler {
@@ -905,9 +906,8 @@ export class ConmonRuntime implements ContainerRuntime {
       meta.logPath,
       meta.stdin && !meta.tty && st.pid > 0 ? st.pid : undefined,
       () => Promise.resolve(this.#exit(dir, id) !== undefined),
-      // The shared per-container wait (one however many follow). A failed wait (deleted) must
-      // neither go unhandled nor wake the follow in a loop: it never settles instead.
-      this.wait(id, namespace).catch(() => new Promise(() => {})),
+      // The shared per-container wait (one however many follow).
+      exitWake(this.wait(id, namespace)),
     );
   }
 

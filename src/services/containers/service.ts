@@ -78,6 +78,7 @@ import type {
   RecoveredContainer,
 } from "../../runtime/runtime.ts";
 import { resolveUser } from "../../runtime/spec/user.ts";
+import { exitWake } from "../../runtime/cri_log.ts";
 import { readLog } from "./logs.ts";
 import { failpoint } from "../../failpoints/failpoints.ts";
 import { cniContainerId, type ContainerNetworks, type PortMapping } from "./network.ts";
@@ -926,9 +927,7 @@ export class ContainerService {
     return readLog(path, {
       ...o,
       // Only a task's end wakes a follow early; without a task (none yet, or gone) it polls.
-      exited: o.follow
-        ? this.#d.runtime.wait(id, ns).catch(() => new Promise(() => {}))
-        : undefined,
+      exited: o.follow ? exitWake(this.#d.runtime.wait(id, ns)) : undefined,
       stopped: async () => {
         const st = await this.#taskState(ns, id);
         return !st || st.status === "stopped";
