@@ -151,9 +151,12 @@ export async function startOurs(args: string[] = []): Promise<Daemon & { daemon:
 export async function daemonDeno(dir = "/var/tmp/k8sc-bench"): Promise<string> {
   const src = Deno.execPath();
   const st = await Deno.stat(src);
-  const dst = `${dir}/deno-${st.size}-${st.mtime?.getTime() ?? 0}`;
+  // Named `deno` still: the daemon tells a from-source run from the compiled binary by the name
+  // (selfCommand() in services/sandboxes/port_forward.ts).
+  const build = `${dir}/${st.size}-${st.mtime?.getTime() ?? 0}`;
+  const dst = `${build}/deno`;
   if (await Deno.stat(dst).then(() => true, () => false)) return dst;
-  await Deno.mkdir(dir, { recursive: true });
+  await Deno.mkdir(build, { recursive: true });
   const tmp = `${dst}.${Deno.pid}.tmp`;
   await Deno.copyFile(src, tmp);
   await Deno.chmod(tmp, 0o755);

@@ -83,7 +83,8 @@ describe("daemonDeno", () => {
       expect(a.size).toBe(b.size);
       expect(await daemonDeno(dir)).toBe(bin);
       expect((await Deno.stat(bin)).mtime?.getTime()).toBe(a.mtime?.getTime()); // not copied again
-      expect([...Deno.readDirSync(dir)].map((e) => e.name)).toEqual([bin.split("/").pop()]);
+      expect(bin.endsWith("/deno")).toBe(true); // the daemon's selfCommand() goes by the name
+      expect([...Deno.readDirSync(dir)].length).toBe(1);
       // On the test's own binary a child is charged only part of the pages it maps: the test
       // process maps them too. On the copy it is charged all of them.
       const shared = await chargedExe(Deno.execPath());
