@@ -15,7 +15,7 @@
  * clock starts, and the pods' imagePullPolicy is IfNotPresent: the figure is pod start, not pull.
  *
  * Needs root and `K8SC_KUBE_DIR` (as e2e/kube_host_test.ts); without them it says why and skips.
- * The machine is shared: run it under `flock /tmp/k8sc-heavy.lock`.
+ * The machine is shared: run it under `flock -o /tmp/k8sc-heavy.lock`.
  *
  * Run: K8SC_KUBE_DIR=/opt/kube/bin scripts/deno run -A bench/kube_density.ts [--pods 110]
  * (writes its section of bench/REPORT.md, keeping the rest; `--no-report` only prints it).
