@@ -31,13 +31,18 @@ describe("ProcessExits", () => {
 
   it("sees an exit before the parent reaps it (a zombie has exited)", async () => {
     const exits = new ProcessExits();
-    // The shell forks sleep and is stopped, so the dead sleep stays a zombie of it.
+    // The shell forks a subshell and stops itself; the subshell exits only once the shell is
+    // stopped, so it stays a zombie of it. (A child that exited on a timer could end before
+    // the shell stopped, and be reaped: a loaded CI run under qemu-user once lost that race.)
     const sh = new Deno.Command("sh", {
-      args: ["-c", "sleep 0.2 & kill -STOP $$; wait"],
+      args: [
+        "-c",
+        '(while ! grep -q "^State:.*T" /proc/$$/status; do sleep 0.01; done) & kill -STOP $$; wait',
+      ],
       stdout: "piped",
     }).spawn();
     let pid = 0;
-    for (let i = 0; i < 100 && !pid; i++) {
+    for (let i = 0; i < 500 && !pid; i++) {
       await new Promise((r) => setTimeout(r, 20));
       const kids = await Deno.readTextFile(`/proc/${sh.pid}/task/${sh.pid}/children`)
         .catch(() => "");
